@@ -1,0 +1,108 @@
+"""nbtrack: experiment tracking that lives in the notebook.
+
+In a notebook::
+
+    %load_ext nbtrack
+
+    %%track --name digits/mlp/baseline --seed 42
+    lr = 1e-3
+    ...
+    track.log(loss=loss, step=epoch)
+
+In a script::
+
+    import nbtrack
+    with nbtrack.run(name="digits/mlp/baseline", seed=42, params={"lr": 1e-3}) as track:
+        track.log(loss=0.1)
+
+Query with :func:`runs`, :func:`get_run` and :func:`diff`. Importing nbtrack is cheap:
+pandas, IPython and torch are imported only when a function that needs them is called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "run",
+    "runs",
+    "get_run",
+    "diff",
+    "current_run",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+if TYPE_CHECKING:
+    import pandas
+
+    from nbtrack.query import RunDiff, RunRecord
+    from nbtrack.tracker import ActiveRun
+
+
+def run(name: str | None = None, *, seed: int | None = None, deterministic: bool = False,
+        params: dict[str, Any] | None = None, tags: list[str] | tuple[str, ...] = (),
+        note: str | None = None, store: Any = None, capture_env: bool = True,
+        capture_data: bool = True) -> ActiveRun:
+    """Start a tracked run for script code; use it as ``with nbtrack.run(...) as track:``.
+
+    ``seed`` seeds ``random``, NumPy and (when imported) PyTorch; ``deterministic`` turns on
+    PyTorch's deterministic algorithms. ``params`` are recorded as the run's parameters.
+    The same tracker backs the ``%%track`` magic. See :class:`nbtrack.tracker.ActiveRun`.
+    """
+    from nbtrack.tracker import start_script_run
+
+    return start_script_run(name=name, seed=seed, deterministic=deterministic, params=params,
+                            tags=list(tags), note=note, store=store, capture_env=capture_env,
+                            capture_data=capture_data)
+
+
+def runs(name: str | None = None, status: str | None = None, tag: str | None = None, *,
+         store: Any = None) -> pandas.DataFrame:
+    """All runs as a pandas DataFrame, one row a run, oldest first.
+
+    Columns: ``number``, ``id``, ``name``, ``status``, ``start_time``, ``end_time``,
+    ``duration``, ``tags``, ``note``, then ``params.<key>`` and ``metrics.<key>`` (last value).
+    ``name`` may be a glob such as ``"digits/*"``.
+    """
+    from nbtrack.query import runs as _runs
+
+    return _runs(name=name, status=status, tag=tag, store=store)
+
+
+def get_run(ref: Any, *, store: Any = None) -> RunRecord:
+    """One run by number, id, id prefix or ``"last"``, with everything recorded about it."""
+    from nbtrack.query import get_run as _get_run
+
+    return _get_run(ref, store=store)
+
+
+def diff(a: Any, b: Any, *, store: Any = None) -> RunDiff:
+    """What differs between two runs: params, seeds, environment, data and code."""
+    from nbtrack.query import diff as _diff
+
+    return _diff(a, b, store=store)
+
+
+def current_run() -> ActiveRun | None:
+    """The run being recorded right now in this process, or ``None``."""
+    from nbtrack.tracker import current_run as _current
+
+    return _current()
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Called by ``%load_ext nbtrack``: registers ``%%track`` and ``%nbtrack``."""
+    from nbtrack.ipython.magics import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Called by ``%unload_ext nbtrack``."""
+    from nbtrack.ipython.magics import unload_ipython_extension as _unload
+
+    _unload(ipython)

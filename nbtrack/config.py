@@ -1,0 +1,75 @@
+"""Where the store lives and every environment variable nbtrack reads.
+
+Resolution order for the store folder:
+
+1. an explicit path (``%nbtrack store PATH``, ``nbtrack --store PATH``, ``Store(path)``);
+2. the ``NBTRACK_STORE`` environment variable;
+3. for the command line: the nearest ``.nbtrack/`` folder found upwards from the working
+   directory (like git finds ``.git``); for kernels and scripts: ``.nbtrack/`` in the working
+   directory (created on first use).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Environment variable naming the store folder.
+ENV_STORE = "NBTRACK_STORE"
+#: Seconds a writer waits for another process's lock before giving up (default 30).
+ENV_BUSY_TIMEOUT = "NBTRACK_BUSY_TIMEOUT"
+#: Seconds between background flushes of buffered metrics (default 0.5).
+ENV_FLUSH_INTERVAL = "NBTRACK_FLUSH_INTERVAL"
+#: Set to "0" to disable the summary shown after a tracked cell.
+ENV_SUMMARY = "NBTRACK_SUMMARY"
+
+STORE_DIRNAME = ".nbtrack"
+DB_FILENAME = "nbtrack.db"
+ARTIFACTS_DIRNAME = "artifacts"
+
+DEFAULT_BUSY_TIMEOUT = 30.0
+DEFAULT_FLUSH_INTERVAL = 0.5
+
+
+def _float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        return default
+
+
+def busy_timeout() -> float:
+    """Seconds to wait for a locked store (``NBTRACK_BUSY_TIMEOUT``, default 30)."""
+    return _float_env(ENV_BUSY_TIMEOUT, DEFAULT_BUSY_TIMEOUT)
+
+
+def flush_interval() -> float:
+    """Seconds between background metric flushes (``NBTRACK_FLUSH_INTERVAL``, default 0.5)."""
+    return max(0.01, _float_env(ENV_FLUSH_INTERVAL, DEFAULT_FLUSH_INTERVAL))
+
+
+def default_store_dir(cwd: str | os.PathLike[str] | None = None) -> Path:
+    """The store a kernel or script writes to: ``$NBTRACK_STORE`` or ``./.nbtrack``."""
+    env = os.environ.get(ENV_STORE)
+    if env:
+        return Path(env).expanduser()
+    return Path(cwd or os.getcwd()) / STORE_DIRNAME
+
+
+def find_store_dir(start: str | os.PathLike[str] | None = None) -> Path | None:
+    """The store the CLI reads: ``$NBTRACK_STORE`` or the nearest ``.nbtrack/`` upwards.
+
+    Returns ``None`` when there is none.
+    """
+    env = os.environ.get(ENV_STORE)
+    if env:
+        return Path(env).expanduser()
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / STORE_DIRNAME
+        if (candidate / DB_FILENAME).is_file():
+            return candidate
+    return None

@@ -1,0 +1,63 @@
+"""One error hierarchy for nbtrack.
+
+Every error carries a message that says what went wrong and what to do about it;
+edges (magics, CLI, server) print ``str(err)`` as one line and never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class NbtrackError(Exception):
+    """Base class of every error nbtrack raises on purpose."""
+
+
+class UsageError(NbtrackError):
+    """Bad options or arguments given by the user (a magic option, a CLI flag, ``--set``)."""
+
+
+class UnknownRunError(NbtrackError):
+    """A run reference that matches no run in the store."""
+
+    def __init__(self, ref: object, store_path: object = None) -> None:
+        where = f" in the store at {store_path}" if store_path else ""
+        super().__init__(
+            f"no run matches {ref!r}{where}; list runs with `nbtrack runs` "
+            "(a ref is a run number, a run id or an unambiguous id prefix, or 'last')"
+        )
+        self.ref = ref
+
+
+class AmbiguousRunError(NbtrackError):
+    """A run id prefix that matches more than one run."""
+
+    def __init__(self, ref: str, count: int) -> None:
+        super().__init__(f"run ref {ref!r} matches {count} runs; give more characters of the id")
+        self.ref = ref
+
+
+class StoreError(NbtrackError):
+    """The store cannot be opened, read or written."""
+
+
+class StoreLockedError(StoreError):
+    """Another process held the store's write lock beyond the busy timeout."""
+
+
+class StoreSchemaError(StoreError):
+    """The store was written by a newer nbtrack, or its schema is not one we know."""
+
+
+class StoreCorruptError(StoreError):
+    """The store's database file is not a readable nbtrack store."""
+
+
+class StoreReadOnlyError(StoreError):
+    """The store (or the folder that should hold it) cannot be written."""
+
+
+class ArtifactError(NbtrackError):
+    """An artifact cannot be stored or loaded."""
+
+
+class ExportError(NbtrackError):
+    """A notebook or run cannot be exported to a script."""

@@ -1,0 +1,79 @@
+"""The store's SQL schema and its migrations.
+
+The schema version lives in SQLite's ``PRAGMA user_version``. ``MIGRATIONS[n]`` takes a
+store from version ``n - 1`` to ``n``; a store newer than :data:`SCHEMA_VERSION` is refused
+rather than guessed at.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """
+        CREATE TABLE IF NOT EXISTS runs (
+            id            TEXT PRIMARY KEY,
+            number        INTEGER NOT NULL UNIQUE,
+            name          TEXT,
+            status        TEXT NOT NULL,
+            kind          TEXT NOT NULL DEFAULT 'cell',
+            start_time    REAL NOT NULL,
+            end_time      REAL,
+            heartbeat     REAL,
+            pid           INTEGER,
+            hostname      TEXT,
+            notebook      TEXT,
+            note          TEXT,
+            tags          TEXT NOT NULL DEFAULT '[]',
+            params        TEXT NOT NULL DEFAULT '{}',
+            metrics       TEXT NOT NULL DEFAULT '{}',
+            seed          INTEGER,
+            deterministic INTEGER NOT NULL DEFAULT 0,
+            seeds         TEXT NOT NULL DEFAULT '[]',
+            rng_hash      TEXT,
+            env_hash      TEXT,
+            git           TEXT NOT NULL DEFAULT '{}',
+            inputs        TEXT NOT NULL DEFAULT '[]',
+            models        TEXT NOT NULL DEFAULT '[]',
+            code_hash     TEXT,
+            history       TEXT NOT NULL DEFAULT '[]',
+            error         TEXT,
+            warnings      TEXT NOT NULL DEFAULT '[]',
+            extra         TEXT NOT NULL DEFAULT '{}'
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS runs_name ON runs(name)",
+        "CREATE INDEX IF NOT EXISTS runs_status ON runs(status)",
+        """
+        CREATE TABLE IF NOT EXISTS blobs (
+            hash TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            data BLOB NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS metrics (
+            run_id TEXT NOT NULL,
+            key    TEXT NOT NULL,
+            step   INTEGER NOT NULL,
+            value  REAL,
+            ts     REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS metrics_run_key ON metrics(run_id, key, step)",
+        """
+        CREATE TABLE IF NOT EXISTS artifacts (
+            run_id  TEXT NOT NULL,
+            name    TEXT NOT NULL,
+            kind    TEXT NOT NULL,
+            hash    TEXT NOT NULL,
+            size    INTEGER NOT NULL,
+            meta    TEXT NOT NULL DEFAULT '{}',
+            created REAL NOT NULL,
+            PRIMARY KEY (run_id, name)
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS artifacts_hash ON artifacts(hash)",
+    ],
+}

@@ -1,0 +1,521 @@
+"""The SQLite store: runs, metrics, deduplicated blobs and content-addressed artifacts.
+
+One :class:`Store` per process and folder is enough; it is safe to share between threads
+(a lock serialises use of its connection) and between processes (SQLite WAL mode, a busy
+timeout, and ``BEGIN IMMEDIATE`` around every write that must be atomic).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import tempfile
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from nbtrack import config
+from nbtrack.errors import (
+    AmbiguousRunError,
+    ArtifactError,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+    StoreReadOnlyError,
+    StoreSchemaError,
+    UnknownRunError,
+)
+from nbtrack.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+#: Columns of ``runs`` that hold JSON text, with the value used when they are empty.
+JSON_COLUMNS: dict[str, Any] = {
+    "tags": [], "params": {}, "metrics": {}, "seeds": [], "git": {}, "inputs": [],
+    "models": [], "history": [], "warnings": [], "extra": {}, "error": None,
+}
+RUN_COLUMNS = (
+    "id", "number", "name", "status", "kind", "start_time", "end_time", "heartbeat", "pid",
+    "hostname", "notebook", "note", "tags", "params", "metrics", "seed", "deterministic",
+    "seeds", "rng_hash", "env_hash", "git", "inputs", "models", "code_hash", "history",
+    "error", "warnings", "extra",
+)
+#: A running run whose heartbeat is older than this (seconds), on another host, is crashed.
+STALE_AFTER = 600.0
+
+
+def content_hash(data: bytes | memoryview) -> str:
+    """The store's content address: xxh3-128 as 32 hex digits."""
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+def dumps(value: Any) -> str:
+    """JSON for the store; objects JSON can't hold are stored as their ``str``."""
+    return json.dumps(value, default=str, separators=(",", ":"))
+
+
+@contextlib.contextmanager
+def translate_sqlite_errors(path: Path) -> Iterator[None]:
+    """Turn SQLite's errors into nbtrack's, each with a line that says what to do."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            raise StoreLockedError(
+                f"the store at {path} is locked by another process beyond the busy timeout "
+                f"({config.busy_timeout():g}s); retry, or raise {config.ENV_BUSY_TIMEOUT}"
+            ) from exc
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            raise StoreReadOnlyError(
+                f"cannot write the store at {path} ({text}); make the folder writable or point "
+                f"{config.ENV_STORE} / `%nbtrack store PATH` at a writable folder"
+            ) from exc
+        if "no such table" in text or "no such column" in text:
+            raise StoreCorruptError(
+                f"the store at {path} is missing part of its schema ({text}); "
+                "move it aside and start a new store"
+            ) from exc
+        raise StoreError(f"store error at {path}: {text}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StoreCorruptError(
+            f"{path} is not a readable nbtrack store ({exc}); nothing was changed; "
+            "move the file aside or point to another store"
+        ) from exc
+
+
+class Store:
+    """An nbtrack store in a folder: ``nbtrack.db`` plus ``artifacts/``.
+
+    ``Store(path)`` opens (and, with ``create=True``, creates) the store in folder ``path``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = Path(path).expanduser().absolute()
+        self.db_path = self.path / config.DB_FILENAME
+        self.artifacts_path = self.path / config.ARTIFACTS_DIRNAME
+        self._lock = threading.RLock()
+        self._known_blobs: set[str] = set()
+        if not self.db_path.exists():
+            if not create:
+                raise StoreError(
+                    f"no nbtrack store at {self.path}; run a tracked cell first, or pass the "
+                    f"store's folder with --store / {config.ENV_STORE}"
+                )
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreReadOnlyError(
+                    f"cannot create the store folder {self.path} ({exc.strerror}); point "
+                    f"{config.ENV_STORE} or `%nbtrack store PATH` at a writable folder"
+                ) from exc
+        with translate_sqlite_errors(self.db_path):
+            self._conn = sqlite3.connect(
+                str(self.db_path), timeout=config.busy_timeout(), isolation_level=None,
+                check_same_thread=False,
+            )
+            try:
+                self._setup()
+            except BaseException:
+                self._conn.close()
+                raise
+
+    # -- set-up -------------------------------------------------------------------------
+    def _setup(self) -> None:
+        conn = self._conn
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreSchemaError(
+                f"the store at {self.path} has schema version {version}, newer than this "
+                f"nbtrack understands ({SCHEMA_VERSION}); upgrade nbtrack to read it"
+            )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            pass  # a read-only folder cannot switch modes; reads still work
+        conn.execute("PRAGMA synchronous=NORMAL")
+        if version < SCHEMA_VERSION:
+            self._migrate(version)
+
+    def _migrate(self, version: int) -> None:
+        with self.transaction() as conn:
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            for target in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[target]:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction holding SQLite's write lock from its first statement."""
+        with self._lock, translate_sqlite_errors(self.db_path):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock, translate_sqlite_errors(self.db_path):
+            return self._conn.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        """Close the connection; the store can be reopened any time."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._query("PRAGMA user_version")[0][0])
+
+    # -- runs ---------------------------------------------------------------------------
+    def create_run(self, run_id: str, fields: dict[str, Any]) -> int:
+        """Insert a new run and return its per-store number."""
+        row = {"id": run_id, "pid": os.getpid(), "hostname": socket.gethostname(),
+               "heartbeat": time.time(), **fields}
+        columns, values = self._encode(row)
+        placeholders = ",".join("?" * len(columns))
+        with self.transaction() as conn:
+            number = conn.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM runs").fetchone()[0]
+            conn.execute(
+                f"INSERT INTO runs (number, {','.join(columns)}) VALUES (?, {placeholders})",
+                (number, *values),
+            )
+        return int(number)
+
+    def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
+        """Set some columns of one run."""
+        if not fields:
+            return
+        columns, values = self._encode(fields)
+        assignments = ",".join(f"{c}=?" for c in columns)
+        with self.transaction() as conn:
+            conn.execute(f"UPDATE runs SET {assignments} WHERE id=?", (*values, run_id))
+
+    @staticmethod
+    def _encode(fields: dict[str, Any]) -> tuple[list[str], list[Any]]:
+        columns, values = [], []
+        for key, value in fields.items():
+            if key not in RUN_COLUMNS:
+                raise ValueError(f"unknown run column {key!r}")
+            if key in JSON_COLUMNS:
+                value = None if value is None and key == "error" else dumps(value)
+            columns.append(key)
+            values.append(value)
+        return columns, values
+
+    def run_row(self, run_id: str) -> dict[str, Any]:
+        """One run as a dict of its columns, JSON columns decoded."""
+        rows = self._query(f"SELECT {','.join(RUN_COLUMNS)} FROM runs WHERE id=?", (run_id,))
+        if not rows:
+            raise UnknownRunError(run_id, self.path)
+        return decode_row(rows[0])
+
+    def resolve(self, ref: object) -> str:
+        """The id of the run ``ref`` names: a number, ``#number``, an id (prefix) or 'last'."""
+        text = str(ref).strip()
+        if text in ("last", "latest", "-1"):
+            rows = self._query("SELECT id FROM runs ORDER BY number DESC LIMIT 1")
+            if not rows:
+                raise UnknownRunError(ref, self.path)
+            return str(rows[0][0])
+        digits = text[1:] if text.startswith("#") else text
+        if digits.isdigit() and len(digits) < 12:
+            rows = self._query("SELECT id FROM runs WHERE number=?", (int(digits),))
+            if rows:
+                return str(rows[0][0])
+        if len(text) >= 4 and all(c in "0123456789abcdef" for c in text.lower()):
+            rows = self._query("SELECT id FROM runs WHERE id LIKE ? LIMIT 3", (text.lower() + "%",))
+            if len(rows) == 1:
+                return str(rows[0][0])
+            if len(rows) > 1:
+                raise AmbiguousRunError(text, len(rows))
+        raise UnknownRunError(ref, self.path)
+
+    def list_runs(
+        self, *, name: str | None = None, status: str | None = None, tag: str | None = None,
+        columns: Sequence[str] = RUN_COLUMNS, notebook: str | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """Rows of runs, oldest first, filtered; ``name`` may be a glob (``digits/*``)."""
+        where, args = [], []
+        if name is not None:
+            if any(ch in name for ch in "*?["):
+                where.append("name GLOB ?")
+            else:
+                where.append("name = ?")
+            args.append(name)
+        if status is not None:
+            where.append("status = ?")
+            args.append(str(status))
+        if tag is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE value = ?)")
+            args.append(tag)
+        if notebook is not None:
+            where.append("notebook = ?")
+            args.append(notebook)
+        sql = f"SELECT {','.join(columns)} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return self._query(sql + " ORDER BY number", args)
+
+    def count_runs(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM runs")[0][0])
+
+    def delete_runs(self, run_ids: Iterable[str]) -> int:
+        """Delete runs with their metrics and artifact records; ``gc`` frees the files."""
+        ids = list(run_ids)
+        with self.transaction() as conn:
+            for run_id in ids:
+                conn.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
+                conn.execute("DELETE FROM artifacts WHERE run_id=?", (run_id,))
+                conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
+        return len(ids)
+
+    def mark_crashed(self) -> int:
+        """Mark runs left 'running' by a process that no longer exists as 'crashed'."""
+        host = socket.gethostname()
+        rows = self._query(
+            "SELECT id, pid, hostname, heartbeat FROM runs WHERE status='running'"
+        )
+        dead = []
+        now = time.time()
+        for run_id, pid, hostname, heartbeat in rows:
+            if hostname == host and pid:
+                if not _pid_alive(int(pid)):
+                    dead.append(run_id)
+            elif heartbeat is not None and now - float(heartbeat) > STALE_AFTER:
+                dead.append(run_id)
+        if dead:
+            error = dumps({"type": "Crashed", "message": "the process running this run died "
+                           "before the run finished", "traceback": ""})
+            with self.transaction() as conn:
+                for run_id in dead:
+                    conn.execute(
+                        "UPDATE runs SET status='crashed', error=?, "
+                        "end_time=COALESCE(end_time, heartbeat) WHERE id=? AND status='running'",
+                        (error, run_id),
+                    )
+        return len(dead)
+
+    # -- metrics ------------------------------------------------------------------------
+    def append_metrics(
+        self, run_id: str, points: Sequence[tuple[str, int, float, float]],
+        latest: dict[str, list[Any]] | None = None,
+    ) -> None:
+        """Append metric points ``(key, step, value, timestamp)`` and the latest values."""
+        with self.transaction() as conn:
+            if points:
+                conn.executemany(
+                    "INSERT INTO metrics (run_id, key, step, value, ts) VALUES (?,?,?,?,?)",
+                    [(run_id, k, s, v, t) for k, s, v, t in points],
+                )
+            if latest is not None:
+                conn.execute(
+                    "UPDATE runs SET metrics=?, heartbeat=? WHERE id=?",
+                    (dumps(latest), time.time(), run_id),
+                )
+
+    def metric_history(self, run_id: str) -> dict[str, list[tuple[int, float, float]]]:
+        """Every logged point of every metric of a run: ``key -> [(step, value, ts)]``."""
+        history: dict[str, list[tuple[int, float, float]]] = {}
+        for key, step, value, ts in self._query(
+            "SELECT key, step, value, ts FROM metrics WHERE run_id=? ORDER BY rowid", (run_id,)
+        ):
+            history.setdefault(key, []).append((step, float("nan") if value is None else value, ts))
+        return history
+
+    # -- blobs (environment snapshots, code, RNG states) ---------------------------------
+    def put_blob(self, kind: str, data: bytes) -> str:
+        """Store ``data`` once under its content hash and return the hash."""
+        digest = content_hash(data)
+        if digest in self._known_blobs:
+            return digest
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO blobs (hash, kind, data) VALUES (?,?,?)",
+                (digest, kind, zlib.compress(data, 1)),
+            )
+        self._known_blobs.add(digest)
+        return digest
+
+    def put_blobs(self, kind: str, items: Iterable[bytes]) -> list[str]:
+        """Store many blobs in one transaction; returns their hashes in order."""
+        hashes, new = [], []
+        for data in items:
+            digest = content_hash(data)
+            hashes.append(digest)
+            if digest not in self._known_blobs:
+                new.append((digest, kind, zlib.compress(data, 1)))
+        if new:
+            with self.transaction() as conn:
+                conn.executemany("INSERT OR IGNORE INTO blobs (hash, kind, data) VALUES (?,?,?)", new)
+            self._known_blobs.update(h for h, _, _ in new)
+        return hashes
+
+    def get_blob(self, digest: str) -> bytes | None:
+        rows = self._query("SELECT data FROM blobs WHERE hash=?", (digest,))
+        return zlib.decompress(rows[0][0]) if rows else None
+
+    def get_blobs(self, digests: Sequence[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        unique = list(dict.fromkeys(digests))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for digest, data in self._query(
+                f"SELECT hash, data FROM blobs WHERE hash IN ({marks})", chunk
+            ):
+                out[digest] = zlib.decompress(data)
+        return out
+
+    # -- artifacts ----------------------------------------------------------------------
+    def artifact_file(self, digest: str) -> Path:
+        """Where the content with hash ``digest`` lives."""
+        return self.artifacts_path / digest[:2] / digest[2:]
+
+    def put_artifact_bytes(self, data: bytes) -> tuple[str, int]:
+        """Store bytes by content; returns ``(hash, size)``."""
+        digest = content_hash(data)
+        target = self.artifact_file(digest)
+        if not target.exists():
+            self._atomic_write(target, lambda fh: fh.write(data))
+        return digest, len(data)
+
+    def put_artifact_file(self, source: Path) -> tuple[str, int]:
+        """Copy a file into the store by content; returns ``(hash, size)``."""
+        hasher = xxhash.xxh3_128()
+        size = 0
+        with open(source, "rb") as fh:
+            for chunk in iter(lambda: fh.read(8 << 20), b""):
+                hasher.update(chunk)
+                size += len(chunk)
+        digest = hasher.hexdigest()
+        target = self.artifact_file(digest)
+        if not target.exists():
+            def copy(out: Any) -> None:
+                with open(source, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(8 << 20), b""):
+                        out.write(chunk)
+            self._atomic_write(target, copy)
+        return digest, size
+
+    def _atomic_write(self, target: Path, write: Any) -> None:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    write(fh)
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except OSError as exc:
+            raise ArtifactError(f"cannot write artifact into {target.parent}: {exc}") from exc
+
+    def add_artifact(self, run_id: str, name: str, kind: str, digest: str, size: int,
+                     meta: dict[str, Any]) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO artifacts (run_id, name, kind, hash, size, meta, created)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (run_id, name, kind, digest, size, dumps(meta), time.time()),
+            )
+
+    def artifacts(self, run_id: str) -> list[tuple[str, str, str, int, dict[str, Any]]]:
+        """``(name, kind, hash, size, meta)`` of each artifact of a run, oldest first."""
+        return [
+            (name, kind, digest, size, json.loads(meta))
+            for name, kind, digest, size, meta in self._query(
+                "SELECT name, kind, hash, size, meta FROM artifacts WHERE run_id=? "
+                "ORDER BY created", (run_id,)
+            )
+        ]
+
+    def gc(self) -> dict[str, int]:
+        """Delete artifact files and blobs that no run refers to any more."""
+        referenced = {h for (h,) in self._query("SELECT hash FROM artifacts")}
+        for (meta,) in self._query("SELECT meta FROM artifacts WHERE kind='dir'"):
+            referenced.update(json.loads(meta).get("files", {}).values())
+        removed_files = freed = 0
+        if self.artifacts_path.exists():
+            for sub in self.artifacts_path.iterdir():
+                if not sub.is_dir():
+                    continue
+                for item in sub.iterdir():
+                    digest = sub.name + item.name
+                    if digest not in referenced or item.name.startswith(".tmp-"):
+                        freed += item.stat().st_size
+                        item.unlink()
+                        removed_files += 1
+        used: set[str] = set()
+        for env_hash, rng_hash, code_hash, history in self._query(
+            "SELECT env_hash, rng_hash, code_hash, history FROM runs"
+        ):
+            used.update(h for h in (env_hash, rng_hash, code_hash) if h)
+            used.update(entry[1] for entry in json.loads(history))
+        removed_blobs = 0
+        all_blobs = [h for (h,) in self._query("SELECT hash FROM blobs")]
+        orphans = [h for h in all_blobs if h not in used]
+        if orphans:
+            with self.transaction() as conn:
+                conn.executemany("DELETE FROM blobs WHERE hash=?", [(h,) for h in orphans])
+            removed_blobs = len(orphans)
+            self._known_blobs.difference_update(orphans)
+        return {"files": removed_files, "bytes": freed, "blobs": removed_blobs}
+
+
+def decode_row(row: Sequence[Any], columns: Sequence[str] = RUN_COLUMNS) -> dict[str, Any]:
+    """A ``runs`` row as a dict, its JSON columns decoded."""
+    out: dict[str, Any] = {}
+    for key, value in zip(columns, row):
+        if key in JSON_COLUMNS:
+            value = json.loads(value) if value is not None else JSON_COLUMNS[key]
+        out[key] = value
+    return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+_open_stores: dict[Path, Store] = {}
+_open_lock = threading.Lock()
+
+
+def open_store(path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Store:
+    """A shared :class:`Store` for ``path`` (default: :func:`config.default_store_dir`)."""
+    folder = Path(path if path is not None else config.default_store_dir()).expanduser().absolute()
+    with _open_lock:
+        store = _open_stores.get(folder)
+        if store is None:
+            store = Store(folder, create=create)
+            _open_stores[folder] = store
+        return store
