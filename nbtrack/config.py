@@ -51,8 +51,23 @@ def flush_interval() -> float:
     return max(0.01, _float_env(ENV_FLUSH_INTERVAL, DEFAULT_FLUSH_INTERVAL))
 
 
+_store_override: Path | None = None
+
+
+def set_store_dir(path: str | os.PathLike[str] | None) -> None:
+    """Make this process use the store at ``path`` (``None`` goes back to the default)."""
+    global _store_override
+    _store_override = Path(path).expanduser().absolute() if path is not None else None
+
+
 def default_store_dir(cwd: str | os.PathLike[str] | None = None) -> Path:
-    """The store a kernel or script writes to: ``$NBTRACK_STORE`` or ``./.nbtrack``."""
+    """The store a kernel or script writes to.
+
+    ``%nbtrack store PATH`` (:func:`set_store_dir`) first, then ``$NBTRACK_STORE``, then
+    ``.nbtrack`` in the working directory.
+    """
+    if _store_override is not None:
+        return _store_override
     env = os.environ.get(ENV_STORE)
     if env:
         return Path(env).expanduser()

@@ -1,0 +1,241 @@
+"""The ``nbtrack`` command line: list, show, diff and delete runs; collect garbage.
+
+Thin by design: each command parses its arguments, calls one core function and prints.
+Errors print one line (``nbtrack: error: ...``) and exit with status 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nbtrack import __version__, config
+from nbtrack.errors import NbtrackError, StoreError
+
+EPILOG = """\
+The store is found like git finds its repository: $NBTRACK_STORE if set, else the nearest
+.nbtrack/ folder in the working directory or above it. --store PATH names one explicitly.
+A run REF is a run number (12 or #12), a run id or an unambiguous id prefix, or 'last'.
+
+examples:
+  nbtrack runs --name 'digits/*'
+  nbtrack show last
+  nbtrack diff 12 15
+  nbtrack runs --json | jq '.[].metrics'
+"""
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from nbtrack.store.sqlite import Store
+
+    folder = Path(args.store).expanduser() if args.store else config.find_store_dir()
+    if folder is None:
+        raise StoreError(
+            "no nbtrack store here: no .nbtrack/ folder in this directory or above it; run a "
+            f"tracked cell first, or pass --store PATH / set {config.ENV_STORE}"
+        )
+    if folder.name != config.STORE_DIRNAME and (folder / config.STORE_DIRNAME / config.DB_FILENAME).exists():
+        folder = folder / config.STORE_DIRNAME  # accept the folder that holds .nbtrack/
+    store = Store(folder, create=False)
+    store.mark_crashed()
+    return store
+
+
+def _print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, default=str, allow_nan=True)
+    sys.stdout.write("\n")
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    out = [line.rstrip(), "  ".join("-" * w for w in widths)]
+    for row in rows:
+        out.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return "\n".join(out)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """List runs, oldest first (the last --limit ones)."""
+    from nbtrack.store.sqlite import decode_row
+    from nbtrack.summary import fmt_duration, fmt_value
+
+    store = _open(args)
+    columns = ("number", "id", "name", "status", "start_time", "end_time", "tags", "note",
+               "params", "metrics")
+    rows = [decode_row(r, columns) for r in store.list_runs(
+        name=args.name, status=args.status, tag=args.tag, columns=columns)]
+    if args.limit:
+        rows = rows[-args.limit:]
+    if args.json:
+        for row in rows:
+            row["metrics"] = {k: v[0] for k, v in row["metrics"].items()}
+            row["duration"] = (row["end_time"] - row["start_time"]) if row["end_time"] else None
+        _print_json(rows)
+        return 0
+    if not rows:
+        print(f"no runs in {store.path}" + (" matching the filters" if
+                                            (args.name or args.status or args.tag) else ""))
+        return 0
+    param_keys = list(dict.fromkeys(k for r in rows for k in r["params"]))[: args.max_columns]
+    metric_keys = list(dict.fromkeys(k for r in rows for k in r["metrics"]))[: args.max_columns]
+    headers = ["#", "name", "status", "started", "duration"] + param_keys + metric_keys
+    table = []
+    for r in rows:
+        duration = (r["end_time"] - r["start_time"]) if r["end_time"] else None
+        table.append(
+            [str(r["number"]), r["name"] or "", r["status"],
+             time.strftime("%Y-%m-%d %H:%M", time.localtime(r["start_time"])),
+             fmt_duration(duration)]
+            + [fmt_value(r["params"][k], 16) if k in r["params"] else "" for k in param_keys]
+            + [fmt_value(r["metrics"][k][0], 12) if k in r["metrics"] else "" for k in metric_keys]
+        )
+    print(_table(headers, table))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Show one run."""
+    from nbtrack.query import get_run
+    from nbtrack.summary import run_text
+
+    store = _open(args)
+    record = get_run(args.ref, store=store)
+    if args.json:
+        data = record.to_dict()
+        if not args.full:
+            data["history"] = f"{len(record.history)} cells (use --full)"
+            data["metric_history"] = {k: f"{len(v)} points (use --full)"
+                                      for k, v in data["metric_history"].items()}
+        _print_json(data)
+        return 0
+    print(run_text(record))
+    env = record.environment
+    if env:
+        python = env.get("python", {}).get("version", "?")
+        print(f"  env:     Python {python} on {env.get('os', {}).get('platform', '?')}, "
+              f"{len(env.get('packages', {}))} packages")
+    if record.git:
+        git = record.git
+        if "commit" in git:
+            print(f"  git:     {git.get('commit', '')[:12]} on {git.get('branch')}"
+                  + (" (dirty)" if git.get("dirty") else ""))
+    if record.notebook:
+        print(f"  notebook: {record.notebook}")
+    if record.error and args.full:
+        print(record.error.get("traceback", ""))
+    if args.full and record.code:
+        print("  code:")
+        print("    " + record.code.replace("\n", "\n    "))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Show what differs between two runs."""
+    from nbtrack.query import diff
+
+    result = diff(args.a, args.b, store=_open(args))
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(result)
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    """Delete runs (their artifacts' files go with the next `nbtrack gc`)."""
+    store = _open(args)
+    ids = [store.resolve(ref) for ref in args.refs]  # resolve all first: all or nothing
+    numbers = [store.run_row(i)["number"] for i in ids]
+    store.delete_runs(ids)
+    print(f"deleted {len(ids)} run(s): " + ", ".join(f"#{n}" for n in numbers)
+          + "; run `nbtrack gc` to free their artifacts")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Delete artifact files and stored blobs no run refers to."""
+    result = _open(args).gc()
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"removed {result['files']} artifact file(s) ({result['bytes']:,} bytes) and "
+              f"{result['blobs']} unreferenced blob(s)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed so the docs test can check every command is documented)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", metavar="PATH",
+                        help="the store folder (default: $NBTRACK_STORE or nearest .nbtrack/)")
+    common.add_argument("--json", action="store_true", help="print JSON for programs")
+
+    parser = argparse.ArgumentParser(
+        prog="nbtrack", description="Experiment runs recorded by nbtrack's %%%%track magic.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"nbtrack {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("runs", parents=[common], help="list runs",
+                       description="List runs, oldest first, with their params and last metrics.")
+    p.add_argument("--name", help="only runs with this name (a glob such as 'digits/*' works)")
+    p.add_argument("--status", choices=["running", "finished", "failed", "interrupted", "crashed"])
+    p.add_argument("--tag", help="only runs with this tag")
+    p.add_argument("--limit", type=int, default=0, help="show only the last N runs")
+    p.add_argument("--max-columns", type=int, default=6,
+                   help="at most this many params and this many metrics (default 6)")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("show", parents=[common], help="show one run",
+                       description="Show one run: params, seed, metrics, inputs, environment.")
+    p.add_argument("ref", help="run number, id, id prefix or 'last'")
+    p.add_argument("--full", action="store_true", help="include code, history and traceback")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("diff", parents=[common], help="compare two runs",
+                       description="What differs between two runs: params, metrics, seeds, "
+                                   "environment, data and code.")
+    p.add_argument("a", help="first run ref")
+    p.add_argument("b", help="second run ref")
+    p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("rm", parents=[common], help="delete runs",
+                       description="Delete runs and their metrics; `nbtrack gc` then frees "
+                                   "artifact files no other run uses.")
+    p.add_argument("refs", nargs="+", metavar="REF", help="runs to delete")
+    p.set_defaults(func=cmd_rm)
+
+    p = sub.add_parser("gc", parents=[common], help="free unreferenced artifacts",
+                       description="Delete artifact files and stored blobs that no run uses.")
+    p.set_defaults(func=cmd_gc)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nbtrack`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except NbtrackError as exc:
+        print(f"nbtrack: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""``%%track`` and ``%nbtrack``: parse options, call the tracker, show the result.
+
+The cell body runs in the user's namespace exactly as it would without the magic: IPython
+syntax inside it is transformed as usual, its last expression is displayed as ``Out[n]``,
+and its exceptions propagate (after the run is recorded as failed or interrupted).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from nbtrack import config
+from nbtrack.errors import NbtrackError, StoreError
+from nbtrack.model import HistoryEntry
+
+_MISSING = object()
+
+
+def _notebook_path(shell: Any) -> str | None:
+    """The notebook this kernel serves, when the front end told the kernel."""
+    for candidate in (os.environ.get("NBTRACK_NOTEBOOK"), shell.user_ns.get("__session__"),
+                      os.environ.get("JPY_SESSION_NAME")):
+        if candidate and str(candidate).endswith(".ipynb"):
+            path = os.path.abspath(str(candidate))
+            if os.path.exists(path):
+                return path
+    return None
+
+
+def _history(shell: Any) -> list[HistoryEntry]:
+    raw = shell.history_manager.input_hist_raw
+    return [HistoryEntry(i, src) for i, src in enumerate(raw) if i > 0 and src]
+
+
+def _show(obj: Any) -> None:
+    from IPython.display import display
+
+    display(obj)
+
+
+class _Summary:
+    """What a tracked cell shows when it ends: HTML in notebooks, text in terminals."""
+
+    def __init__(self, record: Any) -> None:
+        self.record = record
+
+    def __repr__(self) -> str:
+        from nbtrack.summary import run_text
+
+        return run_text(self.record)
+
+    def _repr_html_(self) -> str:
+        from nbtrack.summary import run_html
+
+        return run_html(self.record)
+
+
+@magics_class
+class TrackMagics(Magics):
+    """The nbtrack magics."""
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("--name", "-n", default=None,
+              help="Run name; by convention task/model/variant, e.g. digits/mlp/baseline.")
+    @argument("--seed", "-s", type=int, default=None,
+              help="Seed random, NumPy's global RNG and PyTorch (CPU and CUDA) before the cell.")
+    @argument("--deterministic", action="store_true",
+              help="Turn on PyTorch deterministic algorithms and cuDNN determinism.")
+    @argument("--tag", "-t", action="append", default=[], metavar="TAG",
+              help="Tag the run (repeatable).")
+    @argument("--note", default=None, help="A free-text note stored with the run.")
+    @argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+              help="Override a parameter's literal value before the cell runs (repeatable).")
+    @argument("--no-data", action="store_true",
+              help="Do not fingerprint the arrays, DataFrames, tensors and files the cell reads.")
+    @argument("--no-env", action="store_true",
+              help="Do not capture the environment (packages, hardware, git).")
+    @argument("--quiet", "-q", action="store_true",
+              help="Do not show the run summary after the cell.")
+    @cell_magic
+    def track(self, line: str, cell: str) -> None:
+        """Run the cell and record it as an nbtrack run.
+
+        Everything is captured automatically: top-level literal assignments as parameters,
+        seeds and the full RNG state, the environment, fingerprints of the data the cell
+        reads, metrics logged with ``track.log(...)``, artifacts from ``track.artifact(...)``,
+        the cell's code and the kernel's execution history, and the outcome.
+        Inside the cell, ``track`` is the current run.
+
+        Examples::
+
+            %%track --name digits/mlp/baseline --seed 42 --tag baseline
+            %%track --name digits/mlp/baseline --set lr=3e-3 --set epochs=5
+        """
+        __tracebackhide__ = True  # noqa: F841 -- hides this frame in IPython tracebacks
+        from nbtrack.capture.params import apply_overrides, parse_set_option
+        from nbtrack.tracker import RunSpec, start_run
+
+        args = parse_argstring(self.track, line)
+        shell = self.shell
+        try:
+            overrides = dict(parse_set_option(text) for text in args.overrides)
+        except NbtrackError as exc:
+            raise UsageError(str(exc)) from None
+
+        raw = cell
+        if overrides:
+            try:
+                ast.parse(cell)
+                raw = apply_overrides(cell, overrides)
+                source = shell.transform_cell(raw)
+            except SyntaxError:
+                # IPython syntax in the cell: override in the transformed Python instead.
+                source = apply_overrides(shell.transform_cell(cell), overrides)
+                raw = source
+            except NbtrackError as exc:
+                raise UsageError(str(exc)) from None
+        else:
+            source = shell.transform_cell(cell)
+
+        # Parse before starting a run: a cell that cannot compile never ran.
+        tree = shell.transform_ast(shell.compile.ast_parse(source))
+        filename = shell.compile.cache(source, shell.execution_count, raw_code=raw)
+        last_expr = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last_expr = ast.Expression(tree.body.pop().value)
+        body_code = shell.compile(tree, filename, "exec")
+        expr_code = shell.compile(last_expr, filename, "eval") if last_expr is not None else None
+
+        ns = shell.user_ns
+        spec = RunSpec(
+            name=args.name, seed=args.seed, deterministic=args.deterministic, tags=args.tag,
+            note=args.note, capture_env=not args.no_env, capture_data=not args.no_data,
+            kind="cell", source=source, code=raw, history=_history(shell),
+            notebook=_notebook_path(shell), cwd=os.getcwd(), namespace=ns,
+            extra={"magic_line": line, "overrides": overrides,
+                   "execution_count": shell.execution_count},
+        )
+        try:
+            run = start_run(spec)
+        except StoreError as exc:
+            print(f"nbtrack: this run is not recorded: {exc}", file=sys.stderr)
+            run = None
+
+        saved = ns.get("track", _MISSING)
+        if run is not None:
+            ns["track"] = run
+        try:
+            exec(body_code, ns)
+            result = eval(expr_code, ns) if expr_code is not None else None
+        except BaseException as exc:
+            self._end(run, saved, exc, args.quiet)
+            raise
+        self._end(run, saved, None, args.quiet)
+        if expr_code is not None:
+            shell.displayhook(result)
+
+    def _end(self, run: Any, saved: Any, exc: BaseException | None, quiet: bool) -> None:
+        ns = self.shell.user_ns
+        if run is None:
+            return
+        if saved is _MISSING:
+            ns.pop("track", None)
+        else:
+            ns["track"] = saved
+        run.finish(exc=exc, namespace=ns)
+        if quiet or os.environ.get(config.ENV_SUMMARY) == "0":
+            return
+        try:
+            from nbtrack.query import load_record
+
+            _show(_Summary(load_record(run.store, run.id)))
+        except NbtrackError as exc:
+            print(f"nbtrack: run #{run.number} recorded, but its summary cannot be shown: {exc}",
+                  file=sys.stderr)
+
+    @line_magic
+    def nbtrack(self, line: str) -> Any:
+        """Store information and settings.
+
+        Usage::
+
+            %nbtrack                 # where the store is, how many runs it holds
+            %nbtrack store PATH      # use the store in folder PATH from now on
+            %nbtrack runs            # nbtrack.runs() as a table
+            %nbtrack show REF        # one run's summary
+        """
+        parts = line.split(maxsplit=1)
+        command = parts[0] if parts else "info"
+        rest = parts[1].strip() if len(parts) > 1 else ""
+        handler = _COMMANDS.get(command)
+        if handler is None:
+            raise UsageError(
+                f"%nbtrack: unknown command {command!r}; use one of: {', '.join(_COMMANDS)}")
+        try:
+            return handler(rest)
+        except NbtrackError as exc:
+            raise UsageError(str(exc)) from None
+
+
+def _info(_: str) -> None:
+    from nbtrack.store.sqlite import open_store
+
+    folder = config.default_store_dir()
+    if not (folder / config.DB_FILENAME).exists():
+        print(f"nbtrack store: {folder} (not created yet: it appears with the first tracked run)")
+        return
+    store = open_store(folder)
+    print(f"nbtrack store: {folder}\n  runs: {store.count_runs()}  schema: v{store.schema_version}")
+
+
+def _set_store(path: str) -> None:
+    from nbtrack.store.sqlite import open_store
+
+    if not path:
+        raise UsageError("%nbtrack store: give the folder to use, e.g. %nbtrack store ../shared/.nbtrack")
+    folder = os.path.abspath(os.path.expanduser(path.strip("'\"")))
+    open_store(folder)  # fails here, with its own message, if the folder is unusable
+    config.set_store_dir(folder)
+    print(f"nbtrack: using the store at {folder}")
+
+
+def _runs(rest: str) -> Any:
+    import nbtrack
+
+    return nbtrack.runs(name=rest or None)
+
+
+def _show_run(ref: str) -> Any:
+    import nbtrack
+
+    if not ref:
+        raise UsageError("%nbtrack show: give a run number or id, e.g. %nbtrack show 3")
+    return _Summary(nbtrack.get_run(ref))
+
+
+_COMMANDS = {"info": _info, "store": _set_store, "runs": _runs, "show": _show_run}
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics with a shell."""
+    ipython.register_magics(TrackMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Nothing to undo beyond what IPython does itself."""

@@ -1,0 +1,183 @@
+"""Human-readable views of runs and diffs: plain text for terminals, HTML for notebooks.
+
+Pure functions of records; the magic, the CLI and ``_repr_html_`` call them.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nbtrack.query import RunDiff, RunRecord
+
+STATUS_COLOURS = {"finished": "#1a7f37", "failed": "#cf222e", "interrupted": "#9a6700",
+                  "crashed": "#cf222e", "running": "#0969da"}
+
+
+def fmt_value(value: Any, width: int = 40) -> str:
+    """A short display form of a param or metric value."""
+    if isinstance(value, float):
+        text = f"{value:.6g}"
+    elif isinstance(value, (dict, list, tuple)):
+        text = json.dumps(value, default=str)
+    else:
+        text = str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """``0.42s``, ``3m 05s``, ``1h 02m``."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def metric_deltas(record: RunRecord) -> dict[str, tuple[float, int, bool]]:
+    """For each metric: ``(change vs best earlier run, that run's number, improved?)``."""
+    from nbtrack.query import best_previous, lower_is_better
+
+    out = {}
+    for key, (best, number) in best_previous(record).items():
+        value = record.metrics.get(key)
+        if value is None or value != value:
+            continue
+        change = value - best
+        improved = change < 0 if lower_is_better(key) else change > 0
+        out[key] = (change, number, improved)
+    return out
+
+
+def _headline(record: RunRecord) -> str:
+    name = record.name or "(unnamed)"
+    return f"run #{record.number} {name} — {record.status} in {fmt_duration(record.duration)}"
+
+
+def run_text(record: RunRecord, *, deltas: bool = True) -> str:
+    """A compact plain-text summary of a run."""
+    lines = [f"nbtrack: {_headline(record)}  (id {record.id[:12]})"]
+    if record.params:
+        lines.append("  params:  " + ", ".join(f"{k}={fmt_value(v, 24)}"
+                                                for k, v in record.params.items()))
+    if record.seed is not None:
+        lines.append(f"  seed:    {record.seed}" + (" (deterministic)" if record.deterministic else ""))
+    if record.metrics:
+        changes = metric_deltas(record) if deltas else {}
+        parts = []
+        for key, value in record.metrics.items():
+            text = f"{key}={fmt_value(value)}"
+            if key in changes:
+                change, number, improved = changes[key]
+                text += f" ({change:+.4g} vs best #{number}{', better' if improved else ''})"
+            parts.append(text)
+        lines.append("  metrics: " + ", ".join(parts))
+    if record.inputs:
+        lines.append("  inputs:  " + ", ".join(
+            f"{i.name} {_shape(i)}{i.hash.split(':')[-1][:8]}" for i in record.inputs))
+    if record.artifacts:
+        lines.append("  artifacts: " + ", ".join(a.name for a in record.artifacts))
+    if record.error:
+        lines.append(f"  error:   {record.error.get('type')}: {record.error.get('message')}")
+    for warning in record.warnings:
+        lines.append(f"  warning: {warning}")
+    return "\n".join(lines)
+
+
+def _shape(fp: Any) -> str:
+    shape = fp.meta.get("shape")
+    return f"{tuple(shape)} " if shape else ""
+
+
+def _table(rows: list[tuple[str, str]], title: str) -> str:
+    body = "".join(f"<tr><td style='text-align:left;padding:1px 8px 1px 0'><code>{html.escape(k)}"
+                   f"</code></td><td style='text-align:left'>{v}</td></tr>" for k, v in rows)
+    return (f"<div style='margin:4px 16px 4px 0'><b>{html.escape(title)}</b>"
+            f"<table style='border-collapse:collapse;margin:0'>{body}</table></div>")
+
+
+def run_html(record: RunRecord, *, deltas: bool = True) -> str:
+    """The run summary as an HTML snippet for notebooks."""
+    colour = STATUS_COLOURS.get(record.status, "#57606a")
+    parts = [
+        "<div class='nbtrack-summary' style='font-family:var(--jp-ui-font-family,sans-serif);"
+        "font-size:12px;border-left:3px solid " + colour + ";padding:4px 10px'>",
+        f"<div><b>nbtrack</b> run <b>#{record.number}</b> "
+        f"<code>{html.escape(record.name or '(unnamed)')}</code> "
+        f"<span style='color:{colour}'>{html.escape(record.status)}</span> in "
+        f"{fmt_duration(record.duration)} <span style='color:#57606a'>id {record.id[:12]}</span></div>",
+        "<div style='display:flex;flex-wrap:wrap'>",
+    ]
+    if record.params:
+        parts.append(_table([(k, html.escape(fmt_value(v))) for k, v in record.params.items()],
+                            "params"))
+    if record.metrics:
+        changes = metric_deltas(record) if deltas else {}
+        rows = []
+        for key, value in record.metrics.items():
+            cell = html.escape(fmt_value(value))
+            if key in changes:
+                change, number, improved = changes[key]
+                tint = "#1a7f37" if improved else "#cf222e"
+                cell += (f" <span style='color:{tint}'>{change:+.4g}</span>"
+                         f" <span style='color:#57606a'>vs best #{number}</span>")
+            rows.append((key, cell))
+        parts.append(_table(rows, "metrics"))
+    if record.inputs:
+        parts.append(_table([(i.name, html.escape(f"{_shape(i)}{i.hash.split(':')[-1][:12]}"))
+                             for i in record.inputs], "inputs"))
+    if record.seed is not None:
+        parts.append(_table([("seed", str(record.seed)),
+                             ("deterministic", str(record.deterministic))], "seed"))
+    parts.append("</div>")
+    if record.error:
+        parts.append(f"<div style='color:#cf222e'>{html.escape(str(record.error.get('type')))}: "
+                     f"{html.escape(str(record.error.get('message')))}</div>")
+    for warning in record.warnings:
+        parts.append(f"<div style='color:#9a6700'>warning: {html.escape(warning)}</div>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def diff_text(d: RunDiff) -> str:
+    """A diff of two runs as plain text, section by section."""
+    lines = [f"diff run #{d.a.number} → run #{d.b.number}"]
+    for section, rows in d.sections.items():
+        if not rows:
+            continue
+        lines.append(f"{section}:")
+        width = max(len(k) for k, _, _ in rows)
+        for key, va, vb in rows:
+            lines.append(f"  {key.ljust(width)}  {fmt_value(va)}  →  {fmt_value(vb)}")
+    if d.code_diff:
+        lines.append("code:")
+        lines.extend("  " + line for line in d.code_diff.rstrip("\n").splitlines())
+    if len(lines) == 1:
+        lines.append("  (no differences)")
+    return "\n".join(lines)
+
+
+def diff_html(d: RunDiff) -> str:
+    """A diff of two runs as HTML, changed values highlighted."""
+    parts = [f"<div class='nbtrack-diff'><b>diff run #{d.a.number} → run #{d.b.number}</b>"]
+    for section, rows in d.sections.items():
+        if not rows:
+            continue
+        body = "".join(
+            f"<tr><td><code>{html.escape(k)}</code></td>"
+            f"<td style='background:#ffebe9'>{html.escape(fmt_value(va))}</td>"
+            f"<td style='background:#dafbe1'>{html.escape(fmt_value(vb))}</td></tr>"
+            for k, va, vb in rows)
+        parts.append(f"<div><b>{section}</b><table>{body}</table></div>")
+    if d.code_diff:
+        parts.append(f"<div><b>code</b><pre>{html.escape(d.code_diff)}</pre></div>")
+    if d.empty:
+        parts.append("<div>(no differences)</div>")
+    parts.append("</div>")
+    return "".join(parts)

@@ -1,0 +1,476 @@
+"""A run's lifecycle: start and capture, buffered logging, finish.
+
+One tracker serves the ``%%track`` magic and scripts (``with nbtrack.run(...) as track``).
+Every capture step is wrapped so that a failure becomes a warning on the run and never an
+exception in the user's code. Metrics go to an in-memory list (``track.log`` costs about a
+microsecond) that a background thread writes to the store every
+:func:`nbtrack.config.flush_interval` seconds, so at most that much is lost if the process dies.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbtrack import config
+from nbtrack.artifacts import default_name, save_artifact
+from nbtrack.errors import NbtrackError
+from nbtrack.model import ArtifactInfo, HistoryEntry, RunStatus
+from nbtrack.store.sqlite import Store, dumps, open_store
+
+
+class TrackingWarning(UserWarning):
+    """Something nbtrack could not capture; the run is recorded without it."""
+
+
+@dataclass
+class RunSpec:
+    """Everything a run is started with; built by the magic or by :func:`nbtrack.run`."""
+
+    name: str | None = None
+    seed: int | None = None
+    deterministic: bool = False
+    tags: list[str] = field(default_factory=list)
+    note: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    capture_env: bool = True
+    capture_data: bool = True
+    kind: str = "cell"  # "cell" or "script"
+    source: str = ""  # the code whose params/inputs/seeds are analysed (Python, not IPython)
+    code: str = ""  # the code as the user wrote it (cell body with its magic line, or script)
+    history: list[HistoryEntry] = field(default_factory=list)
+    notebook: str | None = None
+    cwd: str | None = None
+    namespace: Mapping[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_active: list[ActiveRun] = []
+_active_lock = threading.Lock()
+
+
+def current_run() -> ActiveRun | None:
+    """The innermost run being recorded in this process, or ``None``."""
+    with _active_lock:
+        return _active[-1] if _active else None
+
+
+class ActiveRun:
+    """The run being recorded: the ``track`` object in a cell, the value of ``with nbtrack.run()``.
+
+    Use :meth:`log` for metrics, :meth:`artifact` for files and objects, :meth:`tag` for
+    tags. Attributes ``id`` (globally unique) and ``number`` (short, per store) name the run.
+    """
+
+    def __init__(self, store: Store, spec: RunSpec) -> None:
+        self.store = store
+        self.spec = spec
+        self.id = uuid.uuid4().hex
+        self.number = 0
+        self.name = spec.name
+        self.status = RunStatus.RUNNING
+        self.start_time = time.time()
+        self.end_time: float | None = None
+        self.warnings: list[str] = []
+        self.tags: list[str] = list(dict.fromkeys(spec.tags))
+        self.params: dict[str, Any] = {}
+        self._buffer: list[tuple[str, int, float, float]] = []
+        self._steps: dict[str, int] = {}
+        self._latest: dict[str, list[Any]] = {}
+        self._flush_lock = threading.Lock()
+        self._git_thread: threading.Thread | None = None
+        self._git: dict[str, Any] | None = None
+        self._env_hash: str | None = None
+        self._closed = False
+        self._listeners: list[Callable[[ActiveRun], None]] = []
+
+    def __repr__(self) -> str:
+        return f"<nbtrack run #{self.number} {self.name or ''} ({self.status})>"
+
+    # -- the user's API -------------------------------------------------------------------
+    def log(self, step: int | None = None, **metrics: Any) -> None:
+        """Record metric values, e.g. ``track.log(loss=0.3, acc=0.9, step=epoch)``.
+
+        Values may be Python numbers, NumPy scalars or one-element tensors. Without ``step``
+        each metric counts its own steps from 0. Cheap enough to call every training step.
+        """
+        if self._closed:
+            self._warn(f"track.log after run #{self.number} finished was ignored")
+            return
+        now = time.time()
+        steps = self._steps
+        append = self._buffer.append
+        for key, value in metrics.items():
+            if type(value) is not float:
+                value = self._to_float(key, value)
+                if value is None:
+                    continue
+            if step is None:
+                current = steps.get(key, -1) + 1
+            else:
+                current = step
+            steps[key] = current
+            append((key, current, value, now))
+
+    def _to_float(self, key: str, value: Any) -> float | None:
+        try:
+            if hasattr(value, "numel") and value.numel() != 1:
+                raise TypeError(f"a tensor with {value.numel()} elements is not a scalar")
+            if hasattr(value, "item"):
+                value = value.item()
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            self._warn(f"metric {key!r} was not logged: {type(value).__name__} is not a "
+                       f"number ({exc})")
+            return None
+
+    def artifact(self, obj: Any, name: str | None = None) -> ArtifactInfo | None:
+        """Store a file, folder, torch module (its state_dict), array, text or object.
+
+        Content is stored once by hash, however many runs keep it. Returns what was stored,
+        or ``None`` (with a warning on the run) if it could not be.
+        """
+        name = name or default_name(obj)
+        try:
+            kind, digest, size, meta, warning = save_artifact(self.store, obj)
+            self.store.add_artifact(self.id, name, kind, digest, size, meta)
+        except NbtrackError as exc:
+            self._warn(f"artifact {name!r} was not stored: {exc}")
+            return None
+        if warning:
+            self._warn(warning)
+        return ArtifactInfo(name=name, kind=kind, hash=digest, size=size, meta=meta)
+
+    def tag(self, *tags: str) -> None:
+        """Add tags to the run."""
+        for tag in tags:
+            if tag not in self.tags:
+                self.tags.append(str(tag))
+        self._safe_update({"tags": self.tags})
+
+    def note(self, text: str) -> None:
+        """Set the run's note."""
+        self._safe_update({"note": str(text)})
+
+    def log_params(self, **params: Any) -> None:
+        """Record parameters explicitly (scripts; cells get theirs from their assignments)."""
+        self.params.update(params)
+        self._safe_update({"params": self.params})
+
+    def input(self, obj: Any, name: str) -> None:
+        """Record the fingerprint of an input (array, DataFrame, tensor or file path)."""
+        from nbtrack.capture.fingerprint import fingerprint, fingerprint_file
+
+        try:
+            if isinstance(obj, (str, os.PathLike)):
+                fp = fingerprint_file(obj, name)
+            else:
+                fp = fingerprint(obj, name)
+            if fp is None:
+                self._warn(f"input {name!r}: cannot fingerprint a {type(obj).__name__}")
+                return
+            row = self.store.run_row(self.id)
+            inputs = [i for i in row["inputs"] if i.get("name") != name] + [fp.to_dict()]
+            self._safe_update({"inputs": inputs})
+        except Exception as exc:
+            self._warn(f"input {name!r} was not fingerprinted: {exc}")
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The latest value of each metric logged so far."""
+        latest = {k: v[0] for k, v in self._latest.items()}
+        for key, _step, value, _ts in list(self._buffer):
+            latest[key] = value
+        return latest
+
+    # -- context manager ----------------------------------------------------------------
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.finish(exc=exc)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        warnings.warn(f"nbtrack: {message}", TrackingWarning, stacklevel=3)
+
+    def _safe_update(self, fields: dict[str, Any]) -> None:
+        try:
+            self.store.update_run(self.id, fields)
+        except NbtrackError as exc:
+            self.warnings.append(f"could not update the run: {exc}")
+
+    def _capture(self, what: str, fn: Callable[[], Any], default: Any = None) -> Any:
+        try:
+            return fn()
+        except Exception as exc:
+            self._warn(f"{what} not captured: {type(exc).__name__}: {exc}")
+            return default
+
+    def flush(self) -> None:
+        """Write buffered metrics to the store now (the background thread does this too)."""
+        with self._flush_lock:
+            buffer = self._buffer
+            count = len(buffer)
+            if not count:
+                return
+            points = buffer[:count]
+            for key, step, value, ts in points:
+                self._latest[key] = [value, step, ts]
+            self.store.append_metrics(self.id, points, self._latest)
+            # Appends made while we wrote sit after `count` and survive this delete.
+            del buffer[:count]
+
+    def add_listener(self, callback: Callable[[ActiveRun], None]) -> None:
+        """Call ``callback(run)`` after each background flush (for live displays)."""
+        self._listeners.append(callback)
+
+    def finish(self, exc: BaseException | None = None, namespace: Mapping[str, Any] | None = None
+               ) -> None:
+        """End the run: finished, failed (an exception) or interrupted (KeyboardInterrupt)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.end_time = time.time()
+        if exc is None:
+            self.status = RunStatus.FINISHED
+            error = None
+        else:
+            self.status = (RunStatus.INTERRUPTED if isinstance(exc, KeyboardInterrupt)
+                           else RunStatus.FAILED)
+            error = {
+                "type": type(exc).__name__,
+                "message": str(exc),
+                "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+            }
+        with _active_lock:
+            if self in _active:
+                _active.remove(self)
+        fields: dict[str, Any] = {
+            "status": str(self.status), "end_time": self.end_time, "error": error,
+        }
+        ns = namespace if namespace is not None else self.spec.namespace
+        if ns is not None and "torch" in sys.modules:
+            from nbtrack.capture.inputs import names_stored
+            from nbtrack.capture.models import find_models
+
+            models = self._capture("model summaries",
+                                   lambda: find_models(ns, names_stored(self.spec.source)), [])
+            if models:
+                fields["models"] = models
+        if self.spec.capture_env:
+            env_hash = self._capture("environment", self._store_environment)
+            if env_hash and env_hash != self._env_hash:
+                fields["env_hash"] = env_hash
+        if self._git_thread is not None:
+            self._git_thread.join(timeout=5.0 if self.spec.kind == "script" else 0.0)
+            if self._git is not None:
+                fields["git"] = self._git
+        try:
+            self.flush()
+        except NbtrackError as exc:
+            self.warnings.append(f"metrics not written: {exc}")
+        fields["warnings"] = self.warnings
+        fields["tags"] = self.tags
+        fields["metrics"] = self._latest
+        try:
+            self.store.update_run(self.id, fields)
+        except NbtrackError as exc:
+            warnings.warn(f"nbtrack: run #{self.number} could not be finished: {exc}",
+                          TrackingWarning, stacklevel=2)
+
+    def _store_environment(self) -> str:
+        from nbtrack.capture.environment import environment
+
+        env = environment()
+        return self.store.put_blob("env", json.dumps(env, sort_keys=True, default=str).encode())
+
+    def _start_git(self, folder: str) -> None:
+        def work() -> None:
+            from nbtrack.capture.gitinfo import git_info
+
+            try:
+                info = git_info(folder)
+            except Exception as exc:  # git_info should not raise; be safe in a thread
+                info = {"error": f"{type(exc).__name__}: {exc}"}
+            self._git = info
+            if self._closed:
+                # The run finished before git answered: write it on our own.
+                try:
+                    self.store.update_run(self.id, {"git": info})
+                except NbtrackError:
+                    pass
+
+        self._git_thread = threading.Thread(target=work, name="nbtrack-git", daemon=True)
+        self._git_thread.start()
+
+
+def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None) -> ActiveRun:
+    """Start recording a run: seed, snapshot RNG state, capture params, inputs and code.
+
+    Raises :class:`nbtrack.errors.StoreError` only when the store cannot be opened or
+    written; every capture failure becomes a warning on the run instead.
+    """
+    if not isinstance(store, Store):
+        store = open_store(store)
+    run = ActiveRun(store, spec)
+    cap = run._capture
+    source = spec.source
+
+    from nbtrack.capture import params as params_capture
+    from nbtrack.capture import seeds
+
+    torch_too = "torch" in sys.modules or bool(cap("torch use", lambda: seeds.cell_imports_torch(source), False))
+    if torch_too and "torch" not in sys.modules:
+        # The cell is about to import torch anyway; importing it first lets us seed it and
+        # snapshot its RNG state before the cell draws from it.
+        cap("torch import", lambda: __import__("torch"))
+        torch_too = "torch" in sys.modules
+    extra: dict[str, Any] = dict(spec.extra)
+    if spec.seed is not None:
+        extra["seeded"] = cap("seeding", lambda: seeds.seed_everything(spec.seed, torch_too=torch_too), [])
+    if spec.deterministic:
+        extra["deterministic"] = cap("deterministic mode",
+                                     lambda: seeds.set_deterministic(torch_too=torch_too), {})
+    rng = cap("RNG state", lambda: seeds.rng_state(torch_too=torch_too))
+    rng_hash = None
+    if rng is not None:
+        rng_hash = cap("RNG state", lambda: store.put_blob("rng", json.dumps(rng).encode()))
+    seed_calls = cap("seed calls", lambda: seeds.find_seed_calls(source), []) if source else []
+
+    params: dict[str, Any] = {}
+    if spec.kind == "cell":
+        def notebook_defaults() -> dict[str, Any]:
+            found: dict[str, Any] = {}
+            if spec.notebook:
+                for cell in params_capture.notebook_parameter_cells(spec.notebook):
+                    found.update(params_capture.extract_params(cell))
+            found.update(params_capture.papermill_params(e.source for e in spec.history))
+            return found
+
+        params.update(cap("papermill parameters", notebook_defaults, {}))
+        params.update(cap("parameters", lambda: params_capture.extract_params(source), {}))
+    params.update(spec.params)
+    run.params = params
+
+    inputs: list[dict[str, Any]] = []
+    if spec.capture_data and spec.namespace is not None:
+        def data() -> list[dict[str, Any]]:
+            from nbtrack.capture.inputs import cell_inputs
+
+            fps, problems = cell_inputs(source, spec.namespace or {}, cwd=spec.cwd)
+            for problem in problems:
+                run._warn(problem)
+            return [fp.to_dict() for fp in fps]
+
+        inputs = cap("input fingerprints", data, [])
+
+    code_hash = cap("code", lambda: store.put_blob("code", spec.code.encode("utf-8")))
+    history: list[list[Any]] = []
+    if spec.history:
+        hashes = cap("history", lambda: store.put_blobs(
+            "code", [e.source.encode("utf-8") for e in spec.history]), [])
+        history = [[e.execution_count, h] for e, h in zip(spec.history, hashes)]
+
+    if spec.capture_env:
+        run._env_hash = cap("environment", run._store_environment)
+        run._start_git(spec.notebook and str(Path(spec.notebook).parent) or spec.cwd or os.getcwd())
+
+    run.number = store.create_run(run.id, {
+        "name": spec.name, "status": "running", "kind": spec.kind, "start_time": run.start_time,
+        "notebook": spec.notebook, "note": spec.note, "tags": run.tags, "params": params,
+        "seed": spec.seed, "deterministic": int(spec.deterministic), "seeds": seed_calls,
+        "rng_hash": rng_hash, "env_hash": run._env_hash, "inputs": inputs,
+        "code_hash": code_hash, "history": history, "warnings": run.warnings, "extra": extra,
+    })
+    with _active_lock:
+        _active.append(run)
+    _Flusher.ensure_started()
+    return run
+
+
+def start_script_run(*, name: str | None, seed: int | None, deterministic: bool,
+                     params: dict[str, Any] | None, tags: Sequence[str], note: str | None,
+                     store: Any, capture_env: bool, capture_data: bool) -> ActiveRun:
+    """Start a run for script code; the code recorded is the ``__main__`` file's source."""
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    code = ""
+    if main_file and os.path.isfile(main_file):
+        try:
+            code = Path(main_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            code = ""
+    spec = RunSpec(
+        name=name, seed=seed, deterministic=deterministic, tags=list(tags), note=note,
+        params=dict(params or {}), capture_env=capture_env, capture_data=capture_data,
+        kind="script", source="", code=code, cwd=os.getcwd(),
+        extra={"argv": list(sys.argv), "script": os.path.abspath(main_file) if main_file else None},
+    )
+    return start_run(spec, store)
+
+
+class _Flusher:
+    """The one background thread that writes every active run's buffered metrics."""
+
+    _thread: threading.Thread | None = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def ensure_started(cls) -> None:
+        with cls._lock:
+            if cls._thread is None or not cls._thread.is_alive():
+                cls._thread = threading.Thread(target=cls._loop, name="nbtrack-flush", daemon=True)
+                cls._thread.start()
+
+    @classmethod
+    def _loop(cls) -> None:
+        interval = config.flush_interval()
+        while True:
+            time.sleep(interval)
+            with _active_lock:
+                runs = list(_active)
+            for run in runs:
+                try:
+                    run.flush()
+                except Exception:  # a locked store: keep the buffer, try again next time
+                    continue
+                for listener in list(run._listeners):
+                    try:
+                        listener(run)
+                    except Exception:
+                        run._listeners.remove(listener)
+
+
+@atexit.register
+def _finish_at_exit() -> None:
+    # A process that exits with runs still open (no `with`, or a kernel shut down mid-cell):
+    # keep their metrics and mark them crashed rather than leave them "running".
+    with _active_lock:
+        runs = list(_active)
+    for run in runs:
+        try:
+            run.flush()
+            run.store.update_run(run.id, {
+                "status": "crashed", "end_time": time.time(), "warnings": run.warnings,
+                "error": {"type": "Crashed", "message": "the process exited before the run "
+                          "finished", "traceback": ""},
+            })
+        except Exception:
+            pass
+
+
+__all__ = ["ActiveRun", "RunSpec", "TrackingWarning", "current_run", "start_run",
+           "start_script_run", "dumps"]

@@ -1,0 +1,50 @@
+"""Shared fixtures: an isolated store per test and a real IPython shell with nbtrack loaded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from nbtrack import config
+from nbtrack.store.sqlite import Store
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh store folder that every nbtrack call in the test uses."""
+    folder = tmp_path / "store"
+    monkeypatch.setenv(config.ENV_STORE, str(folder))
+    config.set_store_dir(None)
+    return folder
+
+
+@pytest.fixture
+def store(store_dir: Path) -> Store:
+    from nbtrack.store.sqlite import open_store
+
+    return open_store(store_dir)
+
+
+@pytest.fixture
+def shell(store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A real IPython InteractiveShell with ``%load_ext nbtrack``, working in tmp_path."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.testing.globalipapp import start_ipython
+
+    monkeypatch.chdir(tmp_path)
+    ip = start_ipython() or InteractiveShell.instance()
+    ip.run_cell("%load_ext nbtrack", store_history=True)
+    # Each test starts with a clean user namespace (the shell is a process-wide singleton).
+    ip.reset(new_session=False)
+    ip.run_cell("%load_ext nbtrack")
+    os.environ.pop("NBTRACK_NOTEBOOK", None)
+    yield ip
+    config.set_store_dir(None)
+
+
+def run_cell(ip, source: str):
+    """Run a cell like the kernel does; re-raise what it raised so tests see failures."""
+    result = ip.run_cell(source, store_history=True)
+    return result
