@@ -126,7 +126,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if record.git:
         git = record.git
         if "commit" in git:
-            print(f"  git:     {git.get('commit', '')[:12]} on {git.get('branch')}"
+            print(f"  git:     {(git.get('commit') or '')[:12]} on {git.get('branch')}"
                   + (" (dirty)" if git.get("dirty") else ""))
     if record.notebook:
         print(f"  notebook: {record.notebook}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     """Where a run is in its life."""
 
     RUNNING = "running"
@@ -19,9 +19,6 @@ class RunStatus(str, enum.Enum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     CRASHED = "crashed"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

@@ -294,8 +294,8 @@ def diff_records(a: RunRecord, b: RunRecord) -> RunDiff:
                "rng state": "same" if a.rng_state == b.rng_state else _rng_digest(b.rng_state)}
     data_a = {i.name: f"{i.hash} {json.dumps(i.meta.get('shape', ''))}" for i in a.inputs}
     data_b = {i.name: f"{i.hash} {json.dumps(i.meta.get('shape', ''))}" for i in b.inputs}
-    git_a = {k: a.git.get(k) for k in ("commit", "branch", "dirty") if k in a.git}
-    git_b = {k: b.git.get(k) for k in ("commit", "branch", "dirty") if k in b.git}
+    git_a: dict[str, Any] = {k: a.git.get(k) for k in ("commit", "branch", "dirty") if k in a.git}
+    git_b: dict[str, Any] = {k: b.git.get(k) for k in ("commit", "branch", "dirty") if k in b.git}
     code_diff = "".join(difflib.unified_diff(
         a.code.splitlines(keepends=True), b.code.splitlines(keepends=True),
         fromfile=f"run {a.number}", tofile=f"run {b.number}",
@@ -318,7 +318,7 @@ def _rng_digest(state: dict[str, Any] | None) -> str:
         return _MISSING
     import xxhash
 
-    return xxhash.xxh3_64_hexdigest(json.dumps(state, sort_keys=True))[:12]
+    return xxhash.xxh3_64_hexdigest(json.dumps(state, sort_keys=True).encode())[:12]
 
 
 def diff(a: Any, b: Any, *, store: StoreLike = None) -> RunDiff:

@@ -25,7 +25,7 @@ from typing import Any
 
 from nbtrack import config
 from nbtrack.artifacts import default_name, save_artifact
-from nbtrack.errors import NbtrackError
+from nbtrack.errors import NbtrackError, UsageError
 from nbtrack.model import ArtifactInfo, HistoryEntry, RunStatus
 from nbtrack.store.sqlite import Store, dumps, open_store
 
@@ -173,10 +173,8 @@ class ActiveRun:
         from nbtrack.capture.fingerprint import fingerprint, fingerprint_file
 
         try:
-            if isinstance(obj, (str, os.PathLike)):
-                fp = fingerprint_file(obj, name)
-            else:
-                fp = fingerprint(obj, name)
+            fp = (fingerprint_file(obj, name) if isinstance(obj, (str, os.PathLike))
+                  else fingerprint(obj, name))
             if fp is None:
                 self._warn(f"input {name!r}: cannot fingerprint a {type(obj).__name__}")
                 return
@@ -323,6 +321,8 @@ def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None
     Raises :class:`nbtrack.errors.StoreError` only when the store cannot be opened or
     written; every capture failure becomes a warning on the run instead.
     """
+    if spec.seed is not None and not 0 <= spec.seed < 2**32:
+        raise UsageError(f"seed {spec.seed} is out of range: use a whole number from 0 to 2**32 - 1")
     if not isinstance(store, Store):
         store = open_store(store)
     run = ActiveRun(store, spec)
@@ -339,8 +339,9 @@ def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None
         cap("torch import", lambda: __import__("torch"))
         torch_too = "torch" in sys.modules
     extra: dict[str, Any] = dict(spec.extra)
-    if spec.seed is not None:
-        extra["seeded"] = cap("seeding", lambda: seeds.seed_everything(spec.seed, torch_too=torch_too), [])
+    seed = spec.seed
+    if seed is not None:
+        extra["seeded"] = cap("seeding", lambda: seeds.seed_everything(seed, torch_too=torch_too), [])
     if spec.deterministic:
         extra["deterministic"] = cap("deterministic mode",
                                      lambda: seeds.set_deterministic(torch_too=torch_too), {})

@@ -168,8 +168,8 @@ def test_environment_and_git_are_captured_and_secrets_never_stored(shell, monkey
     assert env["packages"].get("scikit-learn")
     assert "python" in env
     raw = b"".join(p.read_bytes() for p in store_dir.rglob("*") if p.is_file())
-    import zlib
     import sqlite3
+    import zlib
 
     conn = sqlite3.connect(store_dir / "nbtrack.db")
     blobs = b"".join(zlib.decompress(d) for (d,) in conn.execute("SELECT data FROM blobs"))

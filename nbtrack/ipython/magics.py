@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import ast
 import os
+import shlex
 import sys
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from nbtrack import config
 from nbtrack.errors import NbtrackError, StoreError
@@ -104,7 +105,11 @@ class TrackMagics(Magics):
         from nbtrack.capture.params import apply_overrides, parse_set_option
         from nbtrack.tracker import RunSpec, start_run
 
-        args = parse_argstring(self.track, line)
+        try:
+            # posix splitting so that quoted values (--note "two words") lose their quotes
+            args = self.track.parser.parse_args(shlex.split(line))
+        except ValueError as exc:
+            raise UsageError(f"%%track: cannot parse the options ({exc}); check the quotes") from None
         shell = self.shell
         try:
             overrides = dict(parse_set_option(text) for text in args.overrides)
@@ -144,6 +149,8 @@ class TrackMagics(Magics):
             extra={"magic_line": line, "overrides": overrides,
                    "execution_count": shell.execution_count},
         )
+        if spec.seed is not None and not 0 <= spec.seed < 2**32:
+            raise UsageError(f"--seed {spec.seed} is out of range: use 0 to 2**32 - 1")
         try:
             run = start_run(spec)
         except StoreError as exc:
@@ -248,6 +255,9 @@ _COMMANDS = {"info": _info, "store": _set_store, "runs": _runs, "show": _show_ru
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics with a shell."""
     ipython.register_magics(TrackMagics)
+    from nbtrack.capture.environment import prewarm
+
+    prewarm()  # map modules to distributions in the background before the first run
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs into .venv and run the whole suite.
+# This is the README's test command; .ci/run calls exactly this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Browser tests drive Debian's Chromium (no test tool may download its own browser here).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  else
+    echo "chromium is missing: install Debian's 'chromium' package (the browser tests need it)" >&2
+  fi
+fi
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m ruff check nbtrack tests benchmarks
+.venv/bin/python -m mypy
+.venv/bin/python -m pytest "$@"
