@@ -126,13 +126,17 @@ class RunRecord:
         return run_html(self)
 
 
-def load_record(store: Store, run_id: str) -> RunRecord:
-    """Read one run and everything attached to it."""
+def load_record(store: Store, run_id: str, *, full: bool = True) -> RunRecord:
+    """Read one run and everything attached to it.
+
+    ``full=False`` skips what a summary does not show (environment, RNG state, code,
+    history, metric history), which keeps the display after a tracked cell cheap.
+    """
     row = store.run_row(run_id)
-    history_refs = row["history"]
-    wanted = [h for h in (row["rng_hash"], row["env_hash"], row["code_hash"]) if h]
+    history_refs = row["history"] if full else []
+    wanted = [h for h in (row["rng_hash"], row["env_hash"], row["code_hash"]) if h] if full else []
     wanted += [h for _, h in history_refs]
-    blobs = store.get_blobs(wanted)
+    blobs = store.get_blobs(wanted) if wanted else {}
 
     def blob_json(digest: str | None) -> Any:
         return json.loads(blobs[digest]) if digest and digest in blobs else None
@@ -141,7 +145,7 @@ def load_record(store: Store, run_id: str) -> RunRecord:
         return blobs[digest].decode("utf-8") if digest and digest in blobs else ""
 
     history = {k: [MetricPoint(int(s), float(v), float(t)) for s, v, t in points]
-               for k, points in store.metric_history(run_id).items()}
+               for k, points in store.metric_history(run_id).items()} if full else {}
     return RunRecord(
         id=row["id"], number=int(row["number"]), name=row["name"], status=row["status"],
         kind=row["kind"], start_time=row["start_time"], end_time=row["end_time"],

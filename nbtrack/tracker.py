@@ -296,6 +296,11 @@ class ActiveRun:
         return self.store.put_blob("env", json.dumps(env, sort_keys=True, default=str).encode())
 
     def _start_git(self, folder: str) -> None:
+        cached = _git_cache.get(folder)
+        if cached is not None and time.monotonic() - cached[0] < GIT_CACHE_SECONDS:
+            self._git = cached[1]
+            return
+
         def work() -> None:
             from nbtrack.capture.gitinfo import git_info
 
@@ -303,6 +308,7 @@ class ActiveRun:
                 info = git_info(folder)
             except Exception as exc:  # git_info should not raise; be safe in a thread
                 info = {"error": f"{type(exc).__name__}: {exc}"}
+            _git_cache[folder] = (time.monotonic(), info)
             self._git = info
             if self._closed:
                 # The run finished before git answered: write it on our own.
@@ -313,6 +319,12 @@ class ActiveRun:
 
         self._git_thread = threading.Thread(target=work, name="nbtrack-git", daemon=True)
         self._git_thread.start()
+
+
+#: Git state is asked of git at most this often per folder (``git status`` costs ~5 ms and,
+#: run in a thread, competes with the user's cell); a run within this window reuses it.
+GIT_CACHE_SECONDS = 10.0
+_git_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
 
 def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None) -> ActiveRun:

@@ -184,7 +184,7 @@ class TrackMagics(Magics):
         try:
             from nbtrack.query import load_record
 
-            _show(_Summary(load_record(run.store, run.id)))
+            _show(_Summary(load_record(run.store, run.id, full=False)))
         except NbtrackError as exc:
             print(f"nbtrack: run #{run.number} recorded, but its summary cannot be shown: {exc}",
                   file=sys.stderr)
