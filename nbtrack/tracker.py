@@ -261,11 +261,11 @@ class ActiveRun:
         }
         ns = namespace if namespace is not None else self.spec.namespace
         if ns is not None and "torch" in sys.modules:
-            from nbtrack.capture.inputs import names_stored
+            from nbtrack.capture.inputs import names_loaded, names_stored
             from nbtrack.capture.models import find_models
 
             models = self._capture("model summaries",
-                                   lambda: find_models(ns, names_stored(self.spec.source)), [])
+                                   lambda: find_models(ns, names_loaded(self.spec.source) | names_stored(self.spec.source)), [])
             if models:
                 fields["models"] = models
         if self.spec.capture_env:
