@@ -1,0 +1,142 @@
+"""The script-mode tracker: lifecycle, buffered metrics, artifacts and crash safety."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import nbtrack
+from nbtrack.errors import UnknownRunError, UsageError
+from nbtrack.tracker import TrackingWarning
+
+
+def test_script_run_records_params_metrics_and_code(store_dir: Path) -> None:
+    with nbtrack.run(name="s/one", seed=3, params={"lr": 0.1}, tags=["x"]) as track:
+        for step in range(5):
+            track.log(loss=1.0 / (step + 1))
+        track.log(acc=np.float64(0.75), t=torch.tensor(2.5))
+        track.log_params(extra=7)
+        number = track.number
+    record = nbtrack.get_run(number)
+    assert record.status == "finished"
+    assert record.kind == "script"
+    assert record.params == {"lr": 0.1, "extra": 7}
+    assert record.seed == 3
+    assert [p.step for p in record.metric_history["loss"]] == [0, 1, 2, 3, 4]
+    assert record.metrics == {"loss": 0.2, "acc": 0.75, "t": 2.5}
+    assert record.tags == ["x"]
+    assert record.duration is not None and record.duration >= 0
+
+
+def test_exception_in_script_run_marks_failed_and_propagates(store_dir: Path) -> None:
+    with pytest.raises(ValueError, match="boom"):
+        with nbtrack.run(name="s/fail"):
+            raise ValueError("boom")
+    record = nbtrack.get_run("last")
+    assert record.status == "failed"
+    assert record.error["type"] == "ValueError"
+    assert "boom" in record.error["traceback"]
+
+
+def test_non_scalar_metric_is_a_warning_not_an_error(store_dir: Path) -> None:
+    with pytest.warns(TrackingWarning, match="not a scalar|not a number"):
+        with nbtrack.run() as track:
+            track.log(vec=torch.ones(3), ok=1)
+    record = nbtrack.get_run("last")
+    assert record.status == "finished"
+    assert record.metrics == {"ok": 1.0}
+    assert any("vec" in w for w in record.warnings)
+
+
+def test_artifacts_round_trip(store_dir: Path, tmp_path: Path) -> None:
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"\x00\x01\x02")
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.txt").write_text("A")
+    model = torch.nn.Linear(3, 2)
+    with nbtrack.run() as track:
+        track.artifact(str(weights))
+        track.artifact(folder, "folder")
+        track.artifact(model, "model")
+        track.artifact(np.arange(4), "array")
+        track.artifact("some text", "notes")
+    record = nbtrack.get_run("last")
+    assert Path(record.load_artifact("w.bin")).read_bytes() == b"\x00\x01\x02"
+    assert (Path(record.load_artifact("folder")) / "sub" / "a.txt").read_text() == "A"
+    state = record.load_artifact("model")
+    assert torch.equal(state["weight"], model.weight.detach())
+    assert record.load_artifact("array").tolist() == [0, 1, 2, 3]
+    assert record.load_artifact("notes") == "some text"
+    with pytest.raises(nbtrack.errors.ArtifactError, match="has no artifact"):
+        record.load_artifact("nope")
+
+
+def test_same_artifact_content_is_stored_once(store_dir: Path) -> None:
+    for _ in range(3):
+        with nbtrack.run() as track:
+            track.artifact(b"identical bytes", "blob")
+    files = [p for p in (store_dir / "artifacts").rglob("*") if p.is_file()]
+    assert len(files) == 1
+
+
+def test_bad_seed_and_unknown_ref_are_clear_errors(store_dir: Path) -> None:
+    with pytest.raises(UsageError, match="out of range"):
+        nbtrack.run(seed=-1)
+    with pytest.raises(UnknownRunError, match="no run matches"):
+        nbtrack.get_run(12345)
+
+
+def test_diff_reports_what_changed(store_dir: Path) -> None:
+    with nbtrack.run(name="d", params={"lr": 0.1, "epochs": 3}, seed=1) as track:
+        track.log(acc=0.5)
+    with nbtrack.run(name="d", params={"lr": 0.2, "epochs": 3}, seed=2) as track:
+        track.log(acc=0.6)
+    result = nbtrack.diff(1, 2)
+    assert result.sections["params"] == [("lr", 0.1, 0.2)]
+    assert ("seed", 1, 2) in result.sections["seeds"]
+    assert result.sections["metrics"] == [("acc", 0.5, 0.6)]
+    assert "lr" in str(result) and "0.1" in str(result)
+    assert "<table>" in result._repr_html_()
+    assert not result.empty
+
+
+def test_runs_dataframe_has_param_and_metric_columns(store_dir: Path) -> None:
+    for lr in (0.1, 0.2):
+        with nbtrack.run(name="grid/a", params={"lr": lr}, tags=["t1"]) as track:
+            track.log(loss=lr * 10)
+    with nbtrack.run(name="other") as track:
+        track.log(acc=1.0)
+    frame = nbtrack.runs()
+    assert list(frame["number"]) == [1, 2, 3]
+    assert frame.loc[0, "params.lr"] == 0.1
+    assert frame.loc[1, "metrics.loss"] == pytest.approx(2.0)
+    assert np.isnan(frame.loc[2, "metrics.loss"])
+    assert len(nbtrack.runs(name="grid/*")) == 2
+    assert len(nbtrack.runs(tag="t1")) == 2
+    assert len(nbtrack.runs(status="failed")) == 0
+    assert (frame["duration"] >= 0).all()
+
+
+def test_metrics_survive_a_hard_kill_within_a_second(tmp_path: Path) -> None:
+    """A process that dies without cleanup loses at most ~1 s of logged metrics."""
+    store = tmp_path / "store"
+    script = textwrap.dedent(f"""
+        import os, time, nbtrack
+        run = nbtrack.run(name="killed", store={str(store)!r})
+        for i in range(100):
+            run.log(loss=float(i))
+        time.sleep(1.5)   # more than two flush intervals
+        os._exit(9)       # no atexit, no finally: like a killed kernel
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], timeout=120)
+    assert proc.returncode == 9
+    record = nbtrack.get_run("last", store=store)
+    assert len(record.metric_history["loss"]) == 100
+    assert record.status == "crashed"  # its process is gone
