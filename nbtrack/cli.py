@@ -112,8 +112,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         data = record.to_dict()
         if not args.full:
-            data["history"] = f"{len(record.history)} cells (use --full)"
-            data["metric_history"] = {k: f"{len(v)} points (use --full)"
+            data["history"] = f"{len(record.history)} cell(s) (use --full)"
+            data["metric_history"] = {k: f"{len(v)} point(s) (use --full)"
                                       for k, v in data["metric_history"].items()}
         _print_json(data)
         return 0
@@ -156,6 +156,9 @@ def cmd_rm(args: argparse.Namespace) -> int:
     ids = [store.resolve(ref) for ref in args.refs]  # resolve all first: all or nothing
     numbers = [store.run_row(i)["number"] for i in ids]
     store.delete_runs(ids)
+    if args.json:
+        _print_json({"deleted": numbers})
+        return 0
     print(f"deleted {len(ids)} run(s): " + ", ".join(f"#{n}" for n in numbers)
           + "; run `nbtrack gc` to free their artifacts")
     return 0
@@ -180,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print JSON for programs")
 
     parser = argparse.ArgumentParser(
-        prog="nbtrack", description="Experiment runs recorded by nbtrack's %%%%track magic.",
+        prog="nbtrack", description="Experiment runs recorded by nbtrack's %%track magic.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"nbtrack {__version__}")

@@ -30,7 +30,7 @@ def _store(store: StoreLike) -> Store:
     return store if isinstance(store, Store) else open_store(store)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RunRecord:
     """Everything recorded about one run, as returned by :func:`nbtrack.get_run`."""
 
@@ -119,6 +119,8 @@ class RunRecord:
         from nbtrack.summary import run_text
 
         return run_text(self)
+
+    __repr__ = __str__  # a notebook's text/plain output stays one screen, not every field
 
     def _repr_html_(self) -> str:
         from nbtrack.summary import run_html
@@ -219,7 +221,7 @@ def runs(name: str | None = None, status: str | None = None, tag: str | None = N
     return frame
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RunDiff:
     """What differs between two runs, section by section.
 
@@ -248,6 +250,8 @@ class RunDiff:
         from nbtrack.summary import diff_text
 
         return diff_text(self)
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         from nbtrack.summary import diff_html
@@ -313,7 +317,7 @@ def diff_records(a: RunRecord, b: RunRecord) -> RunDiff:
         "environment": _compare(_env_flat(a.environment), _env_flat(b.environment))
         + _compare(git_a, git_b, "git."),
         "data": _compare(data_a, data_b),
-        "code": _compare(hist_a, hist_b),
+        "history": _compare(hist_a, hist_b),
     })
 
 

@@ -251,7 +251,8 @@ class ActiveRun:
             error = {
                 "type": type(exc).__name__,
                 "message": str(exc),
-                "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+                "traceback": "".join(traceback.format_exception(
+                    type(exc), exc, _user_frames(exc.__traceback__))),
             }
         with _active_lock:
             if self in _active:
@@ -327,6 +328,17 @@ GIT_CACHE_SECONDS = 10.0
 _git_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_frames(tb: Any) -> Any:
+    """The traceback without nbtrack's own leading frames (the magic that ran the cell)."""
+    while tb is not None and tb.tb_next is not None and \
+            tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    return tb
+
+
 def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None) -> ActiveRun:
     """Start recording a run: seed, snapshot RNG state, capture params, inputs and code.
 
@@ -337,6 +349,7 @@ def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None
         raise UsageError(f"seed {spec.seed} is out of range: use a whole number from 0 to 2**32 - 1")
     if not isinstance(store, Store):
         store = open_store(store)
+    store.check_blob_cache()
     run = ActiveRun(store, spec)
     cap = run._capture
     source = spec.source

@@ -154,3 +154,24 @@ def test_four_processes_writing_200_runs_each_lose_none(tmp_path: Path) -> None:
     assert conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 800
     per_worker = dict(conn.execute("SELECT name, COUNT(*) FROM runs GROUP BY name").fetchall())
     assert per_worker == {"w0": 200, "w1": 200, "w2": 200, "w3": 200}
+
+
+def test_run_numbers_are_never_reused_after_rm(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s")
+    _new_run(store, "r1")
+    _new_run(store, "r2")
+    store.delete_runs(["r2"])
+    assert _new_run(store, "r3") == 3  # `nbtrack show 2` must never name a different run
+
+
+def test_gc_in_another_process_does_not_orphan_later_runs(tmp_path: Path) -> None:
+    live = Store(tmp_path / "s")
+    _new_run(live, "r1")
+    digest = live.put_blob("env", b"{}")  # the live process now believes the blob exists
+    live.update_run("r1", {"env_hash": digest})
+    other = Store(tmp_path / "s")
+    other.delete_runs(["r1"])
+    assert other.gc()["blobs"] == 1
+    live.check_blob_cache()  # what start_run does before each run
+    assert live.put_blob("env", b"{}") == digest
+    assert live.get_blob(digest) == b"{}"

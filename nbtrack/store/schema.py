@@ -75,5 +75,9 @@ MIGRATIONS: dict[int, list[str]] = {
         )
         """,
         "CREATE INDEX IF NOT EXISTS artifacts_hash ON artifacts(hash)",
+        # Counters that must never go backwards: the last run number handed out (numbers
+        # are not reused after `nbtrack rm`) and how many times gc ran (processes drop
+        # their cache of known blobs when it changes).
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     ],
 }

@@ -102,6 +102,7 @@ class Store:
         self.artifacts_path = self.path / config.ARTIFACTS_DIRNAME
         self._lock = threading.RLock()
         self._known_blobs: set[str] = set()
+        self._gc_generation = 0
         if not self.db_path.exists():
             if not create:
                 raise StoreError(
@@ -194,7 +195,12 @@ class Store:
         columns, values = self._encode(row)
         placeholders = ",".join("?" * len(columns))
         with self.transaction() as conn:
-            number = conn.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM runs").fetchone()[0]
+            number = 1 + conn.execute(
+                "SELECT MAX(COALESCE((SELECT MAX(number) FROM runs), 0),"
+                " COALESCE((SELECT value FROM meta WHERE key='last_number'), 0))"
+            ).fetchone()[0]
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_number', ?)",
+                         (number,))
             conn.execute(
                 f"INSERT INTO runs (number, {','.join(columns)}) VALUES (?, {placeholders})",
                 (number, *values),
@@ -343,6 +349,14 @@ class Store:
         return history
 
     # -- blobs (environment snapshots, code, RNG states) ---------------------------------
+    def check_blob_cache(self) -> None:
+        """Forget which blobs we know exist if any process ran ``gc`` since we last looked."""
+        rows = self._query("SELECT value FROM meta WHERE key='gc_generation'")
+        generation = int(rows[0][0]) if rows else 0
+        if generation != self._gc_generation:
+            self._known_blobs.clear()
+            self._gc_generation = generation
+
     def put_blob(self, kind: str, data: bytes) -> str:
         """Store ``data`` once under its content hash and return the hash."""
         digest = content_hash(data)
@@ -479,8 +493,11 @@ class Store:
         if orphans:
             with self.transaction() as conn:
                 conn.executemany("DELETE FROM blobs WHERE hash=?", [(h,) for h in orphans])
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('gc_generation', 1) "
+                    "ON CONFLICT(key) DO UPDATE SET value = value + 1")
             removed_blobs = len(orphans)
-            self._known_blobs.difference_update(orphans)
+            self._known_blobs.clear()
         return {"files": removed_files, "bytes": freed, "blobs": removed_blobs}
 
 
