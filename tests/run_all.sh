@@ -16,7 +16,10 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+# The editable install also builds the JupyterLab extension (jlpm install + build).
 .venv/bin/python -m pip install -q -e ".[test]"
+# Frontend unit tests (node's test runner on the pure modules).
+(cd labextension && ../.venv/bin/jlpm test)
 .venv/bin/python -m ruff check nbtrack tests benchmarks
 .venv/bin/python -m mypy
 .venv/bin/python -m pytest "$@"

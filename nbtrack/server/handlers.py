@@ -1,0 +1,168 @@
+"""Thin tornado handlers: parse the request, call one function of :mod:`payloads`, answer JSON.
+
+Every handler is authenticated; POST is XSRF-checked by ``APIHandler``. Errors always come
+back as JSON ``{"message": ..., "reason": ...}`` with a status code, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+
+from nbtrack.errors import (
+    AmbiguousRunError,
+    ExportError,
+    NbtrackError,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+    StoreSchemaError,
+    UnknownRunError,
+)
+from nbtrack.server import exporting, payloads
+from nbtrack.server.paths import PathRefused, notebook_file
+
+#: (error class, HTTP status, reason) — the first match wins, so subclasses come first.
+ERROR_STATUS: list[tuple[type[BaseException], int, str]] = [
+    (PathRefused, 403, "path-refused"),
+    (payloads.NoStoreError, 404, "no-store"),
+    (UnknownRunError, 404, "unknown-run"),
+    (AmbiguousRunError, 400, "ambiguous-run"),
+    (StoreCorruptError, 500, "store-corrupt"),
+    (StoreSchemaError, 500, "store-schema"),
+    (StoreLockedError, 503, "store-locked"),
+    (StoreError, 500, "store-error"),
+    (exporting.ExporterMissing, 501, "exporter-missing"),
+    (ExportError, 422, "export-failed"),
+    (NbtrackError, 400, "nbtrack-error"),
+]
+
+
+class NbtrackHandler(APIHandler):
+    """Shared request parsing and error translation."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # APIHandler would put a traceback into the JSON of unexpected errors; we never do.
+        self.set_header("Content-Type", "application/json")
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, tornado.web.HTTPError):
+            message = exc.log_message or self._reason
+            reason = getattr(exc, "nbtrack_reason", None) or exc.reason or self._reason
+        else:
+            message = "the nbtrack server extension failed unexpectedly; see the server log"
+            reason = "internal-error"
+        self.finish(json.dumps({"message": message, "reason": reason}))
+
+    def root_dir(self) -> str:
+        root = self.settings.get("server_root_dir") or self.contents_manager.root_dir
+        return str(root)
+
+    def notebook(self, path: str | None) -> Path:
+        if not path:
+            raise _http(400, "bad-request", "missing 'path': the notebook's path")
+        if not path.endswith(".ipynb"):
+            raise _http(400, "bad-request", f"{path!r} is not a notebook (.ipynb) path")
+        return notebook_file(self.root_dir(), path)
+
+    def require(self, name: str) -> str:
+        value = self.get_query_argument(name, None)
+        if not value:
+            raise _http(400, "bad-request", f"missing query argument {name!r}")
+        return value
+
+    async def answer(self, func: Callable[..., Any], *args: Any) -> None:
+        # SQLite may wait on a busy store: keep the server's event loop free meanwhile.
+        result = await asyncio.to_thread(func, *args)
+        self.finish(json.dumps(result))
+
+
+def _http(status: int, reason: str, message: str) -> tornado.web.HTTPError:
+    err = tornado.web.HTTPError(status, message)
+    err.nbtrack_reason = reason  # type: ignore[attr-defined]
+    return err
+
+
+def translate_errors(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """Turn nbtrack's errors into HTTP errors whose JSON says what went wrong."""
+
+    @functools.wraps(method)
+    async def wrapper(self: NbtrackHandler, *args: Any, **kwargs: Any) -> None:
+        try:
+            await method(self, *args, **kwargs)
+        except NbtrackError as exc:
+            for cls, status, reason in ERROR_STATUS:
+                if isinstance(exc, cls):
+                    raise _http(status, reason, str(exc)) from exc
+            raise  # pragma: no cover - NbtrackError is the last row
+
+    return wrapper
+
+
+class RunsHandler(NbtrackHandler):
+    """``GET /nbtrack/runs?path=NB``: the notebook's runs, newest first."""
+
+    @tornado.web.authenticated
+    @translate_errors
+    async def get(self) -> None:
+        await self.answer(payloads.runs_payload, self.notebook(self.get_query_argument("path", None)))
+
+
+class RunHandler(NbtrackHandler):
+    """``GET /nbtrack/run?path=NB&run=REF``: one run in full."""
+
+    @tornado.web.authenticated
+    @translate_errors
+    async def get(self) -> None:
+        notebook = self.notebook(self.get_query_argument("path", None))
+        await self.answer(payloads.run_payload, notebook, self.require("run"))
+
+
+class DiffHandler(NbtrackHandler):
+    """``GET /nbtrack/diff?path=NB&a=REF&b=REF``: what differs between two runs."""
+
+    @tornado.web.authenticated
+    @translate_errors
+    async def get(self) -> None:
+        notebook = self.notebook(self.get_query_argument("path", None))
+        await self.answer(payloads.diff_payload, notebook, self.require("a"), self.require("b"))
+
+
+class ExportHandler(NbtrackHandler):
+    """``POST /nbtrack/export`` with ``{"path": NB, "run": REF?}``: write a script next to
+    the notebook (the whole notebook, or what one run needs) and answer its path."""
+
+    @tornado.web.authenticated
+    @translate_errors
+    async def post(self) -> None:
+        try:
+            body = self.get_json_body() or {}
+        except tornado.web.HTTPError:
+            raise _http(400, "bad-request", "the request body is not JSON") from None
+        if not isinstance(body, dict):
+            raise _http(400, "bad-request", "the request body must be a JSON object")
+        notebook = self.notebook(body.get("path"))
+        run = body.get("run")
+        if run is not None and not isinstance(run, (str, int)):
+            raise _http(400, "bad-request", "'run' must be a run number or id")
+        root = self.root_dir()
+        await self.answer(exporting.export_script, root, notebook,
+                          None if run is None else str(run))
+
+
+def setup_handlers(web_app: Any) -> None:
+    """Register the handlers under ``<base_url>/nbtrack/``."""
+    base = url_path_join(web_app.settings["base_url"], "nbtrack")
+    web_app.add_handlers(".*$", [
+        (url_path_join(base, "runs"), RunsHandler),
+        (url_path_join(base, "run"), RunHandler),
+        (url_path_join(base, "diff"), DiffHandler),
+        (url_path_join(base, "export"), ExportHandler),
+    ])
