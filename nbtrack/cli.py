@@ -77,7 +77,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
         rows = rows[-args.limit:]
     if args.json:
         for row in rows:
-            row["metrics"] = {k: v[0] for k, v in row["metrics"].items()}
             row["duration"] = (row["end_time"] - row["start_time"]) if row["end_time"] else None
         _print_json(rows)
         return 0
@@ -96,7 +95,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
              time.strftime("%Y-%m-%d %H:%M", time.localtime(r["start_time"])),
              fmt_duration(duration)]
             + [fmt_value(r["params"][k], 16) if k in r["params"] else "" for k in param_keys]
-            + [fmt_value(r["metrics"][k][0], 12) if k in r["metrics"] else "" for k in metric_keys]
+            + [fmt_value(r["metrics"][k], 12) if k in r["metrics"] else "" for k in metric_keys]
         )
     print(_table(headers, table))
     return 0
@@ -222,6 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gc", parents=[common], help="free unreferenced artifacts",
                        description="Delete artifact files and stored blobs that no run uses.")
     p.set_defaults(func=cmd_gc)
+
+    from nbtrack.export import command as export_command
+
+    p = sub.add_parser("export", help="export a notebook or a run as a Python script",
+                       description=export_command.DESCRIPTION, epilog=export_command.EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    export_command.add_arguments(p)  # brings its own --store
+    p.set_defaults(func=export_command.cli_command)
     return parser
 
 

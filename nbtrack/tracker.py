@@ -87,7 +87,7 @@ class ActiveRun:
         self.params: dict[str, Any] = {}
         self._buffer: list[tuple[str, int, float, float]] = []
         self._steps: dict[str, int] = {}
-        self._latest: dict[str, list[Any]] = {}
+        self._latest: dict[str, float] = {}
         self._flush_lock = threading.Lock()
         self._git_thread: threading.Thread | None = None
         self._git: dict[str, Any] | None = None
@@ -187,7 +187,7 @@ class ActiveRun:
     @property
     def metrics(self) -> dict[str, float]:
         """The latest value of each metric logged so far."""
-        latest = {k: v[0] for k, v in self._latest.items()}
+        latest = dict(self._latest)
         for key, _step, value, _ts in list(self._buffer):
             latest[key] = value
         return latest
@@ -225,8 +225,8 @@ class ActiveRun:
             if not count:
                 return
             points = buffer[:count]
-            for key, step, value, ts in points:
-                self._latest[key] = [value, step, ts]
+            for key, _step, value, _ts in points:
+                self._latest[key] = value
             self.store.append_metrics(self.id, points, self._latest)
             # Appends made while we wrote sit after `count` and survive this delete.
             del buffer[:count]
@@ -364,6 +364,8 @@ def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None
         cap("torch import", lambda: __import__("torch"))
         torch_too = "torch" in sys.modules
     extra: dict[str, Any] = dict(spec.extra)
+    if spec.cwd:
+        extra.setdefault("cwd", spec.cwd)  # where the code ran: `export --verify` runs there
     seed = spec.seed
     if seed is not None:
         extra["seeded"] = cap("seeding", lambda: seeds.seed_everything(seed, torch_too=torch_too), [])

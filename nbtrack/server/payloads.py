@@ -94,7 +94,7 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
         "start_time": start, "end_time": end,
         "duration": None if end is None or start is None else end - start,
         "tags": row["tags"], "note": row["note"], "params": row["params"],
-        "metrics": {k: v[0] if isinstance(v, list) else v for k, v in row["metrics"].items()},
+        "metrics": dict(row["metrics"]),
         "error": None if not error else f"{error.get('type', 'Error')}: {error.get('message', '')}",
         "execution_count": row["extra"].get("execution_count"),
         "code_hash": row["code_hash"],

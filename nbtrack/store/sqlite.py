@@ -324,9 +324,9 @@ class Store:
     # -- metrics ------------------------------------------------------------------------
     def append_metrics(
         self, run_id: str, points: Sequence[tuple[str, int, float, float]],
-        latest: dict[str, list[Any]] | None = None,
+        latest: dict[str, float] | None = None,
     ) -> None:
-        """Append metric points ``(key, step, value, timestamp)`` and the latest values."""
+        """Append metric points ``(key, step, value, timestamp)`` and each metric's last value."""
         with self.transaction() as conn:
             if points:
                 conn.executemany(

@@ -1,0 +1,460 @@
+"""Rendering a script: the PEP 723 header, parameters as flags, checks, cells; writing it.
+
+Everything here produces text from plain values; nothing here runs the user's code.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import json
+import keyword
+import math
+import os
+import re
+import tempfile
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbtrack.errors import ExportError, UsageError
+from nbtrack.export.helpers import helper_source
+
+__all__ = ["Param", "ScriptSpec", "render", "parametrize", "dependencies", "write_script",
+           "imported_modules", "pep723_block", "requirements_text"]
+
+#: The script's own options; a parameter of the same name gets ``--param-NAME`` instead.
+RESERVED_FLAGS = frozenset({"help", "h", "seed", "strict"})
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter that becomes a command-line flag of the script."""
+
+    name: str
+    default: Any
+
+    @property
+    def kind(self) -> str:
+        value = self.default
+        if isinstance(value, bool):
+            return "bool"
+        if isinstance(value, int):
+            return "int"
+        if isinstance(value, float):
+            return "float"
+        if isinstance(value, str):
+            return "str"
+        return "literal"
+
+    def flags(self, reserved: Iterable[str]) -> list[str]:
+        taken = set(reserved)
+        if self.name in taken:
+            return [f"--param-{self.name.replace('_', '-')}"]
+        dashed = "--" + self.name.replace("_", "-")
+        plain = "--" + self.name
+        return [dashed] if dashed == plain else [dashed, plain]
+
+
+@dataclass
+class ScriptSpec:
+    """Everything that goes into one script."""
+
+    title: str  # first docstring line
+    description: list[str]  # further docstring paragraphs (already wrapped)
+    python: str | None = None  # the recorded Python version, e.g. "3.11.7"
+    requires_python: str | None = None
+    dependencies: list[str] = field(default_factory=list)
+    helpers: set[str] = field(default_factory=set)
+    params: list[Param] = field(default_factory=list)
+    seed: int | None = None  # a --seed flag with this default (None: no flag)
+    strict: bool = False
+    inputs: list[tuple[str, str, str, str]] = field(default_factory=list)
+    rng_state: dict[str, Any] | None = None
+    track: bool = True
+    blocks: list[str] = field(default_factory=list)  # the code, in order
+    epilogue: str = ""
+    defaults_from: str = "recorded"  # where flag defaults come from, for --help
+
+
+def _literal_source(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"float({str(value)!r})"
+    text = repr(value)
+    try:
+        ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError):
+        raise ExportError(f"parameter value {text} is not a Python literal") from None
+    return text
+
+
+def _params_block(spec: ScriptSpec) -> str:
+    lines = [
+        f"# ---- parameters: the {spec.defaults_from} values are the defaults "
+        "(--help lists them) ----",
+        "_parser = _argparse.ArgumentParser(",
+        f"    description={spec.title!r},",
+        ")",
+    ]
+    reserved = set(RESERVED_FLAGS)
+    for param in spec.params:
+        flags = param.flags(reserved)
+        reserved.add(param.name)
+        options = [", ".join(repr(f) for f in flags), f"dest={param.name!r}"]
+        default = _literal_source(param.default)
+        kind = param.kind
+        if kind == "bool":
+            options.append("action=_argparse.BooleanOptionalAction")
+        elif kind in ("int", "float", "str"):
+            options.append(f"type={kind}")
+        else:
+            spec.helpers.add("literal")
+            options.append("type=_nbtrack_literal")
+        options.append(f"default={default}")
+        recorded = default.replace("%", "%%")
+        options.append(f"help={f'{spec.defaults_from}: {recorded}'!r}")
+        lines.append(f"_parser.add_argument({', '.join(options)})")
+    if spec.seed is not None:
+        lines.append(f"_parser.add_argument('--seed', type=int, default={spec.seed!r}, "
+                     f"help={f'the seed ({spec.defaults_from}: {spec.seed})'!r})")
+    if spec.inputs:
+        lines.append("_parser.add_argument('--strict', action=_argparse.BooleanOptionalAction, "
+                     f"default={spec.strict!r}, help='stop when an input differs from the "
+                     "recorded one')")
+    lines.append("_ARGS = _parser.parse_args()")
+    names = ", ".join(f"{p.name!r}: _ARGS.{p.name}" for p in spec.params)
+    lines.append(f"PARAMS = {{{names}}}")
+    if spec.seed is not None:
+        lines.append("SEED = _ARGS.seed")
+    return "\n".join(lines) + "\n"
+
+
+def pep723_block(requires_python: str | None, dependencies: Sequence[str]) -> str:
+    """The ``# /// script`` block (PEP 723) that ``uv run`` and ``pipx run`` read."""
+    lines = ["# /// script"]
+    if requires_python:
+        lines.append(f"# requires-python = {json.dumps(requires_python)}")
+    if dependencies:
+        lines.append("# dependencies = [")
+        lines += [f"#     {json.dumps(dep)}," for dep in dependencies]
+        lines.append("# ]")
+    else:
+        lines.append("# dependencies = []")
+    lines.append("# ///")
+    return "\n".join(lines) + "\n"
+
+
+def requirements_text(dependencies: Sequence[str], title: str) -> str:
+    """A requirements.txt with the same pins as the script's header."""
+    return f"# {title}\n" + "".join(f"{dep}\n" for dep in dependencies)
+
+
+def _wrap_blob(text: str, width: int = 88) -> str:
+    chunks = [text[i:i + width] for i in range(0, len(text), width)] or [""]
+    return "(\n" + "".join(f"    {chunk!r},\n" for chunk in chunks) + ")"
+
+
+def encode_rng_state(state: Mapping[str, Any]) -> str:
+    """The RNG state as compact base64 text (zlib-compressed JSON) for the script."""
+    raw = json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
+    return base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
+
+
+def render(spec: ScriptSpec) -> str:
+    """The whole script text."""
+    if spec.python:
+        spec.helpers.add("versions")
+    if spec.inputs:
+        spec.helpers.add("inputs")
+    if spec.rng_state is not None:
+        spec.helpers.add("rng")
+    params = _params_block(spec)  # may add the "literal" helper
+    imports, definitions = helper_source(spec.helpers)
+    doc = spec.title + "\n\n" + "\n\n".join(spec.description)
+    out = ["#!/usr/bin/env python3\n", pep723_block(spec.requires_python, spec.dependencies),
+           f'"""{_docstring(doc)}\n"""\n\n']
+    imports = sorted(set(imports) | {"import argparse as _argparse"})
+    out.append("\n".join(imports) + "\n")
+    if spec.track:
+        out.append("\nimport nbtrack\n")
+    if definitions:
+        out.append("\n# ---- helpers for the notebook's magics and the checks ----\n")
+        out.append(definitions)
+    out.append("\n\n" + params)
+    if spec.inputs:
+        out.append("STRICT = _ARGS.strict\n")
+    if spec.python:
+        out.append(f"\n_nbtrack_check_versions({spec.python!r})\n")
+    if spec.inputs:
+        out.append("# What the run read: (name, kind, recorded fingerprint, recorded path).\n")
+        out.append("_INPUTS = [\n" + "".join(f"    {tuple(i)!r},\n" for i in spec.inputs)
+                   + "]\n")
+    if spec.rng_state is not None:
+        out.append("# The RNG state at the tracked cell's start (random, NumPy, torch).\n")
+        out.append(f"_RNG_STATE = {_wrap_blob(encode_rng_state(spec.rng_state))}\n")
+    for block in spec.blocks:
+        out.append("\n" + block.rstrip("\n") + "\n")
+    if spec.epilogue:
+        out.append("\n" + spec.epilogue.rstrip("\n") + "\n")
+    text = "".join(out)
+    try:
+        compile(text, "<exported script>", "exec")
+    except SyntaxError as exc:
+        raise ExportError(f"the exported script does not compile ({exc.msg} at line "
+                          f"{exc.lineno}); please report this") from None
+    return text
+
+
+def _docstring(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+
+
+# --- parameters in code -------------------------------------------------------------------
+
+
+def _literal_bindings(tree: ast.Module) -> list[tuple[str, ast.expr]]:
+    """``(name, value node)`` for the top-level literal assignments, in order."""
+    found: list[tuple[str, ast.expr]] = []
+
+    def bind(target: ast.expr, value: ast.expr) -> None:
+        if isinstance(target, ast.Name):
+            try:
+                ast.literal_eval(value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                return
+            found.append((target.id, value))
+        elif (isinstance(target, ast.Tuple | ast.List) and isinstance(value, ast.Tuple | ast.List)
+              and len(target.elts) == len(value.elts)
+              and not any(isinstance(e, ast.Starred) for e in (*target.elts, *value.elts))):
+            for sub_target, sub_value in zip(target.elts, value.elts, strict=True):
+                bind(sub_target, sub_value)
+
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            bind(stmt.targets[0], stmt.value)
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            bind(stmt.target, stmt.value)
+    return found
+
+
+def literal_values(source: str) -> dict[str, Any]:
+    """The last top-level literal value of each name in ``source`` (``{}`` if unparsable)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    return {name: ast.literal_eval(node) for name, node in _literal_bindings(tree)}
+
+
+def parametrize(source: str, names: Iterable[str], holder: str = "PARAMS") -> tuple[str, set[str]]:
+    """Replace the last top-level literal assignment of each name with ``PARAMS["name"]``.
+
+    Returns the new source and the names replaced. Only the last assignment is replaced,
+    so code between two assignments of a name keeps reading the first value.
+    """
+    wanted = set(names)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source, set()
+    last: dict[str, ast.expr] = {}
+    for name, node in _literal_bindings(tree):
+        if name in wanted:
+            last[name] = node
+    lines = source.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+
+    def position(lineno: int, col: int) -> int:
+        line = lines[lineno - 1]
+        return offsets[lineno - 1] + len(line.encode("utf-8")[:col].decode("utf-8", "ignore"))
+
+    edits = []
+    for name, node in last.items():
+        assert node.end_lineno is not None and node.end_col_offset is not None
+        edits.append((position(node.lineno, node.col_offset),
+                      position(node.end_lineno, node.end_col_offset), f"{holder}[{name!r}]"))
+    for start, end, text in sorted(edits, reverse=True):
+        source = source[:start] + text + source[end:]
+    return source, set(last)
+
+
+def script_params(recorded: Mapping[str, Any], literal: Mapping[str, Any]) -> list[Param]:
+    """Flags for the recorded params; the code's own literal wins when it is the same value
+    (a tuple stays a tuple, where the record's JSON made it a list)."""
+    out = []
+    for name, value in recorded.items():
+        if not name.isidentifier() or keyword.iskeyword(name):
+            continue
+        if name in literal and _json_equal(literal[name], value):
+            value = literal[name]
+        out.append(Param(name, value))
+    return out
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(json.loads(json.dumps(a)) == json.loads(json.dumps(b))) and \
+            type(json.loads(json.dumps(a))) is type(json.loads(json.dumps(b)))
+    except (TypeError, ValueError):
+        return False
+
+
+# --- dependencies ---------------------------------------------------------------------------
+
+
+def imported_modules(sources: Iterable[str]) -> list[str]:
+    """Top-level names of the modules the code imports (absolute imports only)."""
+    found: dict[str, None] = {}
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    found.setdefault(alias.name.split(".")[0])
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.setdefault(node.module.split(".")[0])
+    return list(found)
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def dependencies(modules: Iterable[str], recorded: Mapping[str, str] | None,
+                 extra: Iterable[str] = ()) -> tuple[list[str], list[str]]:
+    """PEP 508 pins for the distributions behind ``modules``: ``(pins, notes)``.
+
+    Versions come from ``recorded`` ({distribution: version}, the run's environment) when
+    given, else from what is installed. A distribution the record lacks is pinned to the
+    installed version with a note.
+    """
+    import importlib.metadata
+    import sys
+
+    mods = [m for m in modules if m not in ("nbtrack",) and m not in sys.stdlib_module_names]
+    by_normal = {_normal(k): (k, v) for k, v in (recorded or {}).items()}
+    # Most modules are named like their distribution (numpy, pandas, torch): those need no
+    # scan of every installed distribution's file list, which costs half a second cold.
+    dists: dict[str, str] = {}
+    installed_normal: dict[str, str] = {}
+    rest = []
+    for module in mods:
+        key = _normal(module)
+        try:
+            version = importlib.metadata.version(module)
+        except Exception:  # noqa: BLE001 - not a distribution name (sklearn, PIL, yaml...)
+            version = None
+        if key in by_normal or version is not None:
+            dists[module] = by_normal[key][0] if key in by_normal else module
+            if version is not None:
+                installed_normal[key] = version
+        else:
+            rest.append(module)
+    if rest:
+        from nbtrack.capture.environment import distribution_versions, module_distributions
+
+        dists.update(module_distributions(rest))
+        installed_normal.update({_normal(k): v for k, v in distribution_versions(rest).items()})
+    pins: dict[str, str] = {}
+    notes: list[str] = []
+    for module, dist in dists.items():
+        key = _normal(dist)
+        if recorded is not None and key in by_normal:
+            name, version = by_normal[key]
+            pins[_normal(name)] = f"{dist}=={version}"
+        elif key in installed_normal:
+            pins[key] = f"{dist}=={installed_normal[key]}"
+            if recorded is not None:
+                notes.append(f"{dist} (imported as {module}) is not in the run's recorded "
+                             f"environment; pinned to the installed {installed_normal[key]}")
+    if recorded is not None:
+        # What the imported distributions themselves require, at the versions the run had:
+        # pandas without its numpy pinned would not rebuild the same environment.
+        for key in _required_closure([p.split("==")[0] for p in pins.values()], by_normal):
+            name, version = by_normal[key]
+            pins.setdefault(key, f"{name}=={version}")
+    for item in extra:
+        pins.setdefault(_normal(re.split(r"[=<>!~ ]", item)[0]), item)
+    return [pins[k] for k in sorted(pins)], notes
+
+
+_REQUIREMENT_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _required_closure(dists: Iterable[str], among: Mapping[str, Any]) -> set[str]:
+    """Normalized names of the distributions ``dists`` require (transitively, extras
+    left out) that are also in ``among``."""
+    import importlib.metadata
+
+    found: set[str] = set()
+    todo = list(dists)
+    while todo:
+        dist = todo.pop()
+        try:
+            requirements = importlib.metadata.requires(dist) or []
+        except Exception:  # noqa: BLE001 - not installed here, or broken metadata
+            continue
+        for requirement in requirements:
+            if "extra ==" in requirement.replace('extra=="', 'extra == "'):
+                continue
+            match = _REQUIREMENT_NAME.match(requirement)
+            if not match:
+                continue
+            key = _normal(match.group(1))
+            if key in among and key not in found:
+                found.add(key)
+                todo.append(among[key][0])
+    return found
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def write_script(text: str, path: str | os.PathLike[str], *, force: bool = False,
+                 executable: bool = True) -> Path:
+    """Write ``text`` to ``path`` atomically (a temporary file, then a rename).
+
+    Raises :class:`UsageError` when ``path`` exists and ``force`` is false, and
+    :class:`ExportError` when it cannot be written; no partial file is left behind.
+    """
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise UsageError(f"{target} is a folder; give the path of the script to write")
+    if target.exists() and not force:
+        raise UsageError(f"{target} already exists; pass --force to overwrite it")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise ExportError(f"cannot write {target}: the folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        if executable:
+            os.chmod(tmp, 0o755 & ~_umask())
+        os.replace(tmp, target)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from None
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
