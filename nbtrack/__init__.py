@@ -32,15 +32,19 @@ __all__ = [
     "get_run",
     "diff",
     "current_run",
+    "compare",
+    "plot",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]
 
 if TYPE_CHECKING:
     import pandas
+    import plotly.graph_objects
 
     from nbtrack.query import RunDiff, RunRecord
     from nbtrack.tracker import ActiveRun
+    from nbtrack.widgets.compare import CompareWidget
 
 
 def run(name: str | None = None, *, seed: int | None = None, deterministic: bool = False,
@@ -92,6 +96,34 @@ def current_run() -> ActiveRun | None:
     from nbtrack.tracker import current_run as _current
 
     return _current()
+
+
+def compare(runs: Any = None, metric: str | None = None, *, store: Any = None,
+            page_size: int = 25) -> CompareWidget:
+    """An interactive comparison of runs (ipywidgets + plotly); display it in a notebook.
+
+    ``runs`` is ``None`` (every run in the store; ``refresh()`` picks up new ones), a
+    DataFrame from :func:`runs` (already filtered), or a list of run refs. Filter by name,
+    tag, status or a query such as ``metrics.val_acc > 0.9 and params.lr < 0.01``; select
+    runs to see their curves, parallel coordinates and diff. Drivable from code:
+    ``w.select([1, 3])``, ``w.metric = "val_acc"``, ``w.query = "..."``,
+    ``w.save_html(path)``. See docs/compare.md.
+    """
+    from nbtrack.widgets.compare import compare as _compare
+
+    return _compare(runs, metric, store=store, page_size=page_size)
+
+
+def plot(metric: str, runs: Any = None, *, smoothing: float = 0.0, store: Any = None
+         ) -> plotly.graph_objects.Figure:
+    """A plain plotly figure of ``metric`` over steps, one line per run.
+
+    ``runs`` is as for :func:`compare` (``None``: every run that logged ``metric``);
+    ``smoothing`` in [0, 1) is an EMA weight.
+    """
+    from nbtrack.widgets.figures import plot as _plot
+
+    return _plot(metric, runs, smoothing=smoothing, store=store)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -185,6 +185,11 @@ class ActiveRun:
             self._warn(f"input {name!r} was not fingerprinted: {exc}")
 
     @property
+    def steps(self) -> dict[str, int]:
+        """The step at which each metric was last logged."""
+        return dict(self._steps)
+
+    @property
     def metrics(self) -> dict[str, float]:
         """The latest value of each metric logged so far."""
         latest = dict(self._latest)
@@ -367,12 +372,15 @@ def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None
     if spec.cwd:
         extra.setdefault("cwd", spec.cwd)  # where the code ran: `export --verify` runs there
     seed = spec.seed
+    numpy_too = ("numpy" in sys.modules or seed is not None or spec.kind == "script"
+                 or bool(cap("numpy use", lambda: seeds.cell_may_load_numpy(source), True)))
     if seed is not None:
-        extra["seeded"] = cap("seeding", lambda: seeds.seed_everything(seed, torch_too=torch_too), [])
+        extra["seeded"] = cap("seeding", lambda: seeds.seed_everything(
+            seed, torch_too=torch_too, numpy_too=numpy_too), [])
     if spec.deterministic:
         extra["deterministic"] = cap("deterministic mode",
                                      lambda: seeds.set_deterministic(torch_too=torch_too), {})
-    rng = cap("RNG state", lambda: seeds.rng_state(torch_too=torch_too))
+    rng = cap("RNG state", lambda: seeds.rng_state(torch_too=torch_too, numpy_too=numpy_too))
     rng_hash = None
     if rng is not None:
         rng_hash = cap("RNG state", lambda: store.put_blob("rng", json.dumps(rng).encode()))
@@ -408,8 +416,7 @@ def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None
     code_hash = cap("code", lambda: store.put_blob("code", spec.code.encode("utf-8")))
     history: list[list[Any]] = []
     if spec.history:
-        hashes = cap("history", lambda: store.put_blobs(
-            "code", [e.source.encode("utf-8") for e in spec.history]), [])
+        hashes = cap("history", lambda: store.put_texts("code", [e.source for e in spec.history]), [])
         history = [[e.execution_count, h] for e, h in zip(spec.history, hashes)]
 
     if spec.capture_env:

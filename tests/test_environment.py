@@ -31,6 +31,12 @@ def _fresh_cache():
     clear_cache()
 
 
+@pytest.fixture(autouse=True)
+def private_disk_cache(tmp_path_factory, monkeypatch):
+    """Each test starts without the import-name map that earlier processes saved on disk."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def count_scans(monkeypatch):
     """Count importlib.metadata.packages_distributions() calls (the expensive scan)."""
@@ -237,9 +243,10 @@ def test_warm_call_is_cached_and_returns_a_copy(count_scans):
     assert len(count_scans) == 1
 
 
-def test_clear_cache_forces_rescan(count_scans):
+def test_clear_cache_without_disk_cache_rescans(count_scans, tmp_path, monkeypatch):
     environment()
     clear_cache()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
     environment()
     assert len(count_scans) == 2
 
@@ -428,3 +435,12 @@ def test_gpu_failure_is_a_warning(monkeypatch):
     snap = environment()
     assert "gpu" not in snap
     assert any(w.startswith("environment: gpu not captured") for w in snap["warnings"])
+
+
+def test_a_new_process_reuses_the_map_saved_on_disk(count_scans):
+    first = environment()
+    assert len(count_scans) == 1
+    clear_cache()  # what a fresh kernel starts with
+    second = environment()
+    assert len(count_scans) == 1  # read from the disk cache, not rescanned
+    assert second["packages"] == first["packages"]

@@ -19,11 +19,13 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
 import threading
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -272,6 +274,41 @@ def _stat_mtimes(paths: Iterable[str]) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
+def _disk_cache_file(path: tuple[str, ...], watched: tuple[tuple[str, int], ...]) -> Path:
+    import hashlib
+
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    key = hashlib.sha256(json.dumps([sys.executable, path, watched]).encode()).hexdigest()[:24]
+    return Path(root) / "nbtrack" / f"distributions-{key}.json"
+
+
+def _load_disk_mapping(path: tuple[str, ...], watched: tuple[tuple[str, int], ...]
+                       ) -> dict[str, list[str]] | None:
+    """The import-name map saved by an earlier process with the same installed packages.
+
+    Scanning every installed distribution costs a few hundred milliseconds, which a
+    kernel's first tracked cell would otherwise pay; the key covers the interpreter,
+    sys.path and the mtimes of the folders holding distribution metadata.
+    """
+    try:
+        data = json.loads(_disk_cache_file(path, watched).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _save_disk_mapping(path: tuple[str, ...], watched: tuple[tuple[str, int], ...],
+                       mapping: dict[str, list[str]]) -> None:
+    target = _disk_cache_file(path, watched)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(mapping), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError:
+        pass  # a read-only home only costs the next kernel a rescan
+
+
 def _mapping() -> dict[str, list[str]]:
     """packages_distributions(), recomputed only when installed distributions changed.
 
@@ -291,11 +328,14 @@ def _mapping() -> dict[str, list[str]]:
     watched_paths = [p for p in path if p and os.path.isdir(p) and _has_metadata(p)]
     # Take the signature before scanning: a change during the scan shows up next call.
     watched = _stat_mtimes(watched_paths)
-    raw = importlib.metadata.packages_distributions()
-    mapping = {}
-    for name, dists in raw.items():
-        # A distribution installed in two sys.path folders is listed twice.
-        mapping[name] = list(dict.fromkeys(dists))
+    mapping = _load_disk_mapping(path, watched)
+    if mapping is None:
+        raw = importlib.metadata.packages_distributions()
+        mapping = {}
+        for name, dists in raw.items():
+            # A distribution installed in two sys.path folders is listed twice.
+            mapping[name] = list(dict.fromkeys(dists))
+        _save_disk_mapping(path, watched, mapping)
     _cache.mapping, _cache.sys_path, _cache.watched = mapping, path, watched
     _cache.versions = {}
     _cache.packages = None

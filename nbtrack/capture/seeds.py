@@ -28,8 +28,6 @@ import struct
 import sys
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from nbtrack.errors import UsageError
 
 if TYPE_CHECKING:
@@ -103,7 +101,32 @@ def cell_imports_torch(source: str) -> bool:
     return False
 
 
-def seed_everything(seed: int, *, torch_too: bool) -> list[str]:
+def cell_may_load_numpy(source: str) -> bool:
+    """Whether running ``source`` may import NumPy when it is not loaded yet.
+
+    True when the cell imports NumPy or any package that is neither loaded nor part of the
+    standard library (most scientific packages import NumPy), and for code that does not
+    parse. The tracker then loads NumPy first, so its RNG state at the cell's start is
+    recorded and the run can be replayed; a cell like ``x = 1`` does not pay for NumPy.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return True
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            tops = [alias.name.split(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            tops = [node.module.split(".")[0]]
+        else:
+            continue
+        for top in tops:
+            if top == "numpy" or (top not in sys.modules and top not in sys.stdlib_module_names):
+                return True
+    return False
+
+
+def seed_everything(seed: int, *, torch_too: bool, numpy_too: bool = True) -> list[str]:
     """Seed ``random``, NumPy's global RNG and, when in use, torch; return what was seeded.
 
     torch is seeded when ``torch_too`` or it is already imported: ``torch.manual_seed``
@@ -116,8 +139,12 @@ def seed_everything(seed: int, *, torch_too: bool) -> list[str]:
             f"bad seed {seed!r}: a seed must be an integer from 0 to {_MAX_NUMPY_SEED}"
         )
     random.seed(seed)
-    np.random.seed(seed)
-    seeded = ["random", "numpy"]
+    seeded = ["random"]
+    if numpy_too or "numpy" in sys.modules:
+        import numpy as np
+
+        np.random.seed(seed)
+        seeded.append("numpy")
     torch = _torch_module(torch_too)
     if torch is not None:
         torch.manual_seed(seed)
@@ -313,6 +340,8 @@ def _unpack_words(data: object, what: str) -> tuple[int, ...]:
 
 def _encode_generic(value: Any) -> Any:
     """JSON-able form of a NumPy bit generator state (dicts, ints, arrays)."""
+    import numpy as np  # imported only when NumPy's RNG is in play
+
     if isinstance(value, np.ndarray):
         array = np.ascontiguousarray(value)
         return {"__ndarray__": _b64(array.tobytes()), "dtype": array.dtype.str,
@@ -327,6 +356,8 @@ def _encode_generic(value: Any) -> Any:
 
 
 def _decode_generic(value: Any) -> Any:
+    import numpy as np  # imported only when NumPy's RNG is in play
+
     if isinstance(value, dict):
         if "__ndarray__" in value:
             raw = _unb64(value["__ndarray__"], "numpy array")
@@ -338,6 +369,8 @@ def _decode_generic(value: Any) -> Any:
 
 
 def _numpy_state() -> dict[str, Any]:
+    import numpy as np  # imported only when NumPy's RNG is in play
+
     full = np.random.get_state(legacy=False)
     if full.get("bit_generator") != "MT19937":
         # The global RandomState was given another bit generator (np.random.set_bit_generator):
@@ -354,6 +387,8 @@ def _numpy_state() -> dict[str, Any]:
 
 
 def _restore_numpy(state: dict[str, Any]) -> None:
+    import numpy as np  # imported only when NumPy's RNG is in play
+
     if "state" in state:
         np.random.set_state(_decode_generic(state["state"]))
         return
@@ -413,7 +448,7 @@ def _torch_state(torch: ModuleType) -> dict[str, Any]:
     return state
 
 
-def rng_state(*, torch_too: bool) -> dict[str, Any]:
+def rng_state(*, torch_too: bool, numpy_too: bool = True) -> dict[str, Any]:
     """A JSON-able snapshot of the full state of every RNG in use (see the module doc).
 
     Covers ``random`` (``getstate()``), NumPy's global RNG (the legacy MT19937 state: key,
@@ -426,8 +461,10 @@ def rng_state(*, torch_too: bool) -> dict[str, Any]:
         "format": RNG_STATE_FORMAT,
         "random": {"version": int(version), "internal": _pack_words(internal),
                    "gauss_next": gauss_next},
-        "numpy": _numpy_state(),
     }
+    if numpy_too or "numpy" in sys.modules:
+        # Without NumPy loaded (numpy_too=False) nothing can draw from its global RNG.
+        state["numpy"] = _numpy_state()
     torch = _torch_module(torch_too)
     if torch is not None:
         state["torch"] = _torch_state(torch)

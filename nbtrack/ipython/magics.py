@@ -133,7 +133,10 @@ class TrackMagics(Magics):
 
         # Parse before starting a run: a cell that cannot compile never ran.
         tree = shell.transform_ast(shell.compile.ast_parse(source))
-        filename = shell.compile.cache(source, shell.execution_count, raw_code=raw)
+        # The cell's own number: IPython stored its input under it before running it (IPython 9
+        # has already advanced execution_count by then, IPython 8 has not).
+        count = max(len(shell.history_manager.input_hist_raw) - 1, 0)
+        filename = shell.compile.cache(source, count, raw_code=raw)
         last_expr = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last_expr = ast.Expression(tree.body.pop().value)
@@ -147,7 +150,7 @@ class TrackMagics(Magics):
             kind="cell", source=source, code=raw, history=_history(shell),
             notebook=_notebook_path(shell), cwd=os.getcwd(), namespace=ns,
             extra={"magic_line": line, "overrides": overrides,
-                   "execution_count": shell.execution_count},
+                   "execution_count": count},
         )
         if spec.seed is not None and not 0 <= spec.seed < 2**32:
             raise UsageError(f"--seed {spec.seed} is out of range: use 0 to 2**32 - 1")
@@ -158,19 +161,25 @@ class TrackMagics(Magics):
             run = None
 
         saved = ns.get("track", _MISSING)
+        live = None
         if run is not None:
             ns["track"] = run
+            if not args.quiet:
+                from nbtrack.widgets.live_display import start_live_display
+
+                live = start_live_display(run, shell)  # shows metrics once the cell logs some
         try:
             exec(body_code, ns)
             result = eval(expr_code, ns) if expr_code is not None else None
         except BaseException as exc:
-            self._end(run, saved, exc, args.quiet)
+            self._end(run, saved, exc, args.quiet, live)
             raise
-        self._end(run, saved, None, args.quiet)
+        self._end(run, saved, None, args.quiet, live)
         if expr_code is not None:
             shell.displayhook(result)
 
-    def _end(self, run: Any, saved: Any, exc: BaseException | None, quiet: bool) -> None:
+    def _end(self, run: Any, saved: Any, exc: BaseException | None, quiet: bool,
+             live: Any = None) -> None:
         ns = self.shell.user_ns
         if run is None:
             return
@@ -180,12 +189,18 @@ class TrackMagics(Magics):
             ns["track"] = saved
         run.finish(exc=exc, namespace=ns)
         if quiet or os.environ.get(config.ENV_SUMMARY) == "0":
+            if live is not None:
+                live.finish(None)  # the last live view stays
             return
         try:
             from nbtrack.query import load_record
 
-            _show(_Summary(load_record(run.store, run.id, full=False)))
+            summary = _Summary(load_record(run.store, run.id, full=False))
+            if live is None or not live.finish(summary):  # the summary replaces the live view
+                _show(summary)
         except NbtrackError as exc:
+            if live is not None:
+                live.finish(None)
             print(f"nbtrack: run #{run.number} recorded, but its summary cannot be shown: {exc}",
                   file=sys.stderr)
 
@@ -199,18 +214,37 @@ class TrackMagics(Magics):
             %nbtrack store PATH      # use the store in folder PATH from now on
             %nbtrack runs            # nbtrack.runs() as a table
             %nbtrack show REF        # one run's summary
+            %nbtrack export [--run REF] [-o PATH] [--verify] ...
+                                     # this notebook (or run REF) as a plain Python script;
+                                     # same options as `nbtrack export`, see docs/export.md
         """
         parts = line.split(maxsplit=1)
         command = parts[0] if parts else "info"
         rest = parts[1].strip() if len(parts) > 1 else ""
+        if command == "export":
+            return self._export(rest)
         handler = _COMMANDS.get(command)
         if handler is None:
-            raise UsageError(
-                f"%nbtrack: unknown command {command!r}; use one of: {', '.join(_COMMANDS)}")
+            raise UsageError(f"%nbtrack: unknown command {command!r}; use one of: "
+                             f"{', '.join(_COMMANDS)}, export")
         try:
             return handler(rest)
         except NbtrackError as exc:
             raise UsageError(str(exc)) from None
+
+
+    def _export(self, rest: str) -> None:
+        from nbtrack.export.command import magic_export
+
+        try:
+            status, message = magic_export(rest, notebook=_notebook_path(self.shell),
+                                           history=_history(self.shell))
+        except NbtrackError as exc:
+            raise UsageError(str(exc)) from None
+        if message:
+            print(message)
+        if status:
+            raise UsageError("the exported script did not reproduce the run (see the table above)")
 
 
 def _info(_: str) -> None:

@@ -102,6 +102,7 @@ class Store:
         self.artifacts_path = self.path / config.ARTIFACTS_DIRNAME
         self._lock = threading.RLock()
         self._known_blobs: set[str] = set()
+        self._text_hashes: dict[int, tuple[str, str]] = {}
         self._gc_generation = 0
         if not self.db_path.exists():
             if not create:
@@ -348,6 +349,13 @@ class Store:
             history.setdefault(key, []).append((step, float("nan") if value is None else value, ts))
         return history
 
+    def metric_points(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """``(step, value)`` of one metric of a run, in logging order (for charts)."""
+        return [(int(step), float("nan") if value is None else float(value))
+                for step, value in self._query(
+                    "SELECT step, value FROM metrics WHERE run_id=? AND key=? ORDER BY rowid",
+                    (run_id, key))]
+
     # -- blobs (environment snapshots, code, RNG states) ---------------------------------
     def check_blob_cache(self) -> None:
         """Forget which blobs we know exist if any process ran ``gc`` since we last looked."""
@@ -355,6 +363,7 @@ class Store:
         generation = int(rows[0][0]) if rows else 0
         if generation != self._gc_generation:
             self._known_blobs.clear()
+            self._text_hashes.clear()
             self._gc_generation = generation
 
     def put_blob(self, kind: str, data: bytes) -> str:
@@ -383,6 +392,29 @@ class Store:
                 conn.executemany("INSERT OR IGNORE INTO blobs (hash, kind, data) VALUES (?,?,?)", new)
             self._known_blobs.update(h for h, _, _ in new)
         return hashes
+
+    def put_texts(self, kind: str, texts: Sequence[str]) -> list[str]:
+        """Store texts as blobs (like :meth:`put_blobs`), remembering the str objects seen.
+
+        A kernel's history is the same str objects from one run to the next, so a run
+        after 1,000 cells hashes only the cells added since the previous run.
+        """
+        memo = self._text_hashes
+        hashes: list[str | None] = []
+        missing: list[int] = []
+        for index, text in enumerate(texts):
+            hit = memo.get(id(text))
+            if hit is not None and hit[0] is text:
+                hashes.append(hit[1])
+            else:
+                hashes.append(None)
+                missing.append(index)
+        if missing:
+            fresh = self.put_blobs(kind, [texts[i].encode("utf-8") for i in missing])
+            for index, digest in zip(missing, fresh):
+                hashes[index] = digest
+                memo[id(texts[index])] = (texts[index], digest)  # the ref keeps the id unique
+        return [h for h in hashes if h is not None]
 
     def get_blob(self, digest: str) -> bytes | None:
         rows = self._query("SELECT data FROM blobs WHERE hash=?", (digest,))
@@ -498,6 +530,7 @@ class Store:
                     "ON CONFLICT(key) DO UPDATE SET value = value + 1")
             removed_blobs = len(orphans)
             self._known_blobs.clear()
+            self._text_hashes.clear()
         return {"files": removed_files, "bytes": freed, "blobs": removed_blobs}
 
 
