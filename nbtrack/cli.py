@@ -165,7 +165,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 def cmd_gc(args: argparse.Namespace) -> int:
     """Delete artifact files and stored blobs no run refers to."""
-    result = _open(args).gc()
+    result = _open(args).gc(grace=args.grace)
     if args.json:
         _print_json(result)
     else:
@@ -220,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gc", parents=[common], help="free unreferenced artifacts",
                        description="Delete artifact files and stored blobs that no run uses.")
+    p.add_argument("--grace", type=float, default=60.0, metavar="SECONDS",
+                   help="keep content younger than this, which a run being started elsewhere "
+                        "may be about to use (default 60)")
     p.set_defaults(func=cmd_gc)
 
     from nbtrack.export import command as export_command

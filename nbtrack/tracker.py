@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import operator
 import os
 import sys
 import threading
@@ -25,7 +26,7 @@ from typing import Any
 
 from nbtrack import config
 from nbtrack.artifacts import default_name, save_artifact
-from nbtrack.errors import NbtrackError, UsageError
+from nbtrack.errors import NbtrackError, StoreError, UsageError
 from nbtrack.model import ArtifactInfo, HistoryEntry, RunStatus
 from nbtrack.store.sqlite import Store, dumps, open_store
 
@@ -57,6 +58,7 @@ class RunSpec:
 
 
 _active: list[ActiveRun] = []
+_retry: list[ActiveRun] = []  # finished runs whose last writes met a locked store
 _active_lock = threading.Lock()
 
 
@@ -93,6 +95,9 @@ class ActiveRun:
         self._git: dict[str, Any] | None = None
         self._env_hash: str | None = None
         self._closed = False
+        self._beat = time.time()
+        self._pending: dict[str, Any] = {}
+        self._artifact_names: set[str] = set()
         self._listeners: list[Callable[[ActiveRun], None]] = []
 
     def __repr__(self) -> str:
@@ -118,10 +123,27 @@ class ActiveRun:
                     continue
             if step is None:
                 current = steps.get(key, -1) + 1
-            else:
+            elif type(step) is int and -2**63 <= step < 2**63:
                 current = step
+            else:
+                converted = self._to_step(step)
+                if converted is None:
+                    return
+                current = converted
             steps[key] = current
             append((key, current, value, now))
+
+    def _to_step(self, step: Any) -> int | None:
+        # NumPy and torch loop counters are common steps; SQLite needs a plain int.
+        try:
+            value = int(operator.index(step) if not hasattr(step, "item") else step.item())
+        except (TypeError, ValueError) as exc:
+            self._warn(f"track.log: step {step!r} is not a whole number ({exc}); not logged")
+            return None
+        if not -2**63 <= value < 2**63:
+            self._warn(f"track.log: step {value} is out of range; not logged")
+            return None
+        return value
 
     def _to_float(self, key: str, value: Any) -> float | None:
         try:
@@ -141,7 +163,14 @@ class ActiveRun:
         Content is stored once by hash, however many runs keep it. Returns what was stored,
         or ``None`` (with a warning on the run) if it could not be.
         """
-        name = name or default_name(obj)
+        if name is None:
+            # Unnamed artifacts of one type must not replace each other: number them.
+            base = name = default_name(obj)
+            suffix = 2
+            while name in self._artifact_names:
+                name = f"{base}-{suffix}"
+                suffix += 1
+        self._artifact_names.add(name)
         try:
             kind, digest, size, meta, warning = save_artifact(self.store, obj)
             self.store.add_artifact(self.id, name, kind, digest, size, meta)
@@ -215,9 +244,15 @@ class ActiveRun:
         except NbtrackError as exc:
             self.warnings.append(f"could not update the run: {exc}")
 
-    def _capture(self, what: str, fn: Callable[[], Any], default: Any = None) -> Any:
+    def _capture(self, what: str, fn: Callable[[], Any], default: Any = None, *,
+                 store_errors: bool = True) -> Any:
         try:
             return fn()
+        except StoreError:
+            if store_errors:
+                raise  # a locked or unwritable store: give up at once, not once per capture
+            self.warnings.append(f"{what} not stored: the store was not writable")
+            return default
         except Exception as exc:
             self._warn(f"{what} not captured: {type(exc).__name__}: {exc}")
             return default
@@ -228,7 +263,14 @@ class ActiveRun:
             buffer = self._buffer
             count = len(buffer)
             if not count:
+                now = time.time()
+                if now - self._beat > HEARTBEAT_SECONDS:
+                    # A run that logs nothing for a while is still alive: say so, or readers
+                    # on other hosts would take it for crashed.
+                    self.store.update_run(self.id, {"heartbeat": now})
+                    self._beat = now
                 return
+            self._beat = time.time()
             points = buffer[:count]
             for key, _step, value, _ts in points:
                 self._latest[key] = value
@@ -253,11 +295,13 @@ class ActiveRun:
         else:
             self.status = (RunStatus.INTERRUPTED if isinstance(exc, KeyboardInterrupt)
                            else RunStatus.FAILED)
+            from nbtrack.capture.environment import redact, secret_values
+
+            secrets = secret_values()
             error = {
                 "type": type(exc).__name__,
-                "message": str(exc),
-                "traceback": "".join(traceback.format_exception(
-                    type(exc), exc, _user_frames(exc.__traceback__))),
+                "message": redact(_safe_str(exc), secrets),
+                "traceback": redact(_format_traceback(exc), secrets),
             }
         with _active_lock:
             if self in _active:
@@ -270,12 +314,13 @@ class ActiveRun:
             from nbtrack.capture.inputs import names_loaded, names_stored
             from nbtrack.capture.models import find_models
 
-            models = self._capture("model summaries",
-                                   lambda: find_models(ns, names_loaded(self.spec.source) | names_stored(self.spec.source)), [])
+            source = self.spec.source
+            models = self._capture("model summaries", lambda: find_models(
+                ns, names_loaded(source) | names_stored(source)), [], store_errors=False)
             if models:
                 fields["models"] = models
         if self.spec.capture_env:
-            env_hash = self._capture("environment", self._store_environment)
+            env_hash = self._capture("environment", self._store_environment, store_errors=False)
             if env_hash and env_hash != self._env_hash:
                 fields["env_hash"] = env_hash
         if self._git_thread is not None:
@@ -283,17 +328,24 @@ class ActiveRun:
             if self._git is not None:
                 fields["git"] = self._git
         try:
-            self.flush()
-        except NbtrackError as exc:
-            self.warnings.append(f"metrics not written: {exc}")
+            self._write_final(fields)
+        except Exception as exc:
+            # A store locked beyond the timeout: keep the metrics and the outcome in memory
+            # and let the background thread write them when the lock is gone.
+            self._pending = fields
+            with _active_lock:
+                _retry.append(self)
+            _Flusher.ensure_started()
+            warnings.warn(f"nbtrack: run #{self.number} is not fully written yet ({exc}); "
+                          "nbtrack keeps retrying in the background", TrackingWarning,
+                          stacklevel=2)
+
+    def _write_final(self, fields: dict[str, Any]) -> None:
+        self.flush()
         fields["warnings"] = self.warnings
         fields["tags"] = self.tags
         fields["metrics"] = self._latest
-        try:
-            self.store.update_run(self.id, fields)
-        except NbtrackError as exc:
-            warnings.warn(f"nbtrack: run #{self.number} could not be finished: {exc}",
-                          TrackingWarning, stacklevel=2)
+        self.store.update_run(self.id, fields)
 
     def _store_environment(self) -> str:
         from nbtrack.capture.environment import environment
@@ -327,6 +379,10 @@ class ActiveRun:
         self._git_thread.start()
 
 
+#: Seconds between heartbeats of a run that logs nothing (a reader on another host marks a
+#: run crashed when its heartbeat is much older; see Store.mark_crashed).
+HEARTBEAT_SECONDS = 30.0
+
 #: Git state is asked of git at most this often per folder (``git status`` costs ~5 ms and,
 #: run in a thread, competes with the user's cell); a run within this window reuses it.
 GIT_CACHE_SECONDS = 10.0
@@ -336,12 +392,93 @@ _git_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+def _safe_str(exc: BaseException) -> str:
+    """``str(exc)``, or a stand-in when the exception's own ``__str__`` fails."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__name__}: str() failed>"
+
+
+def _format_traceback(exc: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(type(exc), exc, _user_frames(exc.__traceback__)))
+    except Exception:
+        return f"{type(exc).__name__}: {_safe_str(exc)}"
+
+
 def _user_frames(tb: Any) -> Any:
     """The traceback without nbtrack's own leading frames (the magic that ran the cell)."""
     while tb is not None and tb.tb_next is not None and \
             tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         tb = tb.tb_next
     return tb
+
+
+def _without_secrets(spec: RunSpec) -> RunSpec:
+    """The spec with secret environment values redacted from code, history, params, argv.
+
+    A cell that ran ``%env HF_TOKEN=...`` or a script given ``--token ...`` would otherwise
+    carry the secret into the store, whatever the environment capture leaves out.
+    """
+    from dataclasses import replace
+
+    from nbtrack.capture.environment import redact, secret_values
+
+    secrets = secret_values()
+    if not secrets:
+        return spec
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(value, secrets)
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    history = [e if redact(e.source, secrets) is e.source
+               else HistoryEntry(e.execution_count, redact(e.source, secrets))
+               for e in spec.history]
+    return replace(spec, source=redact(spec.source, secrets), code=redact(spec.code, secrets),
+                   history=history, params=clean(spec.params), extra=clean(spec.extra),
+                   note=clean(spec.note))
+
+
+class DetachedRun:
+    """What ``track`` is when a run could not be started: every call does nothing.
+
+    The cell still runs (a store that cannot be written must never break it); the reason
+    was printed when the cell started.
+    """
+
+    id = None
+    number = None
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"<nbtrack run not recorded: {self.reason}>"
+
+    def log(self, step: int | None = None, **metrics: Any) -> None:
+        """Does nothing: this run is not recorded."""
+
+    def artifact(self, obj: Any, name: str | None = None) -> None:
+        """Does nothing: this run is not recorded."""
+
+    def tag(self, *tags: str) -> None:
+        """Does nothing: this run is not recorded."""
+
+    def note(self, text: str) -> None:
+        """Does nothing: this run is not recorded."""
+
+    def log_params(self, **params: Any) -> None:
+        """Does nothing: this run is not recorded."""
+
+    def input(self, obj: Any, name: str) -> None:
+        """Does nothing: this run is not recorded."""
 
 
 def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None) -> ActiveRun:
@@ -355,6 +492,7 @@ def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None
     if not isinstance(store, Store):
         store = open_store(store)
     store.check_blob_cache()
+    spec = _without_secrets(spec)
     run = ActiveRun(store, spec)
     cap = run._capture
     source = spec.source
@@ -477,6 +615,14 @@ class _Flusher:
             time.sleep(interval)
             with _active_lock:
                 runs = list(_active)
+                pending = list(_retry)
+            for run in pending:
+                try:
+                    run._write_final(run._pending)
+                except Exception:
+                    continue
+                with _active_lock:
+                    _retry.remove(run)
             for run in runs:
                 try:
                     run.flush()
@@ -495,6 +641,12 @@ def _finish_at_exit() -> None:
     # keep their metrics and mark them crashed rather than leave them "running".
     with _active_lock:
         runs = list(_active)
+        pending = list(_retry)
+    for run in pending:
+        try:
+            run._write_final(run._pending)
+        except Exception:
+            pass
     for run in runs:
         try:
             run.flush()

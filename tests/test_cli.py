@@ -205,7 +205,7 @@ def test_rm_then_gc_frees_only_unshared_artifacts(project: Path) -> None:
     assert only_2.is_file()  # files stay until gc
     fails("show", "2", cwd=project)
 
-    gc = json.loads(ok("gc", "--json", cwd=project))
+    gc = json.loads(ok("gc", "--json", "--grace", "0", cwd=project))
     assert gc["files"] == 1
     assert gc["bytes"] == len(b"weights of #2 only")
     assert not only_2.exists()
@@ -213,11 +213,11 @@ def test_rm_then_gc_frees_only_unshared_artifacts(project: Path) -> None:
 
     # #3 still uses the content #1 stored: deleting #1 frees nothing.
     ok("rm", "1", cwd=project)
-    assert ok("gc", cwd=project).startswith("removed 0 artifact file(s) (0 bytes)")
+    assert ok("gc", "--grace", "0", cwd=project).startswith("removed 0 artifact file(s) (0 bytes)")
     assert shared.is_file()
     assert nbtrack.get_run(3, store=store).load_artifact("weights") == b"weights shared by #1 and #3"
     ok("rm", "last", cwd=project)
-    assert ok("gc", cwd=project).startswith("removed 1 artifact file(s)")
+    assert ok("gc", "--grace", "0", cwd=project).startswith("removed 1 artifact file(s)")
     assert not shared.exists()
     assert "no runs in" in ok("runs", cwd=project)
 
@@ -332,7 +332,7 @@ def test_gc_does_not_lose_data_of_later_runs_in_a_live_process(project: Path) ->
     with nbtrack.run("live/a", store=store) as track:  # this process now caches its env blob
         track.log(loss=1.0)
     ok("rm", "last", cwd=project)
-    ok("gc", cwd=project)  # the env blob of the deleted run is no longer referenced: removed
+    ok("gc", "--grace", "0", cwd=project)  # the env blob of the deleted run is no longer referenced: removed
     with nbtrack.run("live/b", store=store) as track:  # same environment, same blob hash
         track.log(loss=0.5)
     assert nbtrack.get_run("last", store=store).environment != {}

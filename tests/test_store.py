@@ -63,9 +63,9 @@ def test_artifacts_are_content_addressed_and_gc_frees_unused(tmp_path: Path) -> 
     files = [p for p in (tmp_path / "s" / "artifacts").rglob("*") if p.is_file()]
     assert len(files) == 1
     store.delete_runs(["r1"])
-    assert store.gc()["files"] == 0  # still used by r2
+    assert store.gc(grace=0)["files"] == 0  # still used by r2
     store.delete_runs(["r2"])
-    result = store.gc()
+    result = store.gc(grace=0)
     assert result["files"] == 1 and result["bytes"] == len(b"weights")
     assert not store.artifact_file(digest).exists()
 
@@ -171,7 +171,7 @@ def test_gc_in_another_process_does_not_orphan_later_runs(tmp_path: Path) -> Non
     live.update_run("r1", {"env_hash": digest})
     other = Store(tmp_path / "s")
     other.delete_runs(["r1"])
-    assert other.gc()["blobs"] == 1
+    assert other.gc(grace=0)["blobs"] == 1
     live.check_blob_cache()  # what start_run does before each run
     assert live.put_blob("env", b"{}") == digest
     assert live.get_blob(digest) == b"{}"

@@ -132,6 +132,29 @@ def is_secret_name(name: str) -> bool:
     return any(marker in upper for marker in SECRET_MARKERS)
 
 
+def secret_values(min_length: int = 6) -> list[str]:
+    """The values of this process's secret-named environment variables, longest first.
+
+    Values shorter than ``min_length`` are left out: redacting "1" or "true" everywhere
+    would mangle code without protecting anything.
+    """
+    found = {value for name, value in os.environ.items()
+             if len(value) >= min_length and is_secret_name(name)}
+    return sorted(found, key=len, reverse=True)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret value replaced by ``<redacted>``.
+
+    Returns ``text`` itself (the same object) when it holds no secret, which keeps the
+    store's per-text hash memo effective.
+    """
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
 # --------------------------------------------------------------------------- static parts
 
 

@@ -20,6 +20,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from nbtrack import config
 from nbtrack.errors import NbtrackError, StoreError
 from nbtrack.model import HistoryEntry
+from nbtrack.tracker import DetachedRun
 
 _MISSING = object()
 
@@ -120,12 +121,18 @@ class TrackMagics(Magics):
         if overrides:
             try:
                 ast.parse(cell)
-                raw = apply_overrides(cell, overrides)
-                source = shell.transform_cell(raw)
+                is_python = True
             except SyntaxError:
-                # IPython syntax in the cell: override in the transformed Python instead.
-                source = apply_overrides(shell.transform_cell(cell), overrides)
-                raw = source
+                is_python = False
+            try:
+                if is_python:
+                    raw = apply_overrides(cell, overrides)
+                    source = shell.transform_cell(raw)
+                else:
+                    # IPython syntax in the cell (!ls, %time): override in the transformed
+                    # Python, which is then also what the run records as its code.
+                    source = apply_overrides(shell.transform_cell(cell), overrides)
+                    raw = source
             except NbtrackError as exc:
                 raise UsageError(str(exc)) from None
         else:
@@ -154,16 +161,18 @@ class TrackMagics(Magics):
         )
         if spec.seed is not None and not 0 <= spec.seed < 2**32:
             raise UsageError(f"--seed {spec.seed} is out of range: use 0 to 2**32 - 1")
+        reason = ""
         try:
             run = start_run(spec)
-        except StoreError as exc:
-            print(f"nbtrack: this run is not recorded: {exc}", file=sys.stderr)
+        except Exception as exc:  # tracking must never keep the cell from running
+            reason = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+            print(f"nbtrack: this run is not recorded: {reason}", file=sys.stderr)
             run = None
 
         saved = ns.get("track", _MISSING)
         live = None
+        ns["track"] = run if run is not None else DetachedRun(reason)
         if run is not None:
-            ns["track"] = run
             if not args.quiet:
                 from nbtrack.widgets.live_display import start_live_display
 
@@ -175,19 +184,24 @@ class TrackMagics(Magics):
             self._end(run, saved, exc, args.quiet, live)
             raise
         self._end(run, saved, None, args.quiet, live)
-        if expr_code is not None:
+        if expr_code is not None and not shell.displayhook.semicolon_at_end_of_expression(source):
             shell.displayhook(result)
 
     def _end(self, run: Any, saved: Any, exc: BaseException | None, quiet: bool,
              live: Any = None) -> None:
         ns = self.shell.user_ns
+        current = ns.get("track")
+        if current is run or isinstance(current, DetachedRun):  # the cell may rebind `track`
+            if saved is _MISSING:
+                ns.pop("track", None)
+            else:
+                ns["track"] = saved
         if run is None:
             return
-        if saved is _MISSING:
-            ns.pop("track", None)
-        else:
-            ns["track"] = saved
-        run.finish(exc=exc, namespace=ns)
+        try:
+            run.finish(exc=exc, namespace=ns)
+        except Exception as error:  # never let tracking replace the cell's result or error
+            print(f"nbtrack: run #{run.number} could not be finished: {error}", file=sys.stderr)
         if quiet or os.environ.get(config.ENV_SUMMARY) == "0":
             if live is not None:
                 live.finish(None)  # the last live view stays

@@ -47,9 +47,10 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX IF NOT EXISTS runs_status ON runs(status)",
         """
         CREATE TABLE IF NOT EXISTS blobs (
-            hash TEXT PRIMARY KEY,
-            kind TEXT NOT NULL,
-            data BLOB NOT NULL
+            hash    TEXT PRIMARY KEY,
+            kind    TEXT NOT NULL,
+            data    BLOB NOT NULL,
+            created REAL NOT NULL DEFAULT 0
         )
         """,
         """

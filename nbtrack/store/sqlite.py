@@ -127,6 +127,7 @@ class Store:
             except BaseException:
                 self._conn.close()
                 raise
+        self._inode = os.stat(self.db_path).st_ino
 
     # -- set-up -------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -183,6 +184,13 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
+
+    def is_current(self) -> bool:
+        """Whether our connection still points at the file at :attr:`db_path`."""
+        try:
+            return os.stat(self.db_path).st_ino == self._inode
+        except OSError:
+            return False
 
     @property
     def schema_version(self) -> int:
@@ -373,8 +381,8 @@ class Store:
             return digest
         with self.transaction() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO blobs (hash, kind, data) VALUES (?,?,?)",
-                (digest, kind, zlib.compress(data, 1)),
+                "INSERT OR IGNORE INTO blobs (hash, kind, data, created) VALUES (?,?,?,?)",
+                (digest, kind, zlib.compress(data, 1), time.time()),
             )
         self._known_blobs.add(digest)
         return digest
@@ -386,11 +394,12 @@ class Store:
             digest = content_hash(data)
             hashes.append(digest)
             if digest not in self._known_blobs:
-                new.append((digest, kind, zlib.compress(data, 1)))
+                new.append((digest, kind, zlib.compress(data, 1), time.time()))
         if new:
             with self.transaction() as conn:
-                conn.executemany("INSERT OR IGNORE INTO blobs (hash, kind, data) VALUES (?,?,?)", new)
-            self._known_blobs.update(h for h, _, _ in new)
+                conn.executemany(
+                    "INSERT OR IGNORE INTO blobs (hash, kind, data, created) VALUES (?,?,?,?)", new)
+            self._known_blobs.update(item[0] for item in new)
         return hashes
 
     def put_texts(self, kind: str, texts: Sequence[str]) -> list[str]:
@@ -497,8 +506,13 @@ class Store:
             )
         ]
 
-    def gc(self) -> dict[str, int]:
-        """Delete artifact files and blobs that no run refers to any more."""
+    def gc(self, grace: float = 60.0) -> dict[str, int]:
+        """Delete artifact files and blobs that no run refers to any more.
+
+        Content younger than ``grace`` seconds is kept: another process may have just
+        written it for a run whose row is not in the database yet.
+        """
+        cutoff = time.time() - grace
         referenced = {h for (h,) in self._query("SELECT hash FROM artifacts")}
         for (meta,) in self._query("SELECT meta FROM artifacts WHERE kind='dir'"):
             referenced.update(json.loads(meta).get("files", {}).values())
@@ -510,8 +524,14 @@ class Store:
                 for item in sub.iterdir():
                     digest = sub.name + item.name
                     if digest not in referenced or item.name.startswith(".tmp-"):
-                        freed += item.stat().st_size
-                        item.unlink()
+                        try:
+                            info = item.stat()
+                            if info.st_mtime > cutoff:
+                                continue  # possibly in flight in another process
+                            item.unlink()
+                        except FileNotFoundError:
+                            continue  # another gc got there first
+                        freed += info.st_size
                         removed_files += 1
         used: set[str] = set()
         for env_hash, rng_hash, code_hash, history in self._query(
@@ -520,7 +540,8 @@ class Store:
             used.update(h for h in (env_hash, rng_hash, code_hash) if h)
             used.update(entry[1] for entry in json.loads(history))
         removed_blobs = 0
-        all_blobs = [h for (h,) in self._query("SELECT hash FROM blobs")]
+        all_blobs = [h for (h,) in self._query("SELECT hash FROM blobs WHERE created <= ?",
+                                               (cutoff,))]
         orphans = [h for h in all_blobs if h not in used]
         if orphans:
             with self.transaction() as conn:
@@ -565,6 +586,11 @@ def open_store(path: str | os.PathLike[str] | None = None, *, create: bool = Tru
     folder = Path(path if path is not None else config.default_store_dir()).expanduser().absolute()
     with _open_lock:
         store = _open_stores.get(folder)
+        if store is not None and not store.is_current():
+            # The folder was deleted or replaced under us: writing on would go to an
+            # unlinked file and vanish. Start over with what is on disk now.
+            store.close()
+            store = None
         if store is None:
             store = Store(folder, create=create)
             _open_stores[folder] = store
