@@ -109,6 +109,7 @@ def compare(runs: Any = None, metric: str | None = None, *, store: Any = None,
     ``w.select([1, 3])``, ``w.metric = "val_acc"``, ``w.query = "..."``,
     ``w.save_html(path)``. See docs/compare.md.
     """
+    _require("nbtrack.compare()", "ipywidgets", "plotly", "anywidget")
     from nbtrack.widgets.compare import compare as _compare
 
     return _compare(runs, metric, store=store, page_size=page_size)
@@ -121,9 +122,21 @@ def plot(metric: str, runs: Any = None, *, smoothing: float = 0.0, store: Any = 
     ``runs`` is as for :func:`compare` (``None``: every run that logged ``metric``);
     ``smoothing`` in [0, 1) is an EMA weight.
     """
+    _require("nbtrack.plot()", "plotly")
     from nbtrack.widgets.figures import plot as _plot
 
     return _plot(metric, runs, smoothing=smoothing, store=store)
+
+
+def _require(what: str, *modules: str) -> None:
+    """Fail with one line naming the extra to install when an optional package is missing."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        from nbtrack.errors import NbtrackError
+
+        raise NbtrackError(f"{what} needs {', '.join(missing)}: pip install 'nbtrack[widgets]'")
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -164,3 +164,13 @@ def test_store_deleted_under_a_running_kernel_is_recreated(shell, store_dir) -> 
     assert Path(store_dir / "nbtrack.db").stat().st_size > 0
     frame = nbtrack.runs()
     assert list(frame["name"]) == ["after"]
+
+
+def test_missing_widget_packages_name_the_extra(monkeypatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "plotly" else real(name, *a))
+    with pytest.raises(nbtrack.errors.NbtrackError, match=r"nbtrack\[widgets\]"):
+        nbtrack.plot("loss")
