@@ -613,16 +613,9 @@ class _Flusher:
         interval = config.flush_interval()
         while True:
             time.sleep(interval)
+            _drain_retries()
             with _active_lock:
                 runs = list(_active)
-                pending = list(_retry)
-            for run in pending:
-                try:
-                    run._write_final(run._pending)
-                except Exception:
-                    continue
-                with _active_lock:
-                    _retry.remove(run)
             for run in runs:
                 try:
                     run.flush()
@@ -635,18 +628,26 @@ class _Flusher:
                         run._listeners.remove(listener)
 
 
-@atexit.register
-def _finish_at_exit() -> None:
-    # A process that exits with runs still open (no `with`, or a kernel shut down mid-cell):
-    # keep their metrics and mark them crashed rather than leave them "running".
+def _drain_retries() -> None:
+    """Write the finished runs whose last writes met a locked store; keep those still failing."""
     with _active_lock:
-        runs = list(_active)
         pending = list(_retry)
     for run in pending:
         try:
             run._write_final(run._pending)
         except Exception:
-            pass
+            continue
+        with _active_lock:
+            _retry.remove(run)
+
+
+@atexit.register
+def _finish_at_exit() -> None:
+    # A process that exits with runs still open (no `with`, or a kernel shut down mid-cell):
+    # keep their metrics and mark them crashed rather than leave them "running".
+    _drain_retries()
+    with _active_lock:
+        runs = list(_active)
     for run in runs:
         try:
             run.flush()

@@ -28,6 +28,7 @@ import struct
 import sys
 from typing import TYPE_CHECKING, Any
 
+from nbtrack.astnames import dotted_name
 from nbtrack.errors import UsageError
 
 if TYPE_CHECKING:
@@ -222,16 +223,7 @@ _SEED_KEYWORDS = ("random_state", "seed", "random_seed")
 _SEED_FUNCTION_KEYWORDS = ("seed", "a", "x", "random_state", "seed_value", "key")
 
 
-def _dotted(node: ast.expr) -> str | None:
-    """``np.random.seed`` for a Name/Attribute chain, None for anything else."""
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    parts.append(node.id)
-    return ".".join(reversed(parts))
+_dotted = dotted_name
 
 
 def _is_seed_function(func: ast.expr) -> bool:

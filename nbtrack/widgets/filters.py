@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from nbtrack.astnames import dotted_name
 from nbtrack.errors import UsageError
 
 if TYPE_CHECKING:
@@ -50,16 +51,7 @@ _SYMBOLS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: "
             ast.GtE: ">=", ast.In: "in", ast.NotIn: "not in"}
 
 
-def _dotted(node: ast.expr) -> str | None:
-    """``metrics.val_acc`` for an Attribute chain ending in a Name, else ``None``."""
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    parts.append(node.id)
-    return ".".join(reversed(parts))
+_dotted = dotted_name
 
 
 class _Checker:
