@@ -327,7 +327,7 @@ def w_runs_nbtrack(a: argparse.Namespace) -> dict[str, Any]:
                 "tags": ["bench"],
             })
             points = [(f"m{k}", 0, rng.random(), start + 0.5) for k in range(10)]
-            latest = {key: [value, step, ts] for key, step, value, ts in points}
+            latest = {key: value for key, _step, value, _ts in points}
             store.append_metrics(run_id, points, latest)
         populate_s = (ns() - t0) / 1e9
         store.close()

@@ -206,7 +206,9 @@ def runs(name: str | None = None, status: str | None = None, tag: str | None = N
                 block[key] = block[key].map(_scalar_cell)
         block = block[sorted(block.columns, key=str)]
         block.columns = [f"{prefix}.{key}" for key in block.columns]
-        parts.append(block.astype("float64") if prefix == "metrics" else block)
+        if prefix == "metrics":  # numbers; anything else a foreign writer left becomes NaN
+            block = block.apply(pd.to_numeric, errors="coerce").astype("float64")
+        parts.append(block)
     return pd.concat(parts, axis=1) if len(parts) > 1 else base
 
 
