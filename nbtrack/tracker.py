@@ -438,9 +438,11 @@ def _without_secrets(spec: RunSpec) -> RunSpec:
             return {k: clean(v) for k, v in value.items()}
         return value
 
-    history = [e if redact(e.source, secrets) is e.source
-               else HistoryEntry(e.execution_count, redact(e.source, secrets))
-               for e in spec.history]
+    history = []
+    for entry in spec.history:
+        cleaned = redact(entry.source, secrets)
+        history.append(entry if cleaned is entry.source
+                       else HistoryEntry(entry.execution_count, cleaned))
     return replace(spec, source=redact(spec.source, secrets), code=redact(spec.code, secrets),
                    history=history, params=clean(spec.params), extra=clean(spec.extra),
                    note=clean(spec.note))

@@ -267,6 +267,9 @@ def papermill_params(sources: Iterable[str]) -> dict[str, object]:
     """
     params: dict[str, object] = {}
     for source in sources:
+        # Cheap test first: this runs over the kernel's whole history on every tracked cell.
+        if PAPERMILL_MARKER not in source:
+            continue
         first = next((line.strip() for line in source.splitlines() if line.strip()), "")
         if first == PAPERMILL_MARKER:
             params.update(extract_params(source))

@@ -36,9 +36,22 @@ def _notebook_path(shell: Any) -> str | None:
     return None
 
 
+_history_cache: dict[int, HistoryEntry] = {}
+
+
 def _history(shell: Any) -> list[HistoryEntry]:
+    """The cells this kernel ran, in order; entries are reused while their text is the same."""
     raw = shell.history_manager.input_hist_raw
-    return [HistoryEntry(i, src) for i, src in enumerate(raw) if i > 0 and src]
+    out = []
+    cache = _history_cache
+    for i, src in enumerate(raw):
+        if i == 0 or not src:
+            continue
+        entry = cache.get(i)
+        if entry is None or entry.source is not src:
+            entry = cache[i] = HistoryEntry(i, src)
+        out.append(entry)
+    return out
 
 
 def _show(obj: Any) -> None:
