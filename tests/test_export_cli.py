@@ -188,7 +188,8 @@ def test_magic_export_writes_and_verifies(fresh, tmp_path: Path) -> None:
 
 
 def test_nbconvert_exporter(tmp_path: Path) -> None:
-    pytest.importorskip("nbconvert")
+    import nbconvert  # noqa: F401 -- a test dependency; missing is a failure
+
     from nbtrack.export.nbconvert import NbtrackExporter
 
     text, resources = NbtrackExporter().from_filename(str(CORPUS / "no_metadata_magics.ipynb"))

@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "export_notebooks"
 EXAMPLES = sorted((REPO / "example_notebooks").glob("*.ipynb"))
 
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+import nbclient  # noqa: E402
+import nbformat  # noqa: E402
 
 
 @dataclass

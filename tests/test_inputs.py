@@ -192,7 +192,7 @@ def test_cell_inputs_augmented_assignment_reads() -> None:
 
 
 def test_cell_inputs_tensor() -> None:
-    torch = pytest.importorskip("torch")
+    import torch
     ns: dict[str, Any] = {"t": torch.ones(2, 2)}
     fps, _ = cell_inputs("out = t @ t\n", ns)
     assert len(fps) == 1 and fps[0].kind == "tensor"

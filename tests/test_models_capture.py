@@ -8,13 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from nbtrack.capture.models import MAX_LAYERS, find_models, summarize_module
-
-pytest.importorskip("torch")
-
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
+
+from nbtrack.capture.models import MAX_LAYERS, find_models, summarize_module
 
 
 def small_model() -> Any:

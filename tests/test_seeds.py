@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from nbtrack.capture.seeds import (
     CUBLAS_WORKSPACE_CONFIG,
@@ -25,8 +26,6 @@ from nbtrack.capture.seeds import (
     set_deterministic,
 )
 from nbtrack.errors import UsageError
-
-torch = pytest.importorskip("torch")
 
 
 def _draws() -> list[bytes]:

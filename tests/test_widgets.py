@@ -6,13 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ipywidgets  # noqa: F401 -- a test dependency; missing is a failure
+import plotly  # noqa: F401 -- a test dependency; missing is a failure
 import pytest
 
 import nbtrack
 from nbtrack.widgets.filters import QueryError, parse_query
-
-pytest.importorskip("ipywidgets", reason="compare needs ipywidgets (pip install nbtrack[widgets])")
-pytest.importorskip("plotly", reason="compare needs plotly (pip install nbtrack[widgets])")
 
 # Run k (1-based) of RUNS: lr, optimiser, layers, tags, val_acc at the last step, loss.
 RUNS = [
