@@ -40,7 +40,6 @@ ERROR_STATUS: list[tuple[type[BaseException], int, str]] = [
     (StoreSchemaError, 500, "store-schema"),
     (StoreLockedError, 503, "store-locked"),
     (StoreError, 500, "store-error"),
-    (exporting.ExporterMissing, 501, "exporter-missing"),
     (ExportError, 422, "export-failed"),
     (NbtrackError, 400, "nbtrack-error"),
 ]
