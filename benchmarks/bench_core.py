@@ -122,7 +122,8 @@ def w_log_nbtrack(a: argparse.Namespace) -> dict[str, Any]:
         base.append(ns() - t0)
         del buf
     return {
-        "steps": n, "reps": reps,
+        "steps": n,
+        "reps": reps,
         "log_us": med(loop) / n / 1e3,
         "log_us_all": [x / n / 1e3 for x in loop],
         "log_cpu_us": med(loop_cpu) / n / 1e3,
@@ -131,7 +132,8 @@ def w_log_nbtrack(a: argparse.Namespace) -> dict[str, Any]:
         "amortised_us": med([lp + fl + fi for lp, fl, fi in zip(loop, flush, finish)]) / n / 1e3,
         "append_us": med(base) / n / 1e3,
         "first_run_ms": first_run_ms,
-        "rss_before_mib": rss_before, "rss_after_first_mib": rss_first,
+        "rss_before_mib": rss_before,
+        "rss_after_first_mib": rss_first,
         "rss_peak_mib": peak_rss_mib(),
     }
 
@@ -176,8 +178,14 @@ def w_log_mlflow(a: argparse.Namespace) -> dict[str, Any]:
             t0 = ns()
             mlflow.log_metric("loss", x, step=10 + i)
             per.append(ns() - t0)
-    return {"calls": a.calls, "log_us": med(per) / 1e3, "mean_us": statistics.fmean(per) / 1e3,
-            "import_s": import_s, "db_setup_s": setup_s, "rss_peak_mib": peak_rss_mib()}
+    return {
+        "calls": a.calls,
+        "log_us": med(per) / 1e3,
+        "mean_us": statistics.fmean(per) / 1e3,
+        "import_s": import_s,
+        "db_setup_s": setup_s,
+        "rss_peak_mib": peak_rss_mib(),
+    }
 
 
 def w_cell(a: argparse.Namespace) -> dict[str, Any]:
@@ -201,7 +209,9 @@ def w_cell(a: argparse.Namespace) -> dict[str, Any]:
         cpu.setdefault(label, []).append(cpu_ns() - c)
         if not result.success:
             sys.stdout, sys.stderr = real_out, real_err
-            raise SystemExit(f"cell failed: {code!r}: {result.error_in_exec or result.error_before_exec}")
+            raise SystemExit(
+                f"cell failed: {code!r}: {result.error_in_exec or result.error_before_exec}"
+            )
         return t
 
     quiet = "%%track --quiet\nx = 1\n"
@@ -223,18 +233,26 @@ def w_cell(a: argparse.Namespace) -> dict[str, Any]:
                 p.append(cell(plain, "plain"))
                 q.append(cell(quiet, "quiet"))
                 s.append(cell(loud, "loud"))
-            out.update(warm_quiet_ms=med(q) / 1e6, warm_summary_ms=med(s) / 1e6,
-                       warm_plain_ms=med(p) / 1e6, warm_n=a.warm,
-                       history_after_warm=shell.execution_count,
-                       warm_cpu_overhead_ms=(med(cpu["quiet"]) - med(cpu["plain"])) / 1e6)
+            out.update(
+                warm_quiet_ms=med(q) / 1e6,
+                warm_summary_ms=med(s) / 1e6,
+                warm_plain_ms=med(p) / 1e6,
+                warm_n=a.warm,
+                history_after_warm=shell.execution_count,
+                warm_cpu_overhead_ms=(med(cpu["quiet"]) - med(cpu["plain"])) / 1e6,
+            )
             while shell.execution_count < a.history:
                 cell(plain)
             q, p = [], []
             for _ in range(a.long_n):
                 p.append(cell(plain))
                 q.append(cell(quiet))
-            out.update(long_quiet_ms=med(q) / 1e6, long_plain_ms=med(p) / 1e6,
-                       long_history=shell.execution_count, long_n=a.long_n)
+            out.update(
+                long_quiet_ms=med(q) / 1e6,
+                long_plain_ms=med(p) / 1e6,
+                long_history=shell.execution_count,
+                long_n=a.long_n,
+            )
     finally:
         sys.stdout, sys.stderr = real_out, real_err
     from nbtrack.store.sqlite import open_store
@@ -264,9 +282,12 @@ def w_cell_mlflow(a: argparse.Namespace) -> dict[str, Any]:
 
     first = one()
     warm = [one() for _ in range(a.warm)]
-    return {"first_ms": first / 1e6, "warm_ms": med(warm) / 1e6 if warm else None,
-            "warm_n": a.warm,
-            "import_s": import_s}
+    return {
+        "first_ms": first / 1e6,
+        "warm_ms": med(warm) / 1e6 if warm else None,
+        "warm_n": a.warm,
+        "import_s": import_s,
+    }
 
 
 def w_env_cold(a: argparse.Namespace) -> dict[str, Any]:
@@ -284,9 +305,13 @@ def w_env_cold(a: argparse.Namespace) -> dict[str, Any]:
     t4 = ns()
     md.packages_distributions()
     t5 = ns()
-    return {"import_ms": (t1 - t0) / 1e6, "cold_ms": (t2 - t1) / 1e6, "warm_ms": (t3 - t2) / 1e6,
-            "packages_distributions_ms": (t5 - t4) / 1e6,
-            "distributions": sum(1 for _ in md.distributions())}
+    return {
+        "import_ms": (t1 - t0) / 1e6,
+        "cold_ms": (t2 - t1) / 1e6,
+        "warm_ms": (t3 - t2) / 1e6,
+        "packages_distributions_ms": (t5 - t4) / 1e6,
+        "distributions": sum(1 for _ in md.distributions()),
+    }
 
 
 def _param_values(i: int) -> dict[str, Any]:
@@ -321,11 +346,18 @@ def w_runs_nbtrack(a: argparse.Namespace) -> dict[str, Any]:
         for i in range(size):
             run_id = uuid.uuid4().hex
             start = base + i
-            store.create_run(run_id, {
-                "name": f"bench/sweep{i % 10}", "status": "finished", "kind": "script",
-                "start_time": start, "end_time": start + 0.5, "params": _param_values(i),
-                "tags": ["bench"],
-            })
+            store.create_run(
+                run_id,
+                {
+                    "name": f"bench/sweep{i % 10}",
+                    "status": "finished",
+                    "kind": "script",
+                    "start_time": start,
+                    "end_time": start + 0.5,
+                    "params": _param_values(i),
+                    "tags": ["bench"],
+                },
+            )
             points = [(f"m{k}", 0, rng.random(), start + 0.5) for k in range(10)]
             latest = {key: value for key, _step, value, _ts in points}
             store.append_metrics(run_id, points, latest)
@@ -345,10 +377,19 @@ def w_runs_nbtrack(a: argparse.Namespace) -> dict[str, Any]:
         n_params = sum(c.startswith("params.") for c in frame.columns)
         n_metrics = sum(c.startswith("metrics.") for c in frame.columns)
         if len(frame) != size or n_params != 20 or n_metrics != 10:
-            raise SystemExit(f"runs() returned {frame.shape}, {n_params} params, {n_metrics} metrics")
-        results.append({"size": size, "first_ms": first / 1e6, "median_ms": med(times) / 1e6,
-                        "cpu_ms": med(cpus) / 1e6,
-                        "populate_ms_per_run": populate_s * 1e3 / size, "shape": list(frame.shape)})
+            raise SystemExit(
+                f"runs() returned {frame.shape}, {n_params} params, {n_metrics} metrics"
+            )
+        results.append(
+            {
+                "size": size,
+                "first_ms": first / 1e6,
+                "median_ms": med(times) / 1e6,
+                "cpu_ms": med(cpus) / 1e6,
+                "populate_ms_per_run": populate_s * 1e3 / size,
+                "shape": list(frame.shape),
+            }
+        )
     return {"results": results, "rss_peak_mib": peak_rss_mib()}
 
 
@@ -393,9 +434,15 @@ def w_runs_mlflow(a: argparse.Namespace) -> dict[str, Any]:
         times.append(t)
     if rows != count:
         raise SystemExit(f"search_runs returned {rows} runs, expected {count}")
-    return {"size": count, "first_ms": first / 1e6, "median_ms": med(times) / 1e6,
-            "half": half, "populate_ms_per_run": populate_ns / 1e6 / max(count, 1),
-            "budget_hit": count < a.target, "rss_peak_mib": peak_rss_mib()}
+    return {
+        "size": count,
+        "first_ms": first / 1e6,
+        "median_ms": med(times) / 1e6,
+        "half": half,
+        "populate_ms_per_run": populate_ns / 1e6 / max(count, 1),
+        "budget_hit": count < a.target,
+        "rss_peak_mib": peak_rss_mib(),
+    }
 
 
 def w_fingerprint(a: argparse.Namespace) -> dict[str, Any]:
@@ -430,10 +477,15 @@ def w_fingerprint(a: argparse.Namespace) -> dict[str, Any]:
 
     n = a.rows
     text = "user_" + pd.Series(rng.integers(0, 1_000_000, n)).astype(str)
-    mixed = pd.DataFrame({
-        "a": rng.random(n), "b": rng.standard_normal(n).astype(np.float32),
-        "c": rng.integers(0, 100, n), "d": rng.random(n), "s": text,
-    })
+    mixed = pd.DataFrame(
+        {
+            "a": rng.random(n),
+            "b": rng.standard_normal(n).astype(np.float32),
+            "c": rng.integers(0, 100, n),
+            "d": rng.random(n),
+            "s": text,
+        }
+    )
     numeric = mixed.drop(columns="s")
     out["rows"] = n
     out["string_dtype"] = f"{mixed['s'].dtype!r} ({type(mixed['s'].array).__name__})"
@@ -441,8 +493,13 @@ def w_fingerprint(a: argparse.Namespace) -> dict[str, Any]:
         fp = fingerprint(df, label)
         t_fp = timed(lambda df=df: fingerprint(df, "df"), a.reps)
         t_pd = timed(lambda df=df: pd.util.hash_pandas_object(df).values, a.pd_reps)
-        out[label] = {"fp_s": t_fp, "fp_gbps": fp.size / 1e9 / t_fp, "hashed_bytes": fp.size,
-                      "pandas_s": t_pd, "speedup": t_pd / t_fp}
+        out[label] = {
+            "fp_s": t_fp,
+            "fp_gbps": fp.size / 1e9 / t_fp,
+            "hashed_bytes": fp.size,
+            "pandas_s": t_pd,
+            "speedup": t_pd / t_fp,
+        }
 
     warnings.simplefilter("ignore")
     import logging
@@ -461,8 +518,13 @@ def w_fingerprint(a: argparse.Namespace) -> dict[str, Any]:
 
 
 WORKERS = {
-    "log_nbtrack": w_log_nbtrack, "log_mlflow": w_log_mlflow, "cell": w_cell,
-    "cell_mlflow": w_cell_mlflow, "env_cold": w_env_cold, "runs_nbtrack": w_runs_nbtrack, "runs_mlflow": w_runs_mlflow,
+    "log_nbtrack": w_log_nbtrack,
+    "log_mlflow": w_log_mlflow,
+    "cell": w_cell,
+    "cell_mlflow": w_cell_mlflow,
+    "env_cold": w_env_cold,
+    "runs_nbtrack": w_runs_nbtrack,
+    "runs_mlflow": w_runs_mlflow,
     "fingerprint": w_fingerprint,
 }
 
@@ -479,12 +541,16 @@ class Bench:
         (tmp / "mlflow").mkdir()
         self.project = tmp / "project"  # the worker's working directory: a small git repo
         self.project.mkdir()
-        self.env = {**os.environ, **QUIET_ENV,
-                    "NBTRACK_STORE": str(tmp / "nbtrack-store"),
-                    "IPYTHONDIR": str(tmp / "ipython"),
-                    "MPLCONFIGDIR": str(tmp / "mpl"),
-                    "PYTHONPATH": os.pathsep.join(
-                        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+        self.env = {
+            **os.environ,
+            **QUIET_ENV,
+            "NBTRACK_STORE": str(tmp / "nbtrack-store"),
+            "IPYTHONDIR": str(tmp / "ipython"),
+            "MPLCONFIGDIR": str(tmp / "mpl"),
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p
+            ),
+        }
         self.env.pop("MLFLOW_TRACKING_URI", None)
         self.env.pop("NBTRACK_SUMMARY", None)
         self._git_init()
@@ -493,8 +559,17 @@ class Bench:
         if shutil.which("git") is None:
             return
         (self.project / "train.py").write_text("x = 1\n")
-        git = ["git", "-C", str(self.project), "-c", "user.name=bench", "-c",
-               "user.email=bench@example.invalid", "-c", "commit.gpgsign=false"]
+        git = [
+            "git",
+            "-C",
+            str(self.project),
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ]
         for cmd in (["init", "-q"], ["add", "train.py"], ["commit", "-q", "-m", "init"]):
             subprocess.run(git + cmd, check=False, capture_output=True)
 
@@ -506,26 +581,51 @@ class Bench:
         env = dict(self.env)
         if store is not None:
             env["NBTRACK_STORE"] = store
-        cmd = [sys.executable, str(HERE), "--worker", name, "--out", str(out), "--tmp",
-               str(self.tmp), "--mlflow-uri", self.mlflow_uri,
-               "--mlflow-artifacts", self.mlflow_artifacts, *extra]
+        cmd = [
+            sys.executable,
+            str(HERE),
+            "--worker",
+            name,
+            "--out",
+            str(out),
+            "--tmp",
+            str(self.tmp),
+            "--mlflow-uri",
+            self.mlflow_uri,
+            "--mlflow-artifacts",
+            self.mlflow_artifacts,
+            *extra,
+        ]
         t0 = time.monotonic()
-        proc = subprocess.run(cmd, cwd=self.project, env=env, capture_output=True, text=True,
-                              timeout=1800)
+        proc = subprocess.run(
+            cmd, cwd=self.project, env=env, capture_output=True, text=True, timeout=1800
+        )
         if proc.returncode != 0 or not out.exists():
-            raise RuntimeError(f"worker {name} failed ({proc.returncode}):\n"
-                               f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            raise RuntimeError(
+                f"worker {name} failed ({proc.returncode}):\n"
+                f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            )
         result = json.loads(out.read_text())
         self.log(f"  {name} {' '.join(extra)}: {time.monotonic() - t0:.1f}s")
         return result
 
     def import_times(self, module: str, reps: int) -> list[float]:
-        code = ("import time; t = time.perf_counter_ns(); import " + module +
-                "; print(time.perf_counter_ns() - t)")
+        code = (
+            "import time; t = time.perf_counter_ns(); import "
+            + module
+            + "; print(time.perf_counter_ns() - t)"
+        )
         times = []
         for i in range(reps + 1):  # the first one warms the OS file cache and is discarded
-            proc = subprocess.run([sys.executable, "-c", code], cwd=self.project, env=self.env,
-                                  capture_output=True, text=True, timeout=300, check=True)
+            proc = subprocess.run(
+                [sys.executable, "-c", code],
+                cwd=self.project,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=True,
+            )
             if i:
                 times.append(int(proc.stdout.strip().splitlines()[-1]) / 1e6)
         return times
@@ -535,9 +635,14 @@ class Bench:
         r: dict[str, Any] = {"quick": q, "load_start": os.getloadavg()}
         t0 = time.monotonic()
         self.log("row 1: track.log vs mlflow.log_metric")
-        r["log_nbtrack"] = self.worker("log_nbtrack", "--steps", "100000",
-                                       "--reps", "5" if q else "7",
-                                       store=str(self.tmp / "nbtrack-log"))
+        r["log_nbtrack"] = self.worker(
+            "log_nbtrack",
+            "--steps",
+            "100000",
+            "--reps",
+            "5" if q else "7",
+            store=str(self.tmp / "nbtrack-log"),
+        )
         r["log_mlflow"] = self.worker("log_mlflow", "--calls", "200" if q else "500")
 
         self.log("row 2: %%track cell overhead")
@@ -545,39 +650,68 @@ class Bench:
 
         cells = str(self.tmp / "nbtrack-cells")
         Store(cells).close()
-        r["cell_quiet"] = self.worker("cell", "--variant", "quiet", "--warm",
-                                      "50" if q else "200", "--history", "1000",
-                                      "--long-n", "20" if q else "50", store=cells)
+        r["cell_quiet"] = self.worker(
+            "cell",
+            "--variant",
+            "quiet",
+            "--warm",
+            "50" if q else "200",
+            "--history",
+            "1000",
+            "--long-n",
+            "20" if q else "50",
+            store=cells,
+        )
         # First cells are single samples: take the median over a few fresh interpreters.
         firsts = 1 if q else 3
         quiet = [r["cell_quiet"]["first_ms"]]
-        quiet += [self.worker("cell", "--variant", "quiet", store=cells)["first_ms"]
-                  for _ in range(firsts - 1)]
+        quiet += [
+            self.worker("cell", "--variant", "quiet", store=cells)["first_ms"]
+            for _ in range(firsts - 1)
+        ]
         r["cell_quiet"]["first_all_ms"] = quiet
-        for key, variant in (("cell_summary", "summary"), ("cell_numpy", "quiet-np"),
-                             ("cell_pause", "quiet-pause")):
+        for key, variant in (
+            ("cell_summary", "summary"),
+            ("cell_numpy", "quiet-np"),
+            ("cell_pause", "quiet-pause"),
+        ):
             res = [self.worker("cell", "--variant", variant, store=cells) for _ in range(firsts)]
             r[key] = res[0]
             r[key]["first_all_ms"] = [x["first_ms"] for x in res]
         r["env_cold"] = self.worker("env_cold")
         r["cell_mlflow"] = self.worker("cell_mlflow", "--warm", "30" if q else "200")
         r["cell_mlflow"]["first_all_ms"] = [r["cell_mlflow"]["first_ms"]] + [
-            self.worker("cell_mlflow", "--warm", "0")["first_ms"] for _ in range(firsts - 1)]
+            self.worker("cell_mlflow", "--warm", "0")["first_ms"] for _ in range(firsts - 1)
+        ]
 
         self.log("row 3: runs() vs search_runs()")
         target = 2000 if q else 10000
-        r["runs_mlflow"] = self.worker("runs_mlflow", "--target", str(target),
-                                       "--budget", "40" if q else "180",
-                                       "--reps", "1" if q else "2")
+        r["runs_mlflow"] = self.worker(
+            "runs_mlflow",
+            "--target",
+            str(target),
+            "--budget",
+            "40" if q else "180",
+            "--reps",
+            "1" if q else "2",
+        )
         sizes = sorted({target, r["runs_mlflow"]["size"]}, reverse=True)
-        r["runs_nbtrack"] = self.worker("runs_nbtrack", "--sizes", *map(str, sizes),
-                                        "--reps", "3" if q else "5")
+        r["runs_nbtrack"] = self.worker(
+            "runs_nbtrack", "--sizes", *map(str, sizes), "--reps", "3" if q else "5"
+        )
 
         self.log("row 4: fingerprint")
         r["fingerprint"] = self.worker(
-            "fingerprint", "--array-bytes", str((256 if q else 1024) << 20),
-            "--rows", str(2_000_000 if q else 10_000_000), "--reps", "3" if q else "5",
-            "--pd-reps", "1" if q else "3")
+            "fingerprint",
+            "--array-bytes",
+            str((256 if q else 1024) << 20),
+            "--rows",
+            str(2_000_000 if q else 10_000_000),
+            "--reps",
+            "3" if q else "5",
+            "--pd-reps",
+            "1" if q else "3",
+        )
 
         self.log("row 5: import time")
         reps = 3 if q else 5
@@ -602,82 +736,192 @@ def build_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
         rows.append((what, nb, ml, base, target, verdict(ok)))
 
     ln, lm = r["log_nbtrack"], r["log_mlflow"]
-    add(f"1  log per call, {ln['steps']:,} steps (loop only)",
+    add(
+        f"1  log per call, {ln['steps']:,} steps (loop only)",
         f"{ln['log_us']:.2f} µs (1st run {ln['log_us_all'][0]:.2f})",
         f"{lm['log_us']:,.0f} µs ({lm['calls']} calls)",
-        f"{ln['append_us']:.2f} µs append", "< 2 µs", ln["log_us"] < 2)
-    add("1  final flush of the buffer (once, at finish)",
-        f"{ln['flush_ms']:.0f} ms", "0 (synchronous)", "", "", None)
-    add("1  amortised per call incl. flush + finish",
-        f"{ln['amortised_us']:.2f} µs", f"{lm['log_us']:,.0f} µs", "", "", None)
-    add("1  peak RSS of the log process",
+        f"{ln['append_us']:.2f} µs append",
+        "< 2 µs",
+        ln["log_us"] < 2,
+    )
+    add(
+        "1  final flush of the buffer (once, at finish)",
+        f"{ln['flush_ms']:.0f} ms",
+        "0 (synchronous)",
+        "",
+        "",
+        None,
+    )
+    add(
+        "1  amortised per call incl. flush + finish",
+        f"{ln['amortised_us']:.2f} µs",
+        f"{lm['log_us']:,.0f} µs",
+        "",
+        "",
+        None,
+    )
+    add(
+        "1  peak RSS of the log process",
         f"{ln['rss_peak_mib']:.0f} MiB (+{ln['rss_after_first_mib'] - ln['rss_before_mib']:.0f}"
-        " for 100k steps)", f"{lm['rss_peak_mib']:.0f} MiB", "", "", None)
+        " for 100k steps)",
+        f"{lm['rss_peak_mib']:.0f} MiB",
+        "",
+        "",
+        None,
+    )
 
     cq, cs, cm, cn = r["cell_quiet"], r["cell_summary"], r["cell_mlflow"], r["cell_numpy"]
     fq, fs, fn, fm = (med(x["first_all_ms"]) for x in (cq, cs, cn, cm))
-    add("2  %load_ext nbtrack (fresh interpreter)", f"{cq['load_ext_ms']:.0f} ms", "", "", "",
-        None)
-    add("2  first %%track cell, --quiet (fresh interp.)", f"{fq:.0f} ms",
-        f"{fm:.0f} ms first start_run", f"{cq['plain_first_ms']:.1f} ms untracked",
-        "< 300 ms", fq < 300)
-    add("2  first %%track cell, with summary", f"{fs:.0f} ms", "",
-        f"{cs['plain_first_ms']:.1f} ms untracked", "< 300 ms", fs < 300)
-    add("2  first %%track cell, --quiet, numpy+pandas loaded", f"{fn:.0f} ms", "",
-        f"{cn['plain_first_ms']:.1f} ms untracked", "< 300 ms", fn < 300)
+    add("2  %load_ext nbtrack (fresh interpreter)", f"{cq['load_ext_ms']:.0f} ms", "", "", "", None)
+    add(
+        "2  first %%track cell, --quiet (fresh interp.)",
+        f"{fq:.0f} ms",
+        f"{fm:.0f} ms first start_run",
+        f"{cq['plain_first_ms']:.1f} ms untracked",
+        "< 300 ms",
+        fq < 300,
+    )
+    add(
+        "2  first %%track cell, with summary",
+        f"{fs:.0f} ms",
+        "",
+        f"{cs['plain_first_ms']:.1f} ms untracked",
+        "< 300 ms",
+        fs < 300,
+    )
+    add(
+        "2  first %%track cell, --quiet, numpy+pandas loaded",
+        f"{fn:.0f} ms",
+        "",
+        f"{cn['plain_first_ms']:.1f} ms untracked",
+        "< 300 ms",
+        fn < 300,
+    )
     cp = r["cell_pause"]
     fp_ = med(cp["first_all_ms"])
-    add("2  first %%track cell, --quiet, 2 s after %load_ext", f"{fp_:.0f} ms", "",
-        f"{cp['plain_first_ms']:.1f} ms untracked", "< 300 ms", fp_ < 300)
+    add(
+        "2  first %%track cell, --quiet, 2 s after %load_ext",
+        f"{fp_:.0f} ms",
+        "",
+        f"{cp['plain_first_ms']:.1f} ms untracked",
+        "< 300 ms",
+        fp_ < 300,
+    )
     ec = r["env_cold"]
-    add("2  of which: environment() snapshot, cold", f"{ec['cold_ms']:.0f} ms", "",
-        f"packages_distributions() {ec['packages_distributions_ms']:.0f} ms", "", None)
+    add(
+        "2  of which: environment() snapshot, cold",
+        f"{ec['cold_ms']:.0f} ms",
+        "",
+        f"packages_distributions() {ec['packages_distributions_ms']:.0f} ms",
+        "",
+        None,
+    )
     over_q = cq["warm_quiet_ms"] - cq["warm_plain_ms"]
     over_s = cq["warm_summary_ms"] - cq["warm_plain_ms"]
-    add(f"2  warm overhead, --quiet (median of {cq['warm_n']})", f"{over_q:.2f} ms",
-        f"{cm['warm_ms']:.1f} ms warm start_run", f"{cq['warm_plain_ms']:.2f} ms untracked",
-        "< 5 ms", over_q < 5)
-    add("2  warm overhead, with summary display", f"{over_s:.2f} ms", "",
-        f"display alone {over_s - over_q:.2f} ms", "< 5 ms", over_s < 5)
+    add(
+        f"2  warm overhead, --quiet (median of {cq['warm_n']})",
+        f"{over_q:.2f} ms",
+        f"{cm['warm_ms']:.1f} ms warm start_run",
+        f"{cq['warm_plain_ms']:.2f} ms untracked",
+        "< 5 ms",
+        over_q < 5,
+    )
+    add(
+        "2  warm overhead, with summary display",
+        f"{over_s:.2f} ms",
+        "",
+        f"display alone {over_s - over_q:.2f} ms",
+        "< 5 ms",
+        over_s < 5,
+    )
     over_l = cq["long_quiet_ms"] - cq["long_plain_ms"]
-    add(f"2  warm overhead, --quiet, kernel history {cq['long_history']:,} cells",
-        f"{over_l:.2f} ms", "", f"{cq['long_plain_ms']:.2f} ms untracked", "< 5 ms", over_l < 5)
+    add(
+        f"2  warm overhead, --quiet, kernel history {cq['long_history']:,} cells",
+        f"{over_l:.2f} ms",
+        "",
+        f"{cq['long_plain_ms']:.2f} ms untracked",
+        "< 5 ms",
+        over_l < 5,
+    )
 
     rn, rm = r["runs_nbtrack"]["results"], r["runs_mlflow"]
     big = rn[0]
     same = next((x for x in rn if x["size"] == rm["size"]), big)
     ext = extrapolate(rm, big["size"])
-    ml_big = (f"{rm['median_ms']:,.0f} ms" if rm["size"] == big["size"]
-              else f"~{ext:,.0f} ms (extrapolated)")
-    add(f"3  runs() over {big['size']:,} runs", f"{big['median_ms']:.0f} ms", ml_big,
-        f"first call {big['first_ms']:.0f} ms", "< 300 ms", big["median_ms"] < 300)
+    ml_big = (
+        f"{rm['median_ms']:,.0f} ms"
+        if rm["size"] == big["size"]
+        else f"~{ext:,.0f} ms (extrapolated)"
+    )
+    add(
+        f"3  runs() over {big['size']:,} runs",
+        f"{big['median_ms']:.0f} ms",
+        ml_big,
+        f"first call {big['first_ms']:.0f} ms",
+        "< 300 ms",
+        big["median_ms"] < 300,
+    )
     if rm["size"] != big["size"]:
-        add(f"3  runs() over {rm['size']:,} runs (MLflow measured)",
-            f"{same['median_ms']:.0f} ms", f"{rm['median_ms']:,.0f} ms", "", "", None)
-    add("3  populate, per run", f"{same['populate_ms_per_run']:.2f} ms",
-        f"{rm['populate_ms_per_run']:.1f} ms", "", "", None)
+        add(
+            f"3  runs() over {rm['size']:,} runs (MLflow measured)",
+            f"{same['median_ms']:.0f} ms",
+            f"{rm['median_ms']:,.0f} ms",
+            "",
+            "",
+            None,
+        )
+    add(
+        "3  populate, per run",
+        f"{same['populate_ms_per_run']:.2f} ms",
+        f"{rm['populate_ms_per_run']:.1f} ms",
+        "",
+        "",
+        None,
+    )
 
     fp = r["fingerprint"]
     gib = fp["array_bytes"] / (1 << 30)
-    add(f"4  fingerprint {gib:g} GiB float32 array",
-        f"{fp['array_gbps']:.1f} GB/s ({fp['array_s'] * 1e3:.0f} ms)", "n/a",
-        f"{fp['xxh3_gbps']:.1f} GB/s raw xxh3_128", "≥ 5 GB/s", fp["array_gbps"] >= 5)
+    add(
+        f"4  fingerprint {gib:g} GiB float32 array",
+        f"{fp['array_gbps']:.1f} GB/s ({fp['array_s'] * 1e3:.0f} ms)",
+        "n/a",
+        f"{fp['xxh3_gbps']:.1f} GB/s raw xxh3_128",
+        "≥ 5 GB/s",
+        fp["array_gbps"] >= 5,
+    )
     mixed, numeric = fp["mixed"], fp["numeric"]
-    ml_digest = (f"{fp['mlflow_digest_s'] * 1e3:.0f} ms (head 10k rows only)"
-                 if "mlflow_digest_s" in fp else "n/a")
+    ml_digest = (
+        f"{fp['mlflow_digest_s'] * 1e3:.0f} ms (head 10k rows only)"
+        if "mlflow_digest_s" in fp
+        else "n/a"
+    )
     rows_m = fp["rows"] / 1e6
-    add(f"4  fingerprint {rows_m:g}M-row DataFrame, 4 num + 1 str",
-        f"{mixed['fp_s'] * 1e3:.0f} ms = {mixed['speedup']:.0f}× faster", ml_digest,
-        f"{mixed['pandas_s'] * 1e3:,.0f} ms hash_pandas_object", "≥ 10× faster",
-        mixed["speedup"] >= 10)
-    add(f"4  fingerprint {rows_m:g}M-row DataFrame, numeric only",
-        f"{numeric['fp_s'] * 1e3:.0f} ms = {numeric['speedup']:.0f}× faster", "n/a",
-        f"{numeric['pandas_s'] * 1e3:,.0f} ms hash_pandas_object", "≥ 10× faster",
-        numeric["speedup"] >= 10)
+    add(
+        f"4  fingerprint {rows_m:g}M-row DataFrame, 4 num + 1 str",
+        f"{mixed['fp_s'] * 1e3:.0f} ms = {mixed['speedup']:.0f}× faster",
+        ml_digest,
+        f"{mixed['pandas_s'] * 1e3:,.0f} ms hash_pandas_object",
+        "≥ 10× faster",
+        mixed["speedup"] >= 10,
+    )
+    add(
+        f"4  fingerprint {rows_m:g}M-row DataFrame, numeric only",
+        f"{numeric['fp_s'] * 1e3:.0f} ms = {numeric['speedup']:.0f}× faster",
+        "n/a",
+        f"{numeric['pandas_s'] * 1e3:,.0f} ms hash_pandas_object",
+        "≥ 10× faster",
+        numeric["speedup"] >= 10,
+    )
 
     imp_n, imp_m = med(r["import_nbtrack"]), med(r["import_mlflow"])
-    add(f"5  import time (median of {len(r['import_nbtrack'])}, fresh interp.)",
-        f"{imp_n:.0f} ms", f"{imp_m:,.0f} ms", "", "< 150 ms", imp_n < 150)
+    add(
+        f"5  import time (median of {len(r['import_nbtrack'])}, fresh interp.)",
+        f"{imp_n:.0f} ms",
+        f"{imp_m:,.0f} ms",
+        "",
+        "< 150 ms",
+        imp_n < 150,
+    )
     return rows
 
 
@@ -728,11 +972,15 @@ def machine() -> str:
         except md.PackageNotFoundError:
             return "-"
 
-    pkgs = ", ".join(f"{p} {ver(p)}" for p in ("nbtrack", "mlflow", "numpy", "pandas",
-                                                 "pyarrow", "ipython", "xxhash"))
-    return (f"{model}, {os.cpu_count()} cores, {mem} RAM; {platform.system()} "
-            f"{platform.release()}; Python {platform.python_version()}, SQLite "
-            f"{sqlite3.sqlite_version}\n{pkgs}")
+    pkgs = ", ".join(
+        f"{p} {ver(p)}"
+        for p in ("nbtrack", "mlflow", "numpy", "pandas", "pyarrow", "ipython", "xxhash")
+    )
+    return (
+        f"{model}, {os.cpu_count()} cores, {mem} RAM; {platform.system()} "
+        f"{platform.release()}; Python {platform.python_version()}, SQLite "
+        f"{sqlite3.sqlite_version}\n{pkgs}"
+    )
 
 
 def fmt_list(values: list[float]) -> str:
@@ -750,11 +998,27 @@ def history_slope(cq: dict[str, Any]) -> float:
 
 def nbtrack_commit() -> str:
     try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "--no-optional-locks", "status",
-                                "--porcelain", "--", "nbtrack"], capture_output=True, text=True,
-                               timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(REPO),
+                "--no-optional-locks",
+                "status",
+                "--porcelain",
+                "--",
+                "nbtrack",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "?"
     return f"{head or '?'}{' + uncommitted changes in nbtrack/' if dirty else ''}"
@@ -796,13 +1060,23 @@ def notes(r: dict[str, Any]) -> list[str]:
         f"`with mlflow.start_run(): mlflow.log_param('x', 1)` in plain Python (no IPython).",
         "row 3: nbtrack store populated via Store.create_run + append_metrics; MLflow via "
         "MlflowClient create_run + log_batch + set_terminated "
-        + (f"stopped by its time budget at {rm['size']:,} runs; " if rm["budget_hit"] else
-           f"{rm['size']:,} runs; ")
-        + (f"search_runs took {rm['half']['ms'] / rm['half']['size']:.2f} ms/run at "
-           f"{rm['half']['size']:,} runs and {rm['median_ms'] / rm['size']:.2f} ms/run at "
-           f"{rm['size']:,}; " if rm["half"] else "")
-        + (f"the {rn[0]['size']:,}-run MLflow figure is the latter x {rn[0]['size']:,}. "
-           if rm["size"] != rn[0]["size"] else "")
+        + (
+            f"stopped by its time budget at {rm['size']:,} runs; "
+            if rm["budget_hit"]
+            else f"{rm['size']:,} runs; "
+        )
+        + (
+            f"search_runs took {rm['half']['ms'] / rm['half']['size']:.2f} ms/run at "
+            f"{rm['half']['size']:,} runs and {rm['median_ms'] / rm['size']:.2f} ms/run at "
+            f"{rm['size']:,}; "
+            if rm["half"]
+            else ""
+        )
+        + (
+            f"the {rn[0]['size']:,}-run MLflow figure is the latter x {rn[0]['size']:,}. "
+            if rm["size"] != rn[0]["size"]
+            else ""
+        )
         + "Medians of warm calls in one process.",
         f"row 4: string column dtype {fp['string_dtype']}; 'GB' = 1e9 bytes; the DataFrame rows "
         f"hash {fp['mixed']['hashed_bytes'] / 1e6:,.0f} MB (mixed) and "
@@ -834,8 +1108,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tmp", help=argparse.SUPPRESS)
     p.add_argument("--mlflow-uri", help=argparse.SUPPRESS)
     p.add_argument("--mlflow-artifacts", help=argparse.SUPPRESS)
-    for name in ("steps", "reps", "calls", "warm", "history", "long-n", "target", "rows",
-                 "array-bytes", "pd-reps"):
+    for name in (
+        "steps",
+        "reps",
+        "calls",
+        "warm",
+        "history",
+        "long-n",
+        "target",
+        "rows",
+        "array-bytes",
+        "pd-reps",
+    ):
         p.add_argument(f"--{name}", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--budget", type=float, default=0, help=argparse.SUPPRESS)
     p.add_argument("--sizes", type=int, nargs="*", default=[], help=argparse.SUPPRESS)
@@ -851,8 +1135,10 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="nbtrack-bench-"))
     try:
-        print(f"nbtrack core benchmark{' (--quick)' if args.quick else ''}; temp folder {tmp}",
-              file=sys.stderr)
+        print(
+            f"nbtrack core benchmark{' (--quick)' if args.quick else ''}; temp folder {tmp}",
+            file=sys.stderr,
+        )
         results = Bench(args, tmp).run()
     finally:
         if not args.keep:

@@ -33,30 +33,34 @@ TEMPLATES = {
     "data": "data_{i} = np.arange({n}.0) * {k}\nlabels_{i} = [str(x) for x in range({n})]",
     "frame": "frame_{i} = pd.DataFrame({{'x': data_{d}, 'y': data_{d} ** 2}})\nframe_{i}.head()",
     "feature": "def feature_{i}(values, scale={k}):\n    out = []\n    for v in values:\n"
-               "        out.append(math.sqrt(abs(v)) * scale)\n    return out",
+    "        out.append(math.sqrt(abs(v)) * scale)\n    return out",
     "cls": "class Model{i}:\n    def __init__(self, width):\n        self.width = width\n"
-           "        self.weights = np.ones(width)\n\n    def fit(self, x):\n"
-           "        self.weights = self.weights * x.mean()\n        return self\n\n"
-           "    def predict(self, x):\n        return x[: self.width] * self.weights[: len(x)]",
+    "        self.weights = np.ones(width)\n\n    def fit(self, x):\n"
+    "        self.weights = self.weights * x.mean()\n        return self\n\n"
+    "    def predict(self, x):\n        return x[: self.width] * self.weights[: len(x)]",
     "model": "model_{i} = Model{c}(8)\nmodel_{i}.fit(data_{d})",
     "summary": "summary_{i} = Counter(labels_{d})\nprint(len(summary_{i}))",
     "time": "%time total_{i} = sum(feature_{f}(data_{d}))",
     "items": "items_{i} = []\nfor row in range(5):\n    items_{i}.append(row * {k})\n"
-             "items_{i} += [1, 2]",
+    "items_{i} += [1, 2]",
     "shell": "!echo cell {i}",
     "noise": "%matplotlib inline\nnp.random.seed({k})\nnoise_{i} = np.random.rand({n})",
     "mutate": "frame_{r}['z'] = frame_{r}['x'] + {k}",
 }
-TRACKED = ("lr = 0.01\nepochs = 3\nmodel = Model{c}(8).fit(data_{d})\n"
-           "score = float(model.predict(data_{d})[:3].sum()) + sum(feature_{f}(data_{d})) * lr\n"
-           "track.log(score=score)")
+TRACKED = (
+    "lr = 0.01\nepochs = 3\nmodel = Model{c}(8).fit(data_{d})\n"
+    "score = float(model.predict(data_{d})[:3].sum()) + sum(feature_{f}(data_{d})) * lr\n"
+    "track.log(score=score)"
+)
 
 
 def make_cells(count: int, seed: int = 0) -> list[str]:
     """``count`` cells, each using only names that earlier cells define."""
     rng = random.Random(seed)
     have: dict[str, list[int]] = {kind: [] for kind in TEMPLATES}
-    cells = ["import numpy as np\nimport pandas as pd\nimport math\nfrom collections import Counter"]
+    cells = [
+        "import numpy as np\nimport pandas as pd\nimport math\nfrom collections import Counter"
+    ]
     for i in range(1, count - 1):
         options = ["data", "feature", "items", "shell", "noise"]
         if have["data"]:
@@ -72,12 +76,22 @@ def make_cells(count: int, seed: int = 0) -> list[str]:
         def pick(what: str) -> int | None:
             return rng.choice(have[what]) if have[what] else None
 
-        cells.append(TEMPLATES[kind].format(
-            i=i, d=pick("data"), f=pick("feature"), c=pick("cls"), r=pick("frame"),
-            n=rng.randrange(10, 200), k=rng.randrange(1, 9)))
+        cells.append(
+            TEMPLATES[kind].format(
+                i=i,
+                d=pick("data"),
+                f=pick("feature"),
+                c=pick("cls"),
+                r=pick("frame"),
+                n=rng.randrange(10, 200),
+                k=rng.randrange(1, 9),
+            )
+        )
         have[kind].append(i)
-    cells.append("%%track --name bench/model --seed 1\n" + TRACKED.format(
-        c=have["cls"][-1], d=have["data"][-1], f=have["feature"][-1]))
+    cells.append(
+        "%%track --name bench/model --seed 1\n"
+        + TRACKED.format(c=have["cls"][-1], d=have["data"][-1], f=have["feature"][-1])
+    )
     return cells
 
 
@@ -109,16 +123,37 @@ def make_record(history: list[tuple[int, str]]) -> Any:
 
     tracked = history[-1][1].split("\n", 1)[1]
     return RunRecord(
-        id="0" * 32, number=1, name="bench/model", status="finished", kind="cell",
-        start_time=0.0, end_time=1.0, notebook=None, note=None, tags=[],
-        params={"lr": 0.01, "epochs": 3}, metrics={"score": 1.0}, metric_history={},
-        seed=1, deterministic=False, seed_calls=[], rng_state=None,
-        environment={"python": {"version": "3.11.7"},
-                     "packages": {"numpy": numpy.__version__, "pandas": pandas.__version__}},
-        git={}, inputs=[], models=[], code=tracked,
-        history=[HistoryEntry(c, s) for c, s in history], artifacts=[], error=None,
-        warnings=[], extra={"magic_line": "--name bench/model --seed 1", "seeded":
-                            ["random", "numpy"]}, store=None,
+        id="0" * 32,
+        number=1,
+        name="bench/model",
+        status="finished",
+        kind="cell",
+        start_time=0.0,
+        end_time=1.0,
+        notebook=None,
+        note=None,
+        tags=[],
+        params={"lr": 0.01, "epochs": 3},
+        metrics={"score": 1.0},
+        metric_history={},
+        seed=1,
+        deterministic=False,
+        seed_calls=[],
+        rng_state=None,
+        environment={
+            "python": {"version": "3.11.7"},
+            "packages": {"numpy": numpy.__version__, "pandas": pandas.__version__},
+        },
+        git={},
+        inputs=[],
+        models=[],
+        code=tracked,
+        history=[HistoryEntry(c, s) for c, s in history],
+        artifacts=[],
+        error=None,
+        warnings=[],
+        extra={"magic_line": "--name bench/model --seed 1", "seeded": ["random", "numpy"]},
+        store=None,
     )
 
 
@@ -127,8 +162,11 @@ def write_notebook(cells: list[str], path: Path) -> None:
     from nbformat.v4 import new_code_cell, new_notebook
 
     notebook = new_notebook(cells=[new_code_cell(c) for c in cells])
-    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python",
-                                       "display_name": "Python 3"}
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "language": "python",
+        "display_name": "Python 3",
+    }
     notebook.metadata["language_info"] = {"name": "python"}
     nbformat.write(notebook, path)
 
@@ -169,13 +207,16 @@ def main(argv: list[str] | None = None) -> int:
             def call() -> Any:
                 translate._CACHE.clear()
                 return fn()
+
             return call
 
         run_best, run_median = best(fresh(lambda: export_run(record)), args.repeat)
         nb_best, nb_median = best(fresh(lambda: export_notebook(notebook)), args.repeat)
-        rows = [("nbtrack export_run (1st call: imports IPython, reads metadata)", cold, cold),
-                (f"nbtrack export_run ({len(history)} entries, sliced)", run_best, run_median),
-                (f"nbtrack export_notebook ({len(cells)} cells)", nb_best, nb_median)]
+        rows = [
+            ("nbtrack export_run (1st call: imports IPython, reads metadata)", cold, cold),
+            (f"nbtrack export_run ({len(history)} entries, sliced)", run_best, run_median),
+            (f"nbtrack export_notebook ({len(cells)} cells)", nb_best, nb_median),
+        ]
         try:
             from nbconvert.exporters import ScriptExporter
 
@@ -184,14 +225,17 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(("nbconvert ScriptExporter, in process", sc_best, sc_median))
             jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
             cmd = [jupyter, "nbconvert", "--to", "script", "--stdout", str(notebook)]
-            cli_best, cli_median = best(lambda: subprocess.run(cmd, capture_output=True,
-                                                               check=True), 3)
+            cli_best, cli_median = best(
+                lambda: subprocess.run(cmd, capture_output=True, check=True), 3
+            )
             rows.append(("jupyter nbconvert --to script (command)", cli_best, cli_median))
         except ImportError:
             rows.append(("nbconvert (not installed)", float("nan"), float("nan")))
 
-        print(f"notebook: {len(cells)} cells; history: {len(history)} entries; kept "
-              f"{len(result.kept)} cells, dropped {len(result.dropped)}")
+        print(
+            f"notebook: {len(cells)} cells; history: {len(history)} entries; kept "
+            f"{len(result.kept)} cells, dropped {len(result.dropped)}"
+        )
         width = max(len(r[0]) for r in rows)
         print(f"{'':{width}}  {'best':>9}  {'median':>9}")
         for label, fast, median in rows:

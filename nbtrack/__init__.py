@@ -47,10 +47,18 @@ if TYPE_CHECKING:
     from nbtrack.widgets.compare import CompareWidget
 
 
-def run(name: str | None = None, *, seed: int | None = None, deterministic: bool = False,
-        params: dict[str, Any] | None = None, tags: list[str] | tuple[str, ...] = (),
-        note: str | None = None, store: Any = None, capture_env: bool = True,
-        capture_data: bool = True) -> ActiveRun:
+def run(
+    name: str | None = None,
+    *,
+    seed: int | None = None,
+    deterministic: bool = False,
+    params: dict[str, Any] | None = None,
+    tags: list[str] | tuple[str, ...] = (),
+    note: str | None = None,
+    store: Any = None,
+    capture_env: bool = True,
+    capture_data: bool = True,
+) -> ActiveRun:
     """Start a tracked run for script code; use it as ``with nbtrack.run(...) as track:``.
 
     ``seed`` seeds ``random``, NumPy and (when imported) PyTorch; ``deterministic`` turns on
@@ -59,13 +67,22 @@ def run(name: str | None = None, *, seed: int | None = None, deterministic: bool
     """
     from nbtrack.tracker import start_script_run
 
-    return start_script_run(name=name, seed=seed, deterministic=deterministic, params=params,
-                            tags=list(tags), note=note, store=store, capture_env=capture_env,
-                            capture_data=capture_data)
+    return start_script_run(
+        name=name,
+        seed=seed,
+        deterministic=deterministic,
+        params=params,
+        tags=list(tags),
+        note=note,
+        store=store,
+        capture_env=capture_env,
+        capture_data=capture_data,
+    )
 
 
-def runs(name: str | None = None, status: str | None = None, tag: str | None = None, *,
-         store: Any = None) -> pandas.DataFrame:
+def runs(
+    name: str | None = None, status: str | None = None, tag: str | None = None, *, store: Any = None
+) -> pandas.DataFrame:
     """All runs as a pandas DataFrame, one row a run, oldest first.
 
     Columns: ``number``, ``id``, ``name``, ``status``, ``start_time``, ``end_time``,
@@ -98,8 +115,9 @@ def current_run() -> ActiveRun | None:
     return _current()
 
 
-def compare(runs: Any = None, metric: str | None = None, *, store: Any = None,
-            page_size: int = 25) -> CompareWidget:
+def compare(
+    runs: Any = None, metric: str | None = None, *, store: Any = None, page_size: int = 25
+) -> CompareWidget:
     """An interactive comparison of runs (ipywidgets + plotly); display it in a notebook.
 
     ``runs`` is ``None`` (every run in the store; ``refresh()`` picks up new ones), a
@@ -115,8 +133,9 @@ def compare(runs: Any = None, metric: str | None = None, *, store: Any = None,
     return _compare(runs, metric, store=store, page_size=page_size)
 
 
-def plot(metric: str, runs: Any = None, *, smoothing: float = 0.0, store: Any = None
-         ) -> plotly.graph_objects.Figure:
+def plot(
+    metric: str, runs: Any = None, *, smoothing: float = 0.0, store: Any = None
+) -> plotly.graph_objects.Figure:
     """A plain plotly figure of ``metric`` over steps, one line per run.
 
     ``runs`` is as for :func:`compare` (``None``: every run that logged ``metric``);

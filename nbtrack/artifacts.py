@@ -65,9 +65,17 @@ def save_artifact(store: Store, obj: Any) -> Saved:
             "and pass the path"
         ) from exc
     digest, size = store.put_artifact_bytes(data)
-    warning = (f"artifact of type {type(obj).__name__} was stored with pickle; loading it needs "
-               "the same code and library versions")
-    return "pickle", digest, size, {"class": f"{type(obj).__module__}.{type(obj).__qualname__}"}, warning
+    warning = (
+        f"artifact of type {type(obj).__name__} was stored with pickle; loading it needs "
+        "the same code and library versions"
+    )
+    return (
+        "pickle",
+        digest,
+        size,
+        {"class": f"{type(obj).__module__}.{type(obj).__qualname__}"},
+        warning,
+    )
 
 
 def _is_existing_path(obj: Any) -> bool:

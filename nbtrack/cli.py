@@ -39,7 +39,10 @@ def _open(args: argparse.Namespace) -> Any:
             "no nbtrack store here: no .nbtrack/ folder in this directory or above it; run a "
             f"tracked cell first, or pass --store PATH / set {config.ENV_STORE}"
         )
-    if folder.name != config.STORE_DIRNAME and (folder / config.STORE_DIRNAME / config.DB_FILENAME).exists():
+    if (
+        folder.name != config.STORE_DIRNAME
+        and (folder / config.STORE_DIRNAME / config.DB_FILENAME).exists()
+    ):
         folder = folder / config.STORE_DIRNAME  # accept the folder that holds .nbtrack/
     store = Store(folder, create=False)
     store.mark_crashed()
@@ -69,20 +72,34 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from nbtrack.summary import fmt_duration, fmt_value
 
     store = _open(args)
-    columns = ("number", "id", "name", "status", "start_time", "end_time", "tags", "note",
-               "params", "metrics")
-    rows = [decode_row(r, columns) for r in store.list_runs(
-        name=args.name, status=args.status, tag=args.tag, columns=columns)]
+    columns = (
+        "number",
+        "id",
+        "name",
+        "status",
+        "start_time",
+        "end_time",
+        "tags",
+        "note",
+        "params",
+        "metrics",
+    )
+    rows = [
+        decode_row(r, columns)
+        for r in store.list_runs(name=args.name, status=args.status, tag=args.tag, columns=columns)
+    ]
     if args.limit:
-        rows = rows[-args.limit:]
+        rows = rows[-args.limit :]
     if args.json:
         for row in rows:
             row["duration"] = (row["end_time"] - row["start_time"]) if row["end_time"] else None
         _print_json(rows)
         return 0
     if not rows:
-        print(f"no runs in {store.path}" + (" matching the filters" if
-                                            (args.name or args.status or args.tag) else ""))
+        print(
+            f"no runs in {store.path}"
+            + (" matching the filters" if (args.name or args.status or args.tag) else "")
+        )
         return 0
     param_keys = list(dict.fromkeys(k for r in rows for k in r["params"]))[: args.max_columns]
     metric_keys = list(dict.fromkeys(k for r in rows for k in r["metrics"]))[: args.max_columns]
@@ -91,9 +108,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in rows:
         duration = (r["end_time"] - r["start_time"]) if r["end_time"] else None
         table.append(
-            [str(r["number"]), r["name"] or "", r["status"],
-             time.strftime("%Y-%m-%d %H:%M", time.localtime(r["start_time"])),
-             fmt_duration(duration)]
+            [
+                str(r["number"]),
+                r["name"] or "",
+                r["status"],
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(r["start_time"])),
+                fmt_duration(duration),
+            ]
             + [fmt_value(r["params"][k], 16) if k in r["params"] else "" for k in param_keys]
             + [fmt_value(r["metrics"][k], 12) if k in r["metrics"] else "" for k in metric_keys]
         )
@@ -112,21 +133,26 @@ def cmd_show(args: argparse.Namespace) -> int:
         data = record.to_dict()
         if not args.full:
             data["history"] = f"{len(record.history)} cell(s) (use --full)"
-            data["metric_history"] = {k: f"{len(v)} point(s) (use --full)"
-                                      for k, v in data["metric_history"].items()}
+            data["metric_history"] = {
+                k: f"{len(v)} point(s) (use --full)" for k, v in data["metric_history"].items()
+            }
         _print_json(data)
         return 0
     print(run_text(record))
     env = record.environment
     if env:
         python = env.get("python", {}).get("version", "?")
-        print(f"  env:     Python {python} on {env.get('os', {}).get('platform', '?')}, "
-              f"{len(env.get('packages', {}))} packages")
+        print(
+            f"  env:     Python {python} on {env.get('os', {}).get('platform', '?')}, "
+            f"{len(env.get('packages', {}))} packages"
+        )
     if record.git:
         git = record.git
         if "commit" in git:
-            print(f"  git:     {(git.get('commit') or '')[:12]} on {git.get('branch')}"
-                  + (" (dirty)" if git.get("dirty") else ""))
+            print(
+                f"  git:     {(git.get('commit') or '')[:12]} on {git.get('branch')}"
+                + (" (dirty)" if git.get("dirty") else "")
+            )
     if record.notebook:
         print(f"  notebook: {record.notebook}")
     if record.error and args.full:
@@ -158,8 +184,11 @@ def cmd_rm(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"deleted": numbers})
         return 0
-    print(f"deleted {len(ids)} run(s): " + ", ".join(f"#{n}" for n in numbers)
-          + "; run `nbtrack gc` to free their artifacts")
+    print(
+        f"deleted {len(ids)} run(s): "
+        + ", ".join(f"#{n}" for n in numbers)
+        + "; run `nbtrack gc` to free their artifacts"
+    )
     return 0
 
 
@@ -169,67 +198,107 @@ def cmd_gc(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
     else:
-        print(f"removed {result['files']} artifact file(s) ({result['bytes']:,} bytes) and "
-              f"{result['blobs']} unreferenced blob(s)")
+        print(
+            f"removed {result['files']} artifact file(s) ({result['bytes']:,} bytes) and "
+            f"{result['blobs']} unreferenced blob(s)"
+        )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed so the docs test can check every command is documented)."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", metavar="PATH",
-                        help="the store folder (default: $NBTRACK_STORE or nearest .nbtrack/)")
+    common.add_argument(
+        "--store",
+        metavar="PATH",
+        help="the store folder (default: $NBTRACK_STORE or nearest .nbtrack/)",
+    )
     common.add_argument("--json", action="store_true", help="print JSON for programs")
 
     parser = argparse.ArgumentParser(
-        prog="nbtrack", description="Experiment runs recorded by nbtrack's %%track magic.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="nbtrack",
+        description="Experiment runs recorded by nbtrack's %%track magic.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"nbtrack {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("runs", parents=[common], help="list runs",
-                       description="List runs, oldest first, with their params and last metrics.")
+    p = sub.add_parser(
+        "runs",
+        parents=[common],
+        help="list runs",
+        description="List runs, oldest first, with their params and last metrics.",
+    )
     p.add_argument("--name", help="only runs with this name (a glob such as 'digits/*' works)")
     p.add_argument("--status", choices=["running", "finished", "failed", "interrupted", "crashed"])
     p.add_argument("--tag", help="only runs with this tag")
     p.add_argument("--limit", type=int, default=0, help="show only the last N runs")
-    p.add_argument("--max-columns", type=int, default=6,
-                   help="at most this many params and this many metrics (default 6)")
+    p.add_argument(
+        "--max-columns",
+        type=int,
+        default=6,
+        help="at most this many params and this many metrics (default 6)",
+    )
     p.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser("show", parents=[common], help="show one run",
-                       description="Show one run: params, seed, metrics, inputs, environment.")
+    p = sub.add_parser(
+        "show",
+        parents=[common],
+        help="show one run",
+        description="Show one run: params, seed, metrics, inputs, environment.",
+    )
     p.add_argument("ref", help="run number, id, id prefix or 'last'")
     p.add_argument("--full", action="store_true", help="include code, history and traceback")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("diff", parents=[common], help="compare two runs",
-                       description="What differs between two runs: params, metrics, seeds, "
-                                   "environment, data and code.")
+    p = sub.add_parser(
+        "diff",
+        parents=[common],
+        help="compare two runs",
+        description="What differs between two runs: params, metrics, seeds, "
+        "environment, data and code.",
+    )
     p.add_argument("a", help="first run ref")
     p.add_argument("b", help="second run ref")
     p.set_defaults(func=cmd_diff)
 
-    p = sub.add_parser("rm", parents=[common], help="delete runs",
-                       description="Delete runs and their metrics; `nbtrack gc` then frees "
-                                   "artifact files no other run uses.")
+    p = sub.add_parser(
+        "rm",
+        parents=[common],
+        help="delete runs",
+        description="Delete runs and their metrics; `nbtrack gc` then frees "
+        "artifact files no other run uses.",
+    )
     p.add_argument("refs", nargs="+", metavar="REF", help="runs to delete")
     p.set_defaults(func=cmd_rm)
 
-    p = sub.add_parser("gc", parents=[common], help="free unreferenced artifacts",
-                       description="Delete artifact files and stored blobs that no run uses.")
-    p.add_argument("--grace", type=float, default=60.0, metavar="SECONDS",
-                   help="keep content younger than this, which a run being started elsewhere "
-                        "may be about to use (default 60)")
+    p = sub.add_parser(
+        "gc",
+        parents=[common],
+        help="free unreferenced artifacts",
+        description="Delete artifact files and stored blobs that no run uses.",
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="keep content younger than this, which a run being started elsewhere "
+        "may be about to use (default 60)",
+    )
     p.set_defaults(func=cmd_gc)
 
     from nbtrack.export import command as export_command
 
-    p = sub.add_parser("export", help="export a notebook or a run as a Python script",
-                       description=export_command.DESCRIPTION, epilog=export_command.EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "export",
+        help="export a notebook or a run as a Python script",
+        description=export_command.DESCRIPTION,
+        epilog=export_command.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     export_command.add_arguments(p)  # brings its own --store
     p.set_defaults(func=export_command.cli_command)
     return parser

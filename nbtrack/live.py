@@ -24,13 +24,20 @@ MAX_POINTS = 120
 SPARK_WIDTH, SPARK_HEIGHT = 120, 22
 
 
-def sparkline_svg(values: Sequence[float], width: int = SPARK_WIDTH,
-                  height: int = SPARK_HEIGHT, colour: str = "#0969da") -> str:
+def sparkline_svg(
+    values: Sequence[float],
+    width: int = SPARK_WIDTH,
+    height: int = SPARK_HEIGHT,
+    colour: str = "#0969da",
+) -> str:
     """A small inline SVG line of ``values`` (NaN and inf skipped); empty SVG for < 2 points."""
-    points = [(i, v) for i, v in enumerate(values) if isinstance(v, (int, float))
-              and math.isfinite(v)]
-    svg = (f"<svg class='nbtrack-spark' width='{width}' height='{height}' "
-           f"viewBox='0 0 {width} {height}' xmlns='http://www.w3.org/2000/svg'>")
+    points = [
+        (i, v) for i, v in enumerate(values) if isinstance(v, (int, float)) and math.isfinite(v)
+    ]
+    svg = (
+        f"<svg class='nbtrack-spark' width='{width}' height='{height}' "
+        f"viewBox='0 0 {width} {height}' xmlns='http://www.w3.org/2000/svg'>"
+    )
     if len(points) < 2:
         return svg + "</svg>"
     first, last = points[0][0], points[-1][0]
@@ -41,10 +48,14 @@ def sparkline_svg(values: Sequence[float], width: int = SPARK_WIDTH,
     pad = 2
     coords = " ".join(
         f"{pad + (i - first) / span_x * (width - 2 * pad):.1f},"
-        f"{height - pad - (v - low) / span_y * (height - 2 * pad):.1f}" for i, v in points)
+        f"{height - pad - (v - low) / span_y * (height - 2 * pad):.1f}"
+        for i, v in points
+    )
     end_x, end_y = coords.rsplit(" ", 1)[-1].split(",")
-    return (svg + f"<polyline fill='none' stroke='{colour}' stroke-width='1.5' "
-            f"points='{coords}'/><circle cx='{end_x}' cy='{end_y}' r='2' fill='{colour}'/></svg>")
+    return (
+        svg + f"<polyline fill='none' stroke='{colour}' stroke-width='1.5' "
+        f"points='{coords}'/><circle cx='{end_x}' cy='{end_y}' r='2' fill='{colour}'/></svg>"
+    )
 
 
 def _fmt(value: float) -> str:
@@ -125,9 +136,13 @@ class LiveMetrics:
 class LiveView:
     """A snapshot of live metrics; displays as HTML in notebooks and one line in text."""
 
-    def __init__(self, title: str, elapsed: float,
-                 rows: list[tuple[str, float, int, list[float]]], status: str = "running"
-                 ) -> None:
+    def __init__(
+        self,
+        title: str,
+        elapsed: float,
+        rows: list[tuple[str, float, int, list[float]]],
+        status: str = "running",
+    ) -> None:
         self.title = title
         self.elapsed = elapsed
         self.rows = rows
@@ -140,8 +155,10 @@ class LiveView:
 
     def __repr__(self) -> str:
         metrics = "  ".join(f"{key}={_fmt(value)}" for key, value, _, _ in self.rows)
-        return (f"nbtrack: {self.title} {self.status} {_elapsed(self.elapsed)}, "
-                f"step {self.step}  {metrics}")
+        return (
+            f"nbtrack: {self.title} {self.status} {_elapsed(self.elapsed)}, "
+            f"step {self.step}  {metrics}"
+        )
 
     def _repr_html_(self) -> str:
         body = "".join(
@@ -150,7 +167,8 @@ class LiveView:
             f"{html.escape(_fmt(value))}</td>"
             f"<td style='padding:0 10px 0 0;color:#57606a'>step {step}</td>"
             f"<td style='padding:0'>{sparkline_svg(values)}</td></tr>"
-            for key, value, step, values in self.rows)
+            for key, value, step, values in self.rows
+        )
         return (
             "<div class='nbtrack-live' style='font-family:var(--jp-ui-font-family,sans-serif);"
             "font-size:12px;border-left:3px solid #0969da;padding:4px 10px'>"
@@ -158,7 +176,8 @@ class LiveView:
             f"style='color:#0969da'>{html.escape(self.status)}</span> "
             f"<span class='nbtrack-live-elapsed'>{_elapsed(self.elapsed)}</span> · "
             f"step <span class='nbtrack-live-step'>{self.step}</span></div>"
-            f"<table style='border-collapse:collapse;margin-top:2px'>{body}</table></div>")
+            f"<table style='border-collapse:collapse;margin-top:2px'>{body}</table></div>"
+        )
 
 
 Publish = Callable[[LiveView, bool], None]
@@ -173,8 +192,14 @@ class LiveFeed:
     :meth:`close` nothing more is published, even by a flush already in progress.
     """
 
-    def __init__(self, run: Any, publish: Publish, *, min_interval: float = MIN_INTERVAL,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        run: Any,
+        publish: Publish,
+        *,
+        min_interval: float = MIN_INTERVAL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         title = f"run #{run.number}" + (f" {run.name}" if run.name else "")
         self.metrics = LiveMetrics(title, run.start_time)
         self._publish = publish

@@ -52,13 +52,23 @@ class Fingerprint:
     meta: dict[str, Any] = field(default_factory=dict)  # shape, dtype, schema, rows, path...
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "hash": self.hash, "size": self.size,
-                "meta": dict(self.meta)}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "hash": self.hash,
+            "size": self.size,
+            "meta": dict(self.meta),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fingerprint:
-        return cls(name=data["name"], kind=data["kind"], hash=data["hash"],
-                   size=int(data.get("size", 0)), meta=dict(data.get("meta", {})))
+        return cls(
+            name=data["name"],
+            kind=data["kind"],
+            hash=data["hash"],
+            size=int(data.get("size", 0)),
+            meta=dict(data.get("meta", {})),
+        )
 
 
 @dataclass(frozen=True)

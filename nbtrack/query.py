@@ -16,8 +16,21 @@ if TYPE_CHECKING:
 
 StoreLike = Store | str | os.PathLike[str] | None
 
-LOWER_IS_BETTER = ("loss", "err", "mse", "mae", "rmse", "perplexity", "ppl", "wer", "cer",
-                   "latency", "time", "duration", "regret")
+LOWER_IS_BETTER = (
+    "loss",
+    "err",
+    "mse",
+    "mae",
+    "rmse",
+    "perplexity",
+    "ppl",
+    "wer",
+    "cer",
+    "latency",
+    "time",
+    "duration",
+    "regret",
+)
 
 
 def lower_is_better(metric: str) -> bool:
@@ -92,27 +105,50 @@ class RunRecord:
         """The metric history as a DataFrame with columns metric, step, value, timestamp."""
         import pandas as pd
 
-        rows = [(k, p.step, p.value, p.timestamp) for k, points in self.metric_history.items()
-                if key is None or k == key for p in points]
+        rows = [
+            (k, p.step, p.value, p.timestamp)
+            for k, points in self.metric_history.items()
+            if key is None or k == key
+            for p in points
+        ]
         return pd.DataFrame(rows, columns=["metric", "step", "value", "timestamp"])
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict of the run (what ``nbtrack show --json`` prints)."""
         return {
-            "id": self.id, "number": self.number, "name": self.name, "status": self.status,
-            "kind": self.kind, "start_time": self.start_time, "end_time": self.end_time,
-            "duration": self.duration, "notebook": self.notebook, "note": self.note,
-            "tags": self.tags, "params": self.params, "metrics": self.metrics,
-            "metric_history": {k: [[p.step, p.value, p.timestamp] for p in v]
-                               for k, v in self.metric_history.items()},
-            "seed": self.seed, "deterministic": self.deterministic,
-            "seed_calls": self.seed_calls, "environment": self.environment, "git": self.git,
-            "inputs": [i.to_dict() for i in self.inputs], "models": self.models,
+            "id": self.id,
+            "number": self.number,
+            "name": self.name,
+            "status": self.status,
+            "kind": self.kind,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "duration": self.duration,
+            "notebook": self.notebook,
+            "note": self.note,
+            "tags": self.tags,
+            "params": self.params,
+            "metrics": self.metrics,
+            "metric_history": {
+                k: [[p.step, p.value, p.timestamp] for p in v]
+                for k, v in self.metric_history.items()
+            },
+            "seed": self.seed,
+            "deterministic": self.deterministic,
+            "seed_calls": self.seed_calls,
+            "environment": self.environment,
+            "git": self.git,
+            "inputs": [i.to_dict() for i in self.inputs],
+            "models": self.models,
             "code": self.code,
             "history": [[h.execution_count, h.source] for h in self.history],
-            "artifacts": [{"name": a.name, "kind": a.kind, "hash": a.hash, "size": a.size,
-                           "meta": a.meta} for a in self.artifacts],
-            "error": self.error, "warnings": self.warnings, "extra": self.extra,
+            "artifacts": [
+                {"name": a.name, "kind": a.kind, "hash": a.hash, "size": a.size, "meta": a.meta}
+                for a in self.artifacts
+            ],
+            "error": self.error,
+            "warnings": self.warnings,
+            "extra": self.extra,
         }
 
     def __str__(self) -> str:
@@ -146,20 +182,43 @@ def load_record(store: Store, run_id: str, *, full: bool = True) -> RunRecord:
     def blob_text(digest: str | None) -> str:
         return blobs[digest].decode("utf-8") if digest and digest in blobs else ""
 
-    history = {k: [MetricPoint(int(s), float(v), float(t)) for s, v, t in points]
-               for k, points in store.metric_history(run_id).items()} if full else {}
+    history = (
+        {
+            k: [MetricPoint(int(s), float(v), float(t)) for s, v, t in points]
+            for k, points in store.metric_history(run_id).items()
+        }
+        if full
+        else {}
+    )
     return RunRecord(
-        id=row["id"], number=int(row["number"]), name=row["name"], status=row["status"],
-        kind=row["kind"], start_time=row["start_time"], end_time=row["end_time"],
-        notebook=row["notebook"], note=row["note"], tags=row["tags"], params=row["params"],
-        metrics=dict(row["metrics"]), metric_history=history,
-        seed=row["seed"], deterministic=bool(row["deterministic"]), seed_calls=row["seeds"],
-        rng_state=blob_json(row["rng_hash"]), environment=blob_json(row["env_hash"]) or {},
-        git=row["git"], inputs=[Fingerprint.from_dict(i) for i in row["inputs"]],
-        models=row["models"], code=blob_text(row["code_hash"]),
+        id=row["id"],
+        number=int(row["number"]),
+        name=row["name"],
+        status=row["status"],
+        kind=row["kind"],
+        start_time=row["start_time"],
+        end_time=row["end_time"],
+        notebook=row["notebook"],
+        note=row["note"],
+        tags=row["tags"],
+        params=row["params"],
+        metrics=dict(row["metrics"]),
+        metric_history=history,
+        seed=row["seed"],
+        deterministic=bool(row["deterministic"]),
+        seed_calls=row["seeds"],
+        rng_state=blob_json(row["rng_hash"]),
+        environment=blob_json(row["env_hash"]) or {},
+        git=row["git"],
+        inputs=[Fingerprint.from_dict(i) for i in row["inputs"]],
+        models=row["models"],
+        code=blob_text(row["code_hash"]),
         history=[HistoryEntry(int(n), blob_text(h)) for n, h in history_refs],
         artifacts=[ArtifactInfo(n, k, h, s, m) for n, k, h, s, m in store.artifacts(run_id)],
-        error=row["error"], warnings=row["warnings"], extra=row["extra"], store=store,
+        error=row["error"],
+        warnings=row["warnings"],
+        extra=row["extra"],
+        store=store,
     )
 
 
@@ -170,30 +229,51 @@ def get_run(ref: Any, *, store: StoreLike = None) -> RunRecord:
     return load_record(st, st.resolve(ref))
 
 
-RUNS_COLUMNS = ("number", "id", "name", "status", "start_time", "end_time", "tags", "note",
-                "params", "metrics")
+RUNS_COLUMNS = (
+    "number",
+    "id",
+    "name",
+    "status",
+    "start_time",
+    "end_time",
+    "tags",
+    "note",
+    "params",
+    "metrics",
+)
 
 
-def runs(name: str | None = None, status: str | None = None, tag: str | None = None, *,
-         store: StoreLike = None, notebook: str | None = None) -> pandas.DataFrame:
+def runs(
+    name: str | None = None,
+    status: str | None = None,
+    tag: str | None = None,
+    *,
+    store: StoreLike = None,
+    notebook: str | None = None,
+) -> pandas.DataFrame:
     """All runs as a DataFrame, one row a run, oldest first (see :func:`nbtrack.runs`)."""
     import pandas as pd
 
     st = _store(store)
     st.mark_crashed()
-    rows = st.list_runs(name=name, status=status, tag=tag, columns=RUNS_COLUMNS,
-                        notebook=notebook)
+    rows = st.list_runs(name=name, status=status, tag=tag, columns=RUNS_COLUMNS, notebook=notebook)
     loads = _fast_json_loads()
     columns = list(zip(*rows)) if rows else [()] * len(RUNS_COLUMNS)
     start = pd.Series(columns[4], dtype="float64")
     end = pd.Series(columns[5], dtype="float64")
-    base = pd.DataFrame({
-        "number": pd.Series(columns[0], dtype="int64"),
-        "id": list(columns[1]), "name": list(columns[2]), "status": list(columns[3]),
-        "start_time": pd.to_datetime(start, unit="s"), "end_time": pd.to_datetime(end, unit="s"),
-        "duration": end - start,
-        "tags": [loads(t) for t in columns[6]], "note": list(columns[7]),
-    })
+    base = pd.DataFrame(
+        {
+            "number": pd.Series(columns[0], dtype="int64"),
+            "id": list(columns[1]),
+            "name": list(columns[2]),
+            "status": list(columns[3]),
+            "start_time": pd.to_datetime(start, unit="s"),
+            "end_time": pd.to_datetime(end, unit="s"),
+            "duration": end - start,
+            "tags": [loads(t) for t in columns[6]],
+            "note": list(columns[7]),
+        }
+    )
     # Building each block from a list of dicts keeps the per-run work in pandas' C code:
     # this is what makes runs() on 10,000 runs take well under a third of a second.
     parts = [base]
@@ -253,10 +333,15 @@ class RunDiff:
         return not any(self.sections.values()) and not self.code_diff
 
     def to_dict(self) -> dict[str, Any]:
-        return {"a": self.a.number, "b": self.b.number,
-                "sections": {k: [{"key": key, "a": va, "b": vb} for key, va, vb in rows]
-                             for k, rows in self.sections.items()},
-                "code_diff": self.code_diff}
+        return {
+            "a": self.a.number,
+            "b": self.b.number,
+            "sections": {
+                k: [{"key": key, "a": va, "b": vb} for key, va, vb in rows]
+                for k, rows in self.sections.items()
+            },
+            "code_diff": self.code_diff,
+        }
 
     def __str__(self) -> str:
         from nbtrack.summary import diff_text
@@ -306,31 +391,46 @@ def _env_flat(env: dict[str, Any]) -> dict[str, Any]:
 
 def diff_records(a: RunRecord, b: RunRecord) -> RunDiff:
     """Compare two loaded runs."""
-    seeds_a = {"seed": a.seed, "deterministic": a.deterministic,
-               "seed calls": json.dumps(a.seed_calls, sort_keys=True),
-               "rng state": "same" if a.rng_state == b.rng_state else _rng_digest(a.rng_state)}
-    seeds_b = {"seed": b.seed, "deterministic": b.deterministic,
-               "seed calls": json.dumps(b.seed_calls, sort_keys=True),
-               "rng state": "same" if a.rng_state == b.rng_state else _rng_digest(b.rng_state)}
+    seeds_a = {
+        "seed": a.seed,
+        "deterministic": a.deterministic,
+        "seed calls": json.dumps(a.seed_calls, sort_keys=True),
+        "rng state": "same" if a.rng_state == b.rng_state else _rng_digest(a.rng_state),
+    }
+    seeds_b = {
+        "seed": b.seed,
+        "deterministic": b.deterministic,
+        "seed calls": json.dumps(b.seed_calls, sort_keys=True),
+        "rng state": "same" if a.rng_state == b.rng_state else _rng_digest(b.rng_state),
+    }
     data_a = {i.name: f"{i.hash} {json.dumps(i.meta.get('shape', ''))}" for i in a.inputs}
     data_b = {i.name: f"{i.hash} {json.dumps(i.meta.get('shape', ''))}" for i in b.inputs}
     git_a: dict[str, Any] = {k: a.git.get(k) for k in ("commit", "branch", "dirty") if k in a.git}
     git_b: dict[str, Any] = {k: b.git.get(k) for k in ("commit", "branch", "dirty") if k in b.git}
-    code_diff = "".join(difflib.unified_diff(
-        a.code.splitlines(keepends=True), b.code.splitlines(keepends=True),
-        fromfile=f"run {a.number}", tofile=f"run {b.number}",
-    ))
+    code_diff = "".join(
+        difflib.unified_diff(
+            a.code.splitlines(keepends=True),
+            b.code.splitlines(keepends=True),
+            fromfile=f"run {a.number}",
+            tofile=f"run {b.number}",
+        )
+    )
     hist_a = {"cells executed": len(a.history)}
     hist_b = {"cells executed": len(b.history)}
-    return RunDiff(a=a, b=b, code_diff=code_diff, sections={
-        "params": _compare(a.params, b.params),
-        "metrics": _compare(a.metrics, b.metrics),
-        "seeds": _compare(seeds_a, seeds_b),
-        "environment": _compare(_env_flat(a.environment), _env_flat(b.environment))
-        + _compare(git_a, git_b, "git."),
-        "data": _compare(data_a, data_b),
-        "history": _compare(hist_a, hist_b),
-    })
+    return RunDiff(
+        a=a,
+        b=b,
+        code_diff=code_diff,
+        sections={
+            "params": _compare(a.params, b.params),
+            "metrics": _compare(a.metrics, b.metrics),
+            "seeds": _compare(seeds_a, seeds_b),
+            "environment": _compare(_env_flat(a.environment), _env_flat(b.environment))
+            + _compare(git_a, git_b, "git."),
+            "data": _compare(data_a, data_b),
+            "history": _compare(hist_a, hist_b),
+        },
+    )
 
 
 def _rng_digest(state: dict[str, Any] | None) -> str:
@@ -355,8 +455,9 @@ def best_previous(record: RunRecord) -> dict[str, tuple[float, int]]:
     if not record.name:
         return {}
     best: dict[str, tuple[float, int]] = {}
-    rows = record.store.list_runs(name=record.name, status="finished",
-                                  columns=("number", "metrics"))
+    rows = record.store.list_runs(
+        name=record.name, status="finished", columns=("number", "metrics")
+    )
     for number, metrics in rows:
         if number >= record.number:
             continue

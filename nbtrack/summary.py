@@ -12,8 +12,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nbtrack.query import RunDiff, RunRecord
 
-STATUS_COLOURS = {"finished": "#1a7f37", "failed": "#cf222e", "interrupted": "#9a6700",
-                  "crashed": "#cf222e", "running": "#0969da"}
+STATUS_COLOURS = {
+    "finished": "#1a7f37",
+    "failed": "#cf222e",
+    "interrupted": "#9a6700",
+    "crashed": "#cf222e",
+    "running": "#0969da",
+}
 
 
 def fmt_value(value: Any, width: int = 40) -> str:
@@ -64,10 +69,13 @@ def run_text(record: RunRecord, *, deltas: bool = True) -> str:
     """A compact plain-text summary of a run."""
     lines = [f"nbtrack: {_headline(record)}  (id {record.id[:12]})"]
     if record.params:
-        lines.append("  params:  " + ", ".join(f"{k}={fmt_value(v, 24)}"
-                                                for k, v in record.params.items()))
+        lines.append(
+            "  params:  " + ", ".join(f"{k}={fmt_value(v, 24)}" for k, v in record.params.items())
+        )
     if record.seed is not None:
-        lines.append(f"  seed:    {record.seed}" + (" (deterministic)" if record.deterministic else ""))
+        lines.append(
+            f"  seed:    {record.seed}" + (" (deterministic)" if record.deterministic else "")
+        )
     if record.metrics:
         changes = metric_deltas(record) if deltas else {}
         parts = []
@@ -79,8 +87,10 @@ def run_text(record: RunRecord, *, deltas: bool = True) -> str:
             parts.append(text)
         lines.append("  metrics: " + ", ".join(parts))
     if record.inputs:
-        lines.append("  inputs:  " + ", ".join(
-            f"{i.name} {_shape(i)}{i.hash.split(':')[-1][:8]}" for i in record.inputs))
+        lines.append(
+            "  inputs:  "
+            + ", ".join(f"{i.name} {_shape(i)}{i.hash.split(':')[-1][:8]}" for i in record.inputs)
+        )
     if record.artifacts:
         lines.append("  artifacts: " + ", ".join(a.name for a in record.artifacts))
     if record.error:
@@ -96,10 +106,15 @@ def _shape(fp: Any) -> str:
 
 
 def _table(rows: list[tuple[str, str]], title: str) -> str:
-    body = "".join(f"<tr><td style='text-align:left;padding:1px 8px 1px 0'><code>{html.escape(k)}"
-                   f"</code></td><td style='text-align:left'>{v}</td></tr>" for k, v in rows)
-    return (f"<div style='margin:4px 16px 4px 0'><b>{html.escape(title)}</b>"
-            f"<table style='border-collapse:collapse;margin:0'>{body}</table></div>")
+    body = "".join(
+        f"<tr><td style='text-align:left;padding:1px 8px 1px 0'><code>{html.escape(k)}"
+        f"</code></td><td style='text-align:left'>{v}</td></tr>"
+        for k, v in rows
+    )
+    return (
+        f"<div style='margin:4px 16px 4px 0'><b>{html.escape(title)}</b>"
+        f"<table style='border-collapse:collapse;margin:0'>{body}</table></div>"
+    )
 
 
 def run_html(record: RunRecord, *, deltas: bool = True) -> str:
@@ -115,8 +130,9 @@ def run_html(record: RunRecord, *, deltas: bool = True) -> str:
         "<div style='display:flex;flex-wrap:wrap'>",
     ]
     if record.params:
-        parts.append(_table([(k, html.escape(fmt_value(v))) for k, v in record.params.items()],
-                            "params"))
+        parts.append(
+            _table([(k, html.escape(fmt_value(v))) for k, v in record.params.items()], "params")
+        )
     if record.metrics:
         changes = metric_deltas(record) if deltas else {}
         rows = []
@@ -125,20 +141,34 @@ def run_html(record: RunRecord, *, deltas: bool = True) -> str:
             if key in changes:
                 change, number, improved = changes[key]
                 tint = "#1a7f37" if improved else "#cf222e"
-                cell += (f" <span style='color:{tint}'>{change:+.4g}</span>"
-                         f" <span style='color:#57606a'>vs best #{number}</span>")
+                cell += (
+                    f" <span style='color:{tint}'>{change:+.4g}</span>"
+                    f" <span style='color:#57606a'>vs best #{number}</span>"
+                )
             rows.append((key, cell))
         parts.append(_table(rows, "metrics"))
     if record.inputs:
-        parts.append(_table([(i.name, html.escape(f"{_shape(i)}{i.hash.split(':')[-1][:12]}"))
-                             for i in record.inputs], "inputs"))
+        parts.append(
+            _table(
+                [
+                    (i.name, html.escape(f"{_shape(i)}{i.hash.split(':')[-1][:12]}"))
+                    for i in record.inputs
+                ],
+                "inputs",
+            )
+        )
     if record.seed is not None:
-        parts.append(_table([("seed", str(record.seed)),
-                             ("deterministic", str(record.deterministic))], "seed"))
+        parts.append(
+            _table(
+                [("seed", str(record.seed)), ("deterministic", str(record.deterministic))], "seed"
+            )
+        )
     parts.append("</div>")
     if record.error:
-        parts.append(f"<div style='color:#cf222e'>{html.escape(str(record.error.get('type')))}: "
-                     f"{html.escape(str(record.error.get('message')))}</div>")
+        parts.append(
+            f"<div style='color:#cf222e'>{html.escape(str(record.error.get('type')))}: "
+            f"{html.escape(str(record.error.get('message')))}</div>"
+        )
     for warning in record.warnings:
         parts.append(f"<div style='color:#9a6700'>warning: {html.escape(warning)}</div>")
     parts.append("</div>")
@@ -173,7 +203,8 @@ def diff_html(d: RunDiff) -> str:
             f"<tr><td><code>{html.escape(k)}</code></td>"
             f"<td style='background:#ffebe9'>{html.escape(fmt_value(va))}</td>"
             f"<td style='background:#dafbe1'>{html.escape(fmt_value(vb))}</td></tr>"
-            for k, va, vb in rows)
+            for k, va, vb in rows
+        )
         parts.append(f"<div><b>{section}</b><table>{body}</table></div>")
     if d.code_diff:
         parts.append(f"<div><b>code</b><pre>{html.escape(d.code_diff)}</pre></div>")

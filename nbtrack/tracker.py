@@ -123,7 +123,7 @@ class ActiveRun:
                     continue
             if step is None:
                 current = steps.get(key, -1) + 1
-            elif type(step) is int and -2**63 <= step < 2**63:
+            elif type(step) is int and -(2**63) <= step < 2**63:
                 current = step
             else:
                 converted = self._to_step(step)
@@ -140,7 +140,7 @@ class ActiveRun:
         except (TypeError, ValueError) as exc:
             self._warn(f"track.log: step {step!r} is not a whole number ({exc}); not logged")
             return None
-        if not -2**63 <= value < 2**63:
+        if not -(2**63) <= value < 2**63:
             self._warn(f"track.log: step {value} is out of range; not logged")
             return None
         return value
@@ -153,8 +153,9 @@ class ActiveRun:
                 value = value.item()
             return float(value)
         except (TypeError, ValueError) as exc:
-            self._warn(f"metric {key!r} was not logged: {type(value).__name__} is not a "
-                       f"number ({exc})")
+            self._warn(
+                f"metric {key!r} was not logged: {type(value).__name__} is not a number ({exc})"
+            )
             return None
 
     def artifact(self, obj: Any, name: str | None = None) -> ArtifactInfo | None:
@@ -202,8 +203,11 @@ class ActiveRun:
         from nbtrack.capture.fingerprint import fingerprint, fingerprint_file
 
         try:
-            fp = (fingerprint_file(obj, name) if isinstance(obj, (str, os.PathLike))
-                  else fingerprint(obj, name))
+            fp = (
+                fingerprint_file(obj, name)
+                if isinstance(obj, (str, os.PathLike))
+                else fingerprint(obj, name)
+            )
             if fp is None:
                 self._warn(f"input {name!r}: cannot fingerprint a {type(obj).__name__}")
                 return
@@ -244,8 +248,9 @@ class ActiveRun:
         except NbtrackError as exc:
             self.warnings.append(f"could not update the run: {exc}")
 
-    def _capture(self, what: str, fn: Callable[[], Any], default: Any = None, *,
-                 store_errors: bool = True) -> Any:
+    def _capture(
+        self, what: str, fn: Callable[[], Any], default: Any = None, *, store_errors: bool = True
+    ) -> Any:
         try:
             return fn()
         except StoreError:
@@ -282,8 +287,9 @@ class ActiveRun:
         """Call ``callback(run)`` after each background flush (for live displays)."""
         self._listeners.append(callback)
 
-    def finish(self, exc: BaseException | None = None, namespace: Mapping[str, Any] | None = None
-               ) -> None:
+    def finish(
+        self, exc: BaseException | None = None, namespace: Mapping[str, Any] | None = None
+    ) -> None:
         """End the run: finished, failed (an exception) or interrupted (KeyboardInterrupt)."""
         if self._closed:
             return
@@ -293,8 +299,9 @@ class ActiveRun:
             self.status = RunStatus.FINISHED
             error = None
         else:
-            self.status = (RunStatus.INTERRUPTED if isinstance(exc, KeyboardInterrupt)
-                           else RunStatus.FAILED)
+            self.status = (
+                RunStatus.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+            )
             from nbtrack.capture.environment import redact, secret_values
 
             secrets = secret_values()
@@ -307,7 +314,9 @@ class ActiveRun:
             if self in _active:
                 _active.remove(self)
         fields: dict[str, Any] = {
-            "status": str(self.status), "end_time": self.end_time, "error": error,
+            "status": str(self.status),
+            "end_time": self.end_time,
+            "error": error,
         }
         ns = namespace if namespace is not None else self.spec.namespace
         if ns is not None and "torch" in sys.modules:
@@ -315,8 +324,12 @@ class ActiveRun:
             from nbtrack.capture.models import find_models
 
             source = self.spec.source
-            models = self._capture("model summaries", lambda: find_models(
-                ns, names_loaded(source) | names_stored(source)), [], store_errors=False)
+            models = self._capture(
+                "model summaries",
+                lambda: find_models(ns, names_loaded(source) | names_stored(source)),
+                [],
+                store_errors=False,
+            )
             if models:
                 fields["models"] = models
         if self.spec.capture_env:
@@ -336,9 +349,12 @@ class ActiveRun:
             with _active_lock:
                 _retry.append(self)
             _Flusher.ensure_started()
-            warnings.warn(f"nbtrack: run #{self.number} is not fully written yet ({exc}); "
-                          "nbtrack keeps retrying in the background", TrackingWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"nbtrack: run #{self.number} is not fully written yet ({exc}); "
+                "nbtrack keeps retrying in the background",
+                TrackingWarning,
+                stacklevel=2,
+            )
 
     def _write_final(self, fields: dict[str, Any]) -> None:
         self.flush()
@@ -409,8 +425,11 @@ def _format_traceback(exc: BaseException) -> str:
 
 def _user_frames(tb: Any) -> Any:
     """The traceback without nbtrack's own leading frames (the magic that ran the cell)."""
-    while tb is not None and tb.tb_next is not None and \
-            tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+    while (
+        tb is not None
+        and tb.tb_next is not None
+        and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+    ):
         tb = tb.tb_next
     return tb
 
@@ -441,11 +460,18 @@ def _without_secrets(spec: RunSpec) -> RunSpec:
     history = []
     for entry in spec.history:
         cleaned = redact(entry.source, secrets)
-        history.append(entry if cleaned is entry.source
-                       else HistoryEntry(entry.execution_count, cleaned))
-    return replace(spec, source=redact(spec.source, secrets), code=redact(spec.code, secrets),
-                   history=history, params=clean(spec.params), extra=clean(spec.extra),
-                   note=clean(spec.note))
+        history.append(
+            entry if cleaned is entry.source else HistoryEntry(entry.execution_count, cleaned)
+        )
+    return replace(
+        spec,
+        source=redact(spec.source, secrets),
+        code=redact(spec.code, secrets),
+        history=history,
+        params=clean(spec.params),
+        extra=clean(spec.extra),
+        note=clean(spec.note),
+    )
 
 
 class DetachedRun:
@@ -490,7 +516,9 @@ def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None
     written; every capture failure becomes a warning on the run instead.
     """
     if spec.seed is not None and not 0 <= spec.seed < 2**32:
-        raise UsageError(f"seed {spec.seed} is out of range: use a whole number from 0 to 2**32 - 1")
+        raise UsageError(
+            f"seed {spec.seed} is out of range: use a whole number from 0 to 2**32 - 1"
+        )
     if not isinstance(store, Store):
         store = open_store(store)
     store.check_blob_cache()
@@ -502,7 +530,9 @@ def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None
     from nbtrack.capture import params as params_capture
     from nbtrack.capture import seeds
 
-    torch_too = "torch" in sys.modules or bool(cap("torch use", lambda: seeds.cell_imports_torch(source), False))
+    torch_too = "torch" in sys.modules or bool(
+        cap("torch use", lambda: seeds.cell_imports_torch(source), False)
+    )
     if torch_too and "torch" not in sys.modules:
         # The cell is about to import torch anyway; importing it first lets us seed it and
         # snapshot its RNG state before the cell draws from it.
@@ -512,14 +542,22 @@ def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None
     if spec.cwd:
         extra.setdefault("cwd", spec.cwd)  # where the code ran: `export --verify` runs there
     seed = spec.seed
-    numpy_too = ("numpy" in sys.modules or seed is not None or spec.kind == "script"
-                 or bool(cap("numpy use", lambda: seeds.cell_may_load_numpy(source), True)))
+    numpy_too = (
+        "numpy" in sys.modules
+        or seed is not None
+        or spec.kind == "script"
+        or bool(cap("numpy use", lambda: seeds.cell_may_load_numpy(source), True))
+    )
     if seed is not None:
-        extra["seeded"] = cap("seeding", lambda: seeds.seed_everything(
-            seed, torch_too=torch_too, numpy_too=numpy_too), [])
+        extra["seeded"] = cap(
+            "seeding",
+            lambda: seeds.seed_everything(seed, torch_too=torch_too, numpy_too=numpy_too),
+            [],
+        )
     if spec.deterministic:
-        extra["deterministic"] = cap("deterministic mode",
-                                     lambda: seeds.set_deterministic(torch_too=torch_too), {})
+        extra["deterministic"] = cap(
+            "deterministic mode", lambda: seeds.set_deterministic(torch_too=torch_too), {}
+        )
     rng = cap("RNG state", lambda: seeds.rng_state(torch_too=torch_too, numpy_too=numpy_too))
     rng_hash = None
     if rng is not None:
@@ -528,6 +566,7 @@ def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None
 
     params: dict[str, Any] = {}
     if spec.kind == "cell":
+
         def notebook_defaults() -> dict[str, Any]:
             found: dict[str, Any] = {}
             if spec.notebook:
@@ -543,6 +582,7 @@ def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None
 
     inputs: list[dict[str, Any]] = []
     if spec.capture_data and spec.namespace is not None:
+
         def data() -> list[dict[str, Any]]:
             from nbtrack.capture.inputs import cell_inputs
 
@@ -556,29 +596,56 @@ def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None
     code_hash = cap("code", lambda: store.put_blob("code", spec.code.encode("utf-8")))
     history: list[list[Any]] = []
     if spec.history:
-        hashes = cap("history", lambda: store.put_texts("code", [e.source for e in spec.history]), [])
+        hashes = cap(
+            "history", lambda: store.put_texts("code", [e.source for e in spec.history]), []
+        )
         history = [[e.execution_count, h] for e, h in zip(spec.history, hashes)]
 
     if spec.capture_env:
         run._env_hash = cap("environment", run._store_environment)
         run._start_git(spec.notebook and str(Path(spec.notebook).parent) or spec.cwd or os.getcwd())
 
-    run.number = store.create_run(run.id, {
-        "name": spec.name, "status": "running", "kind": spec.kind, "start_time": run.start_time,
-        "notebook": spec.notebook, "note": spec.note, "tags": run.tags, "params": params,
-        "seed": spec.seed, "deterministic": int(spec.deterministic), "seeds": seed_calls,
-        "rng_hash": rng_hash, "env_hash": run._env_hash, "inputs": inputs,
-        "code_hash": code_hash, "history": history, "warnings": run.warnings, "extra": extra,
-    })
+    run.number = store.create_run(
+        run.id,
+        {
+            "name": spec.name,
+            "status": "running",
+            "kind": spec.kind,
+            "start_time": run.start_time,
+            "notebook": spec.notebook,
+            "note": spec.note,
+            "tags": run.tags,
+            "params": params,
+            "seed": spec.seed,
+            "deterministic": int(spec.deterministic),
+            "seeds": seed_calls,
+            "rng_hash": rng_hash,
+            "env_hash": run._env_hash,
+            "inputs": inputs,
+            "code_hash": code_hash,
+            "history": history,
+            "warnings": run.warnings,
+            "extra": extra,
+        },
+    )
     with _active_lock:
         _active.append(run)
     _Flusher.ensure_started()
     return run
 
 
-def start_script_run(*, name: str | None, seed: int | None, deterministic: bool,
-                     params: dict[str, Any] | None, tags: Sequence[str], note: str | None,
-                     store: Any, capture_env: bool, capture_data: bool) -> ActiveRun:
+def start_script_run(
+    *,
+    name: str | None,
+    seed: int | None,
+    deterministic: bool,
+    params: dict[str, Any] | None,
+    tags: Sequence[str],
+    note: str | None,
+    store: Any,
+    capture_env: bool,
+    capture_data: bool,
+) -> ActiveRun:
     """Start a run for script code; the code recorded is the ``__main__`` file's source."""
     main = sys.modules.get("__main__")
     main_file = getattr(main, "__file__", None)
@@ -589,9 +656,18 @@ def start_script_run(*, name: str | None, seed: int | None, deterministic: bool,
         except (OSError, UnicodeDecodeError):
             code = ""
     spec = RunSpec(
-        name=name, seed=seed, deterministic=deterministic, tags=list(tags), note=note,
-        params=dict(params or {}), capture_env=capture_env, capture_data=capture_data,
-        kind="script", source="", code=code, cwd=os.getcwd(),
+        name=name,
+        seed=seed,
+        deterministic=deterministic,
+        tags=list(tags),
+        note=note,
+        params=dict(params or {}),
+        capture_env=capture_env,
+        capture_data=capture_data,
+        kind="script",
+        source="",
+        code=code,
+        cwd=os.getcwd(),
         extra={"argv": list(sys.argv), "script": os.path.abspath(main_file) if main_file else None},
     )
     return start_run(spec, store)
@@ -653,14 +729,29 @@ def _finish_at_exit() -> None:
     for run in runs:
         try:
             run.flush()
-            run.store.update_run(run.id, {
-                "status": "crashed", "end_time": time.time(), "warnings": run.warnings,
-                "error": {"type": "Crashed", "message": "the process exited before the run "
-                          "finished", "traceback": ""},
-            })
+            run.store.update_run(
+                run.id,
+                {
+                    "status": "crashed",
+                    "end_time": time.time(),
+                    "warnings": run.warnings,
+                    "error": {
+                        "type": "Crashed",
+                        "message": "the process exited before the run finished",
+                        "traceback": "",
+                    },
+                },
+            )
         except Exception:
             pass
 
 
-__all__ = ["ActiveRun", "RunSpec", "TrackingWarning", "current_run", "start_run",
-           "start_script_run", "dumps"]
+__all__ = [
+    "ActiveRun",
+    "RunSpec",
+    "TrackingWarning",
+    "current_run",
+    "start_run",
+    "start_script_run",
+    "dumps",
+]

@@ -27,13 +27,22 @@ CLI_DOC = ROOT / "docs" / "cli.md"
 ERROR_PREFIX = "nbtrack: error:"
 
 
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
-        ) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m nbtrack ARGS`` in ``cwd`` with no NBTRACK_STORE unless ``env`` sets one."""
     environ = {k: v for k, v in os.environ.items() if k != config.ENV_STORE}
     environ.update(env or {})
-    return subprocess.run([sys.executable, "-m", "nbtrack", *args], cwd=cwd, env=environ,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "nbtrack", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def ok(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -55,10 +64,18 @@ def fails(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     return lines[0]
 
 
-def record_run(store: Path, name: str, params: dict[str, Any], *, losses: list[float],
-               artifact: bytes, tags: tuple[str, ...] = ()) -> nbtrack.tracker.ActiveRun:
-    with nbtrack.run(name, seed=7, params=params, tags=tags, store=store,
-                     capture_env=False) as track:
+def record_run(
+    store: Path,
+    name: str,
+    params: dict[str, Any],
+    *,
+    losses: list[float],
+    artifact: bytes,
+    tags: tuple[str, ...] = (),
+) -> nbtrack.tracker.ActiveRun:
+    with nbtrack.run(
+        name, seed=7, params=params, tags=tags, store=store, capture_env=False
+    ) as track:
         for step, loss in enumerate(losses):
             track.log(loss=loss, step=step)
         track.log(acc=1.0 - losses[-1])
@@ -74,12 +91,28 @@ def project(tmp_path: Path) -> Path:
     #1 and #3 store the same artifact content, #2 its own.
     """
     store = tmp_path / config.STORE_DIRNAME
-    record_run(store, "digits/mlp/a", {"lr": 0.1, "epochs": 3}, losses=[0.9, 0.5, 0.3],
-               artifact=b"weights shared by #1 and #3")
-    record_run(store, "digits/mlp/b", {"lr": 0.2, "epochs": 5}, losses=[0.8, 0.4, 0.2],
-               artifact=b"weights of #2 only")
-    record_run(store, "iris/tree", {"depth": 3}, losses=[0.5, 0.45, 0.4],
-               artifact=b"weights shared by #1 and #3", tags=("trees",))
+    record_run(
+        store,
+        "digits/mlp/a",
+        {"lr": 0.1, "epochs": 3},
+        losses=[0.9, 0.5, 0.3],
+        artifact=b"weights shared by #1 and #3",
+    )
+    record_run(
+        store,
+        "digits/mlp/b",
+        {"lr": 0.2, "epochs": 5},
+        losses=[0.8, 0.4, 0.2],
+        artifact=b"weights of #2 only",
+    )
+    record_run(
+        store,
+        "iris/tree",
+        {"depth": 3},
+        losses=[0.5, 0.45, 0.4],
+        artifact=b"weights shared by #1 and #3",
+        tags=("trees",),
+    )
     return tmp_path
 
 
@@ -97,9 +130,11 @@ def test_runs_table(project: Path) -> None:
     header, *rows = table_rows(ok("runs", cwd=project))
     assert header[:5] == ["#", "name", "status", "started", "duration"]
     assert {"lr", "epochs", "depth", "loss", "acc"} <= set(header)
-    assert [r[:3] for r in rows] == [["1", "digits/mlp/a", "finished"],
-                                     ["2", "digits/mlp/b", "finished"],
-                                     ["3", "iris/tree", "finished"]]
+    assert [r[:3] for r in rows] == [
+        ["1", "digits/mlp/a", "finished"],
+        ["2", "digits/mlp/b", "finished"],
+        ["3", "iris/tree", "finished"],
+    ]
     lr, loss = header.index("lr"), header.index("loss")
     assert rows[0][lr] == "0.1" and rows[1][lr] == "0.2"
     assert rows[1][loss] == "0.2"  # the last value logged
@@ -123,12 +158,16 @@ def test_runs_filters(project: Path) -> None:
     assert [r["name"] for r in data] == ["digits/mlp/a", "digits/mlp/b"]
     _, *rows = table_rows(ok("runs", "--name", "digits/*", cwd=project))
     assert [r[1] for r in rows] == ["digits/mlp/a", "digits/mlp/b"]
-    assert [r["number"] for r in json.loads(ok("runs", "--name", "iris/tree", "--json",
-                                                cwd=project))] == [3]
-    assert [r["number"] for r in json.loads(ok("runs", "--tag", "trees", "--json",
-                                                cwd=project))] == [3]
-    assert [r["number"] for r in json.loads(ok("runs", "--limit", "2", "--json",
-                                                cwd=project))] == [2, 3]
+    assert [
+        r["number"] for r in json.loads(ok("runs", "--name", "iris/tree", "--json", cwd=project))
+    ] == [3]
+    assert [
+        r["number"] for r in json.loads(ok("runs", "--tag", "trees", "--json", cwd=project))
+    ] == [3]
+    assert [r["number"] for r in json.loads(ok("runs", "--limit", "2", "--json", cwd=project))] == [
+        2,
+        3,
+    ]
     assert json.loads(ok("runs", "--status", "failed", "--json", cwd=project)) == []
     assert "matching the filters" in ok("runs", "--name", "nothing/*", cwd=project)
 
@@ -142,8 +181,10 @@ def test_store_is_found_upwards_and_by_option_or_env(project: Path, tmp_path_fac
     assert ok("runs", "--json", "--store", str(project / ".nbtrack"), cwd=elsewhere) == expected
     # The folder that holds .nbtrack/ is accepted too.
     assert ok("runs", "--json", "--store", str(project), cwd=elsewhere) == expected
-    assert ok("runs", "--json", cwd=elsewhere,
-              env={config.ENV_STORE: str(project / ".nbtrack")}) == expected
+    assert (
+        ok("runs", "--json", cwd=elsewhere, env={config.ENV_STORE: str(project / ".nbtrack")})
+        == expected
+    )
 
 
 # -- show -----------------------------------------------------------------------------------
@@ -174,7 +215,10 @@ def test_show_json(project: Path) -> None:
     assert artifact["name"] == "weights" and artifact["kind"] == "bytes"
     full = json.loads(ok("show", "1", "--json", "--full", cwd=project))
     assert [[step, value] for step, value, _ in full["metric_history"]["loss"]] == [
-        [0, 0.9], [1, 0.5], [2, 0.3]]
+        [0, 0.9],
+        [1, 0.5],
+        [2, 0.3],
+    ]
 
 
 # -- diff -----------------------------------------------------------------------------------
@@ -185,8 +229,10 @@ def test_diff_text_and_json(project: Path) -> None:
     assert re.search(r"^\s+epochs\s+3\s+→\s+5$", out, re.MULTILINE), out
     data = json.loads(ok("diff", "1", "2", "--json", cwd=project))
     assert (data["a"], data["b"]) == (1, 2)
-    assert data["sections"]["params"] == [{"key": "epochs", "a": 3, "b": 5},
-                                          {"key": "lr", "a": 0.1, "b": 0.2}]
+    assert data["sections"]["params"] == [
+        {"key": "epochs", "a": 3, "b": 5},
+        {"key": "lr", "a": 0.1, "b": 0.2},
+    ]
     assert {row["key"] for row in data["sections"]["metrics"]} == {"loss", "acc"}
     assert data["sections"]["seeds"] == []
     assert "(no differences)" in ok("diff", "1", "1", cwd=project)
@@ -215,7 +261,9 @@ def test_rm_then_gc_frees_only_unshared_artifacts(project: Path) -> None:
     ok("rm", "1", cwd=project)
     assert ok("gc", "--grace", "0", cwd=project).startswith("removed 0 artifact file(s) (0 bytes)")
     assert shared.is_file()
-    assert nbtrack.get_run(3, store=store).load_artifact("weights") == b"weights shared by #1 and #3"
+    assert (
+        nbtrack.get_run(3, store=store).load_artifact("weights") == b"weights shared by #1 and #3"
+    )
     ok("rm", "last", cwd=project)
     assert ok("gc", "--grace", "0", cwd=project).startswith("removed 1 artifact file(s)")
     assert not shared.exists()
@@ -229,8 +277,9 @@ def test_rm_is_all_or_nothing(project: Path) -> None:
 
 
 # -- errors ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("args", [("show", "99"), ("diff", "1", "99"), ("rm", "42"),
-                                  ("show", "abcdef12")])
+@pytest.mark.parametrize(
+    "args", [("show", "99"), ("diff", "1", "99"), ("rm", "42"), ("show", "abcdef12")]
+)
 def test_unknown_ref_is_one_error_line(project: Path, args: tuple[str, ...]) -> None:
     line = fails(*args, cwd=project)
     assert "no run matches" in line
@@ -238,8 +287,9 @@ def test_unknown_ref_is_one_error_line(project: Path, args: tuple[str, ...]) -> 
 
 
 def test_no_store_is_one_error_line(tmp_path: Path) -> None:
-    assert not any((folder / ".nbtrack" / "nbtrack.db").exists()
-                   for folder in (tmp_path, *tmp_path.parents))
+    assert not any(
+        (folder / ".nbtrack" / "nbtrack.db").exists() for folder in (tmp_path, *tmp_path.parents)
+    )
     line = fails("runs", cwd=tmp_path)
     assert "no nbtrack store" in line and "--store" in line
     line = fails("show", "1", "--store", str(tmp_path / "missing"), cwd=tmp_path)
@@ -249,8 +299,13 @@ def test_no_store_is_one_error_line(tmp_path: Path) -> None:
 
 
 def test_usage_errors_exit_2(project: Path) -> None:
-    for args in ([], ["frobnicate"], ["runs", "--status", "bogus"], ["diff", "1"],
-                 ["runs", "--limit", "many"]):
+    for args in (
+        [],
+        ["frobnicate"],
+        ["runs", "--status", "bogus"],
+        ["diff", "1"],
+        ["runs", "--limit", "many"],
+    ):
         result = cli(*args, cwd=project)
         assert result.returncode == 2, args
         assert result.stdout == ""
@@ -304,9 +359,9 @@ def doc_section(doc: str, command: str) -> str:
     heading = re.search(rf"^(#+) .*nbtrack {command}\b.*$", doc, re.MULTILINE)
     assert heading, f"docs/cli.md has no heading for `nbtrack {command}`"
     level = len(heading.group(1))
-    rest = doc[heading.end():]
+    rest = doc[heading.end() :]
     following = re.search(rf"^#{{1,{level}}} ", rest, re.MULTILINE)
-    return rest[:following.start()] if following else rest
+    return rest[: following.start()] if following else rest
 
 
 def test_every_command_and_option_is_documented() -> None:
@@ -332,7 +387,9 @@ def test_gc_does_not_lose_data_of_later_runs_in_a_live_process(project: Path) ->
     with nbtrack.run("live/a", store=store) as track:  # this process now caches its env blob
         track.log(loss=1.0)
     ok("rm", "last", cwd=project)
-    ok("gc", "--grace", "0", cwd=project)  # the env blob of the deleted run is no longer referenced: removed
+    ok(
+        "gc", "--grace", "0", cwd=project
+    )  # the env blob of the deleted run is no longer referenced: removed
     with nbtrack.run("live/b", store=store) as track:  # same environment, same blob hash
         track.log(loss=0.5)
     assert nbtrack.get_run("last", store=store).environment != {}

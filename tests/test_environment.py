@@ -69,18 +69,38 @@ def _forget_module(monkeypatch, name: str) -> None:
 # --------------------------------------------------------------------------- secrets
 
 
-@pytest.mark.parametrize("name", [
-    "MY_API_KEY", "HF_TOKEN", "DB_PASSWORD", "TORCH_SECRET_THING", "aws_secret_access_key",
-    "GIT_PASSWD", "GOOGLE_APPLICATION_CREDENTIALS", "NBTRACK_AUTH", "SSH_PRIVATE",
-    "SESSION_ID", "CUDA_COOKIE", "TF_CERT_PATH", "wandb_api_key",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MY_API_KEY",
+        "HF_TOKEN",
+        "DB_PASSWORD",
+        "TORCH_SECRET_THING",
+        "aws_secret_access_key",
+        "GIT_PASSWD",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "NBTRACK_AUTH",
+        "SSH_PRIVATE",
+        "SESSION_ID",
+        "CUDA_COOKIE",
+        "TF_CERT_PATH",
+        "wandb_api_key",
+    ],
+)
 def test_secret_names_detected(name):
     assert is_secret_name(name)
 
 
-@pytest.mark.parametrize("name", [
-    "PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "TORCH_HOME", "NBTRACK_STORE",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "PYTHONHASHSEED",
+        "CUDA_VISIBLE_DEVICES",
+        "OMP_NUM_THREADS",
+        "TORCH_HOME",
+        "NBTRACK_STORE",
+    ],
+)
 def test_ordinary_names_not_secret(name):
     assert not is_secret_name(name)
 
@@ -132,7 +152,9 @@ def test_env_vars_not_stale_between_calls(monkeypatch):
 def test_snapshot_is_json_and_has_static_parts():
     snap = environment()
     assert json.loads(json.dumps(snap)) == snap
-    assert snap["python"]["version"].startswith(f"{sys.version_info.major}.{sys.version_info.minor}")
+    assert snap["python"]["version"].startswith(
+        f"{sys.version_info.major}.{sys.version_info.minor}"
+    )
     assert snap["python"]["executable"] == sys.executable
     assert snap["python"]["implementation"]
     assert snap["cpu"]["count"] == os.cpu_count()
@@ -172,9 +194,12 @@ def test_sklearn_maps_to_scikit_learn():
     assert snap["packages"]["scikit-learn"] == importlib.metadata.version("scikit-learn")
     assert "sklearn" not in snap["packages"]
     assert module_distributions(["sklearn.linear_model", "numpy"]) == {
-        "sklearn": "scikit-learn", "numpy": "numpy"}
+        "sklearn": "scikit-learn",
+        "numpy": "numpy",
+    }
     assert distribution_versions(["sklearn"]) == {
-        "scikit-learn": importlib.metadata.version("scikit-learn")}
+        "scikit-learn": importlib.metadata.version("scikit-learn")
+    }
 
 
 def test_new_import_shows_up_after_refresh(tmp_path, monkeypatch, count_scans):
@@ -280,9 +305,11 @@ def test_failing_static_part_is_omitted_with_a_warning(monkeypatch):
     def boom():
         raise OSError("no sysconf here")
 
-    monkeypatch.setattr(env_mod, "_STATIC_PARTS", (*env_mod._STATIC_PARTS[:3],
-                                                    ("memory_total", boom),
-                                                    *env_mod._STATIC_PARTS[4:]))
+    monkeypatch.setattr(
+        env_mod,
+        "_STATIC_PARTS",
+        (*env_mod._STATIC_PARTS[:3], ("memory_total", boom), *env_mod._STATIC_PARTS[4:]),
+    )
     snap = environment()
     assert "memory_total" not in snap
     assert snap["hostname"]
@@ -295,8 +322,11 @@ def test_failing_static_part_is_omitted_with_a_warning(monkeypatch):
 
 def _run_python(code: str) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-        timeout=120, cwd=Path(__file__).resolve().parents[1],
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -313,12 +343,18 @@ def test_no_torch_import_and_cheap_module_import():
                           "torch": "torch" in sys.modules, "IPython": "IPython" in sys.modules,
                           "subprocess": "subprocess" in sys.modules}))
     """)
-    assert out == {"at_import": [], "gpu": False, "torch": False, "IPython": False,
-                   "subprocess": False}
+    assert out == {
+        "at_import": [],
+        "gpu": False,
+        "torch": False,
+        "IPython": False,
+        "subprocess": False,
+    }
 
 
 def test_gpu_section_when_torch_imported():
     import torch  # noqa: F401 -- a test dependency; missing is a failure
+
     out = _run_python("""
         import json, torch
         import nbtrack.capture.environment as e
@@ -378,18 +414,23 @@ class _FakeCuda:
         self.calls.append(f"props{index}")
         from types import SimpleNamespace
 
-        return SimpleNamespace(name=f"NVIDIA Fake {index}", major=9, minor=0,
-                               total_memory=80 * 2**30)
+        return SimpleNamespace(
+            name=f"NVIDIA Fake {index}", major=9, minor=0, total_memory=80 * 2**30
+        )
 
 
 def _fake_torch(monkeypatch, cuda: _FakeCuda):
     from types import SimpleNamespace
 
-    cudnn = SimpleNamespace(is_available=lambda: True, version=lambda: 91002,
-                            deterministic=True, benchmark=False)
+    cudnn = SimpleNamespace(
+        is_available=lambda: True, version=lambda: 91002, deterministic=True, benchmark=False
+    )
     torch = SimpleNamespace(
-        __version__="9.9.9+cu999", version=SimpleNamespace(cuda="99.9"), cuda=cuda,
-        backends=SimpleNamespace(cudnn=cudnn), get_num_threads=lambda: 7,
+        __version__="9.9.9+cu999",
+        version=SimpleNamespace(cuda="99.9"),
+        cuda=cuda,
+        backends=SimpleNamespace(cudnn=cudnn),
+        get_num_threads=lambda: 7,
         are_deterministic_algorithms_enabled=lambda: True,
         is_deterministic_algorithms_warn_only_enabled=lambda: False,
     )
@@ -404,8 +445,9 @@ def test_gpu_devices_listed_once_cuda_is_initialised(monkeypatch):
     assert gpu["torch"] == "9.9.9+cu999" and gpu["cuda"] == "99.9" and gpu["cudnn"] == 91002
     assert gpu["cuda_available"] is True and gpu["device_count"] == 2
     assert gpu["devices"] == [
-        {"index": i, "name": f"NVIDIA Fake {i}", "capability": "9.0",
-         "total_memory": 80 * 2**30} for i in range(2)]
+        {"index": i, "name": f"NVIDIA Fake {i}", "capability": "9.0", "total_memory": 80 * 2**30}
+        for i in range(2)
+    ]
     assert gpu["deterministic_algorithms"] is True and gpu["cudnn_deterministic"] is True
     assert gpu["num_threads"] == 7
     # Device properties are cached: a second call does not ask again.

@@ -47,19 +47,25 @@ def test_every_notebook_exports_or_fails_with_one_line(path: Path) -> None:
 def test_exported_notebook_runs_and_records_its_tracked_cell(tmp_path: Path) -> None:
     script = write_script(export_notebook(CORPUS / "tracked_cells.ipynb"), tmp_path / "t.py")
     env = {**os.environ, "NBTRACK_STORE": str(tmp_path / "store"), "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     run = nbtrack.get_run("last", store=tmp_path / "store")
-    assert (run.name, run.seed, run.params, run.metrics) == ("corpus/t", 1, {"lr": 0.5},
-                                                             {"v": 0.5})
+    assert (run.name, run.seed, run.params, run.metrics) == ("corpus/t", 1, {"lr": 0.5}, {"v": 0.5})
 
 
 def test_notebook_parameters_become_flags(tmp_path: Path) -> None:
-    script = write_script(export_notebook(CORPUS / "papermill_parameters.ipynb"),
-                          tmp_path / "p.py")
+    script = write_script(export_notebook(CORPUS / "papermill_parameters.ipynb"), tmp_path / "p.py")
     run = [sys.executable, str(script)]
-    assert subprocess.run(run, capture_output=True, text=True).stdout.strip() == "0.30000000000000004"
+    assert (
+        subprocess.run(run, capture_output=True, text=True).stdout.strip() == "0.30000000000000004"
+    )
     done = subprocess.run([*run, "--lr", "2", "--epochs", "4"], capture_output=True, text=True)
     assert done.stdout.strip() == "8.0"
     helptext = subprocess.run([*run, "--help"], capture_output=True, text=True).stdout
@@ -69,8 +75,7 @@ def test_notebook_parameters_become_flags(tmp_path: Path) -> None:
 # --- the command line ----------------------------------------------------------------------
 
 
-def test_output_that_exists_needs_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                        ) -> None:
+def test_output_that_exists_needs_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out.py"
     out.write_text("keep me\n")
     status = main_export([str(CORPUS / "v3_worksheets.ipynb"), "-o", str(out)])
@@ -83,20 +88,28 @@ def test_output_that_exists_needs_force(tmp_path: Path, capsys: pytest.CaptureFi
     assert os.access(out, os.X_OK)
 
 
-@pytest.mark.parametrize(("argv", "status", "words"), [
-    (["missing.ipynb"], 1, "no notebook at"),
-    ([str(CORPUS / "bad_not_json.ipynb"), "-o", "x.py"], 1, "not a readable Jupyter notebook"),
-    ([str(CORPUS / "bad_r_language.ipynb"), "-o", "x.py"], 1, "exports Python notebooks only"),
-    ([str(CORPUS / "bad_syntax_error.ipynb"), "-o", "x.py"], 1, "cell 2 has a syntax error"),
-    ([str(CORPUS / "bad_unknown_magic.ipynb"), "-o", "x.py"], 1, "unknown magic %sql"),
-    ([str(CORPUS / "v3_worksheets.ipynb"), "--verify"], 2, "--run"),
-    ([], 2, "give a notebook"),
-    (["--run", "1", "--no-track", "--verify"], 2, "--no-track"),
-    (["x.ipynb", "--bogus"], 2, "unrecognized arguments"),
-])
-def test_bad_input_gets_one_line_and_no_file(argv: list[str], status: int, words: str,
-                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "status", "words"),
+    [
+        (["missing.ipynb"], 1, "no notebook at"),
+        ([str(CORPUS / "bad_not_json.ipynb"), "-o", "x.py"], 1, "not a readable Jupyter notebook"),
+        ([str(CORPUS / "bad_r_language.ipynb"), "-o", "x.py"], 1, "exports Python notebooks only"),
+        ([str(CORPUS / "bad_syntax_error.ipynb"), "-o", "x.py"], 1, "cell 2 has a syntax error"),
+        ([str(CORPUS / "bad_unknown_magic.ipynb"), "-o", "x.py"], 1, "unknown magic %sql"),
+        ([str(CORPUS / "v3_worksheets.ipynb"), "--verify"], 2, "--run"),
+        ([], 2, "give a notebook"),
+        (["--run", "1", "--no-track", "--verify"], 2, "--no-track"),
+        (["x.ipynb", "--bogus"], 2, "unrecognized arguments"),
+    ],
+)
+def test_bad_input_gets_one_line_and_no_file(
+    argv: list[str],
+    status: int,
+    words: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert main_export(argv) == status
     err = capsys.readouterr().err
@@ -106,15 +119,18 @@ def test_bad_input_gets_one_line_and_no_file(argv: list[str], status: int, words
 
 def test_unknown_magic_can_be_kept_with_allow_ipython(tmp_path: Path) -> None:
     out = tmp_path / "kept.py"
-    assert main_export([str(CORPUS / "bad_unknown_magic.ipynb"), "-o", str(out),
-                        "--allow-ipython"]) == 0
+    assert (
+        main_export([str(CORPUS / "bad_unknown_magic.ipynb"), "-o", str(out), "--allow-ipython"])
+        == 0
+    )
     text = out.read_text()
     assert "_nbtrack_ipython().run_line_magic('sql', 'SELECT 1')" in text
     assert "get_ipython" not in text and '"ipython' in text
 
 
-def test_write_script_leaves_nothing_behind_when_it_fails(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_script_leaves_nothing_behind_when_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*args: object) -> None:
         raise OSError(28, "No space left on device")
 
@@ -143,16 +159,18 @@ def fresh(shell):
     return shell
 
 
-def test_run_without_history_is_refused(store_dir: Path, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_without_history_is_refused(
+    store_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with nbtrack.run(name="from/script") as track:
         track.log(x=1.0)
     record = nbtrack.get_run("last")
     with pytest.raises(ExportError, match="recorded from a script") as info:
         export_run(record)
     assert "nbtrack export NOTEBOOK.ipynb" in str(info.value)
-    assert main_export(["--run", "last", "--store", str(store_dir), "-o",
-                        str(tmp_path / "s.py")]) == 1
+    assert (
+        main_export(["--run", "last", "--store", str(store_dir), "-o", str(tmp_path / "s.py")]) == 1
+    )
     assert "recorded from a script" in capsys.readouterr().err
     assert not (tmp_path / "s.py").exists()
     assert main_export(["--run", "99", "--store", str(store_dir)]) == 1
@@ -175,8 +193,12 @@ def test_history_with_broken_and_unknown_cells(fresh, tmp_path: Path) -> None:
 
 
 def test_magic_export_writes_and_verifies(fresh, tmp_path: Path) -> None:
-    _cells(fresh, "import random", "base = 10",
-           "%%track --name m/x --seed 5\nstep = 2\ntrack.log(v=base + step + random.random())")
+    _cells(
+        fresh,
+        "import random",
+        "base = 10",
+        "%%track --name m/x --seed 5\nstep = 2\ntrack.log(v=base + step + random.random())",
+    )
     out = tmp_path / "from_magic.py"
     status, message = magic_export(f"--run last -o {out} --verify")
     assert status == 0, message
@@ -197,22 +219,37 @@ def test_nbconvert_exporter(tmp_path: Path) -> None:
     untracked, _ = NbtrackExporter(track=False).from_filename(str(CORPUS / "tracked_cells.ipynb"))
     assert "nbtrack.run(" not in untracked and "_nbtrack_seed(1)" in untracked
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", "nbconvert", "--to",
-                           "nbtrack.export.nbconvert.NbtrackExporter", "--output-dir",
-                           str(tmp_path), str(CORPUS / "v3_worksheets.ipynb")],
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbconvert",
+            "--to",
+            "nbtrack.export.nbconvert.NbtrackExporter",
+            "--output-dir",
+            str(tmp_path),
+            str(CORPUS / "v3_worksheets.ipynb"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "radius = 2" in (tmp_path / "v3_worksheets.py").read_text()
 
 
-def test_cells_that_raised_in_the_notebook_stop_at_the_same_point(fresh, tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch
-                                                                   ) -> None:
+def test_cells_that_raised_in_the_notebook_stop_at_the_same_point(
+    fresh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-    sources = ["values = [1]", "values.append(2)\nraise ValueError('boom')\nvalues.append(99)",
-               "%%track --name f/raised\ntrack.log(n=float(sum(values)))"]
+    sources = [
+        "values = [1]",
+        "values.append(2)\nraise ValueError('boom')\nvalues.append(99)",
+        "%%track --name f/raised\ntrack.log(n=float(sum(values)))",
+    ]
     path = tmp_path / "raised.ipynb"
     nbformat.write(new_notebook(cells=[new_code_cell(s) for s in sources]), path)
     monkeypatch.setenv("NBTRACK_NOTEBOOK", str(path))
@@ -223,22 +260,23 @@ def test_cells_that_raised_in_the_notebook_stop_at_the_same_point(fresh, tmp_pat
     raised = next(h.execution_count for h in record.history if "boom" in h.source)
     notebook = nbformat.read(path, as_version=4)
     notebook.cells[1].execution_count = raised
-    notebook.cells[1].outputs = [new_output("error", ename="ValueError", evalue="boom",
-                                            traceback=[])]
+    notebook.cells[1].outputs = [
+        new_output("error", ename="ValueError", evalue="boom", traceback=[])
+    ]
     nbformat.write(notebook, path)
     script = write_script(export_run(record).script, tmp_path / "raised.py")
     text = script.read_text()
     assert "raised ValueError in the notebook" in text and "_nbtrack_failed(" in text
     env = {**os.environ, "NBTRACK_STORE": str(tmp_path / "store2"), "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert f"In[{raised}] raised ValueError: boom" in done.stderr
     assert nbtrack.get_run("last", store=tmp_path / "store2").metrics == {"n": 3.0}
 
 
-def test_subcommand_wiring_for_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                       ) -> None:
+def test_subcommand_wiring_for_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """What nbtrack.cli does: add_arguments on its `export` subparser, cli_command as func."""
     import argparse
 
@@ -246,8 +284,9 @@ def test_subcommand_wiring_for_the_cli(tmp_path: Path, capsys: pytest.CaptureFix
 
     parser = argparse.ArgumentParser(prog="nbtrack")
     sub = parser.add_subparsers(dest="command")
-    export = sub.add_parser("export", help="export a notebook or a run as a script",
-                            description=DESCRIPTION)
+    export = sub.add_parser(
+        "export", help="export a notebook or a run as a script", description=DESCRIPTION
+    )
     add_arguments(export)
     export.set_defaults(func=cli_command)
     out = tmp_path / "wired.py"

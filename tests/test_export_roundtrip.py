@@ -44,13 +44,21 @@ class Executed:
 
 def _env(store: Path) -> dict[str, str]:
     path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "NBTRACK_STORE": str(store), "NBTRACK_SUMMARY": "0",
-            "PYTHONPATH": str(REPO) + (os.pathsep + path if path else ""),
-            "MPLBACKEND": "Agg"}
+    return {
+        **os.environ,
+        "NBTRACK_STORE": str(store),
+        "NBTRACK_SUMMARY": "0",
+        "PYTHONPATH": str(REPO) + (os.pathsep + path if path else ""),
+        "MPLBACKEND": "Agg",
+    }
 
 
-def execute(source: Path, folder: Path, order: list[int] | None = None,
-            after: Callable[[Any, Any], None] | None = None) -> Executed:
+def execute(
+    source: Path,
+    folder: Path,
+    order: list[int] | None = None,
+    after: Callable[[Any, Any], None] | None = None,
+) -> Executed:
     """Run ``source``'s code cells in ``order`` (document order by default) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     notebook = nbformat.read(source, as_version=4)
@@ -61,8 +69,12 @@ def execute(source: Path, folder: Path, order: list[int] | None = None,
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
-        client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=600,
-                                         resources={"metadata": {"path": str(folder)}})
+        client = nbclient.NotebookClient(
+            notebook,
+            kernel_name="python3",
+            timeout=600,
+            resources={"metadata": {"path": str(folder)}},
+        )
         with client.setup_kernel():
             if order is None:
                 order = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
@@ -76,10 +88,17 @@ def execute(source: Path, folder: Path, order: list[int] | None = None,
     return Executed(folder, path, store, nbtrack.get_run("last", store=store).number)
 
 
-def run_script(script: Path, store: Path, *args: str, cwd: Path | None = None
-               ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(script), *args], cwd=cwd or script.parent,
-                          env=_env(store), capture_output=True, text=True, timeout=600)
+def run_script(
+    script: Path, store: Path, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=cwd or script.parent,
+        env=_env(store),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _edit_after_run(client: Any, notebook: Any) -> None:
@@ -130,8 +149,9 @@ def _export(run: Executed, tmp: Path, **options: Any) -> tuple[Path, Any]:
 
 
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
-def test_run_round_trip_reproduces_metrics_exactly(name: str, executed: Any,
-                                                   tmp_path: Path) -> None:
+def test_run_round_trip_reproduces_metrics_exactly(
+    name: str, executed: Any, tmp_path: Path
+) -> None:
     from nbtrack.export import verify
 
     run = executed(name)
@@ -149,8 +169,9 @@ def test_run_round_trip_reproduces_metrics_exactly(name: str, executed: Any,
     assert report.ok
 
 
-def test_out_of_order_script_follows_execution_not_document_order(executed: Any,
-                                                                  tmp_path: Path) -> None:
+def test_out_of_order_script_follows_execution_not_document_order(
+    executed: Any, tmp_path: Path
+) -> None:
     from nbtrack.export import export_notebook, write_script
 
     run = executed("out_of_order")
@@ -171,8 +192,9 @@ def test_edited_cell_is_exported_as_it_ran(executed: Any, tmp_path: Path) -> Non
     run = executed("edited_dependency")
     assert "10.0" in run.notebook.read_text()  # the notebook on disk was edited
     out = tmp_path / "edited.py"
-    status = main_export([str(run.notebook), "--run", str(run.original), "-o", str(out),
-                          "--store", str(run.store)])
+    status = main_export(
+        [str(run.notebook), "--run", str(run.original), "-o", str(out), "--store", str(run.store)]
+    )
     assert status == 0
     text = out.read_text()
     assert "data = [1.0, 2.0, 3.0]" in text and "10.0" not in text
@@ -180,14 +202,26 @@ def test_edited_cell_is_exported_as_it_ran(executed: Any, tmp_path: Path) -> Non
     assert "unused" not in text
 
 
-def test_cli_verify_and_requirements(executed: Any, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_verify_and_requirements(
+    executed: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from nbtrack.export.command import main_export
 
     run = executed("seeded_numpy")
     out, req = tmp_path / "repro.py", tmp_path / "requirements.txt"
-    status = main_export(["--run", str(run.original), "--store", str(run.store), "-o", str(out),
-                          "--requirements", str(req), "--verify"])
+    status = main_export(
+        [
+            "--run",
+            str(run.original),
+            "--store",
+            str(run.store),
+            "-o",
+            str(out),
+            "--requirements",
+            str(req),
+            "--verify",
+        ]
+    )
     printed = capsys.readouterr().out
     assert status == 0, printed
     assert re.search(r"metric\s+recorded\s+reproduced\s+difference", printed)
@@ -198,8 +232,7 @@ def test_cli_verify_and_requirements(executed: Any, tmp_path: Path,
     assert 'requires-python = "==3.' in header
 
 
-def test_script_help_lists_parameters_with_recorded_defaults(executed: Any,
-                                                             tmp_path: Path) -> None:
+def test_script_help_lists_parameters_with_recorded_defaults(executed: Any, tmp_path: Path) -> None:
     run = executed("torch_seeded")
     script, _ = _export(run, tmp_path)
     done = run_script(script, tmp_path / "store", "--help")

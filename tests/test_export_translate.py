@@ -48,19 +48,31 @@ CASES = [
     ("%config InlineBackend.figure_format = 'retina'", "-- dropped", set()),
     ("%who", "# %who  -- dropped", set()),
     ("x?", "# %pinfo x  -- dropped", set()),
-    ("%%capture out\nprint('hidden')\n", "with _nbtrack_capture(stdout=True, stderr=True) as out:\n"
-     "    print('hidden')", {"capture"}),
-    ("%%capture --no-stderr\nprint(1)\n", "_nbtrack_capture(stdout=True, stderr=False)",
-     {"capture"}),
-    ("%%writefile data.txt\nhello\n", "_nbtrack_writefile('data.txt', 'hello\\n', append=False)",
-     {"writefile"}),
+    (
+        "%%capture out\nprint('hidden')\n",
+        "with _nbtrack_capture(stdout=True, stderr=True) as out:\n    print('hidden')",
+        {"capture"},
+    ),
+    (
+        "%%capture --no-stderr\nprint(1)\n",
+        "_nbtrack_capture(stdout=True, stderr=False)",
+        {"capture"},
+    ),
+    (
+        "%%writefile data.txt\nhello\n",
+        "_nbtrack_writefile('data.txt', 'hello\\n', append=False)",
+        {"writefile"},
+    ),
     ("%%writefile -a data.txt\nmore\n", "append=True", {"writefile"}),
     ("%%bash\necho hi\n", "_nbtrack_script(['bash'], 'echo hi\\n')", {"script"}),
     ("%%html\n<b>x</b>\n", "# %%html  -- dropped", set()),
     ("%pwd", "print(_os.getcwd())", {"os"}),
     ("here = %pwd", "here = (_os.getcwd())", {"os"}),
-    ("for i in range(2):\n    !echo {i}\n", "for i in range(2):\n    _nbtrack_sh(f'echo {i}')",
-     {"sh"}),
+    (
+        "for i in range(2):\n    !echo {i}\n",
+        "for i in range(2):\n    _nbtrack_sh(f'echo {i}')",
+        {"sh"},
+    ),
     ("if True:\n    %matplotlib inline\n", "    _os.environ.setdefault", {"os"}),
     ("if True:\n    %who\n", "    pass  # %who  -- dropped", set()),
     ("cd ..", "_os.chdir(_os.path.expanduser('..'))", {"os"}),  # automagic
@@ -84,8 +96,9 @@ def test_comments_and_layout_are_kept() -> None:
     assert "# done\ny = 2" in result.code
 
 
-@pytest.mark.parametrize("cell", ["%foo bar", "%%sql\nSELECT 1\n", "%store -r x",
-                                  "x = %who_ls", "ip = get_ipython()"])
+@pytest.mark.parametrize(
+    "cell", ["%foo bar", "%%sql\nSELECT 1\n", "%store -r x", "x = %who_ls", "ip = get_ipython()"]
+)
 def test_unknown_magic_is_an_error_naming_it_and_the_cell(cell: str) -> None:
     with pytest.raises(ExportError) as info:
         translate_cell(cell, label="cell In[7]")
@@ -113,8 +126,9 @@ def test_syntax_error_names_the_cell_and_line() -> None:
 
 
 def test_track_cells_give_their_options_and_body() -> None:
-    result = translate_cell("%%track --name a/b --seed 3 --tag x -t y --set lr=0.1 --no-env\n"
-                            "lr = 1\n!echo {lr}\n")
+    result = translate_cell(
+        "%%track --name a/b --seed 3 --tag x -t y --set lr=0.1 --no-env\nlr = 1\n!echo {lr}\n"
+    )
     assert result.track is not None
     assert result.track.name == "a/b" and result.track.seed == 3
     assert result.track.tags == ("x", "y") and result.track.no_env
@@ -136,20 +150,43 @@ def test_indent_leaves_multiline_strings_alone() -> None:
 
 def test_helpers_run_under_plain_python(tmp_path: Path) -> None:
     """The preamble helpers the translations call do what the magics did."""
-    cells = ["%%writefile out.txt\nhello\n", "%%writefile -a out.txt\nworld\n",
-             "lines = !cat out.txt", "%%capture cap\nprint('quiet')\n", "%env NB_X=1",
-             "%cd sub", "here = %pwd", "%%bash\necho from-bash > made.txt\n",
-             "%time total = sum(range(5))", "%timeit -n 1 -r 1 sum(range(5))"]
+    cells = [
+        "%%writefile out.txt\nhello\n",
+        "%%writefile -a out.txt\nworld\n",
+        "lines = !cat out.txt",
+        "%%capture cap\nprint('quiet')\n",
+        "%env NB_X=1",
+        "%cd sub",
+        "here = %pwd",
+        "%%bash\necho from-bash > made.txt\n",
+        "%time total = sum(range(5))",
+        "%timeit -n 1 -r 1 sum(range(5))",
+    ]
     translations = [translate_cell(c) for c in cells]
     helpers = set().union(*(t.helpers for t in translations))
     imports, definitions = helper_source(helpers)
-    check = ("import os\nprint(repr((lines, cap.stdout, os.environ['NB_X'], "
-             "os.path.basename(here), total)))\n")
-    script = "\n".join(imports) + "\n" + definitions + "\n" + \
-        "\n".join(t.code for t in translations) + "\n" + check
+    check = (
+        "import os\nprint(repr((lines, cap.stdout, os.environ['NB_X'], "
+        "os.path.basename(here), total)))\n"
+    )
+    script = (
+        "\n".join(imports)
+        + "\n"
+        + definitions
+        + "\n"
+        + "\n".join(t.code for t in translations)
+        + "\n"
+        + check
+    )
     (tmp_path / "sub").mkdir()
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": ""}, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": ""},
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     last = done.stdout.strip().splitlines()[-1]
     assert last == repr((["hello", "world"], "quiet\n", "1", "sub", 10))

@@ -115,8 +115,7 @@ def test_object_arrays() -> None:
     # Boundaries between strings are part of the content.
     assert h(np.array(["ab", "c"], dtype=object)) != h(np.array(["a", "bc"], dtype=object))
     # Strings that contain the separator still can't collide.
-    assert (h(np.array(["a\x00", "b"], dtype=object))
-            != h(np.array(["a", "\x00b"], dtype=object)))
+    assert h(np.array(["a\x00", "b"], dtype=object)) != h(np.array(["a", "\x00b"], dtype=object))
     # Mixed types: the string "1" is not the int 1, None is not NaN.
     assert h(np.array(["1", "x"], dtype=object)) != h(np.array([1, "x"], dtype=object))
     assert h(np.array([None, "x"], dtype=object)) != h(np.array([np.nan, "x"], dtype=object))
@@ -159,11 +158,13 @@ def test_broken_buffer_raises() -> None:
 
 
 def frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "a": np.arange(5, dtype=np.int64),
-        "b": np.linspace(0, 1, 5),
-        "c": ["x", "y", None, "w", "v"],
-    })
+    return pd.DataFrame(
+        {
+            "a": np.arange(5, dtype=np.int64),
+            "b": np.linspace(0, 1, 5),
+            "c": ["x", "y", None, "w", "v"],
+        }
+    )
 
 
 def test_dataframe_meta() -> None:
@@ -298,6 +299,7 @@ def test_large_string_column_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_pyarrow_strings_if_available() -> None:
     import pyarrow as pa
+
     values = ["a", None, "ccc", "", "dd"] * 3
     arrow = pd.Series(values, dtype="string[pyarrow]")
     assert h(arrow) == h(pd.Series(values, dtype="string[pyarrow]"))
@@ -308,14 +310,16 @@ def test_pyarrow_strings_if_available() -> None:
     chunked = pa.chunked_array([values[:4], values[4:9], values[9:]], type=pa.large_string())
     whole = pa.chunked_array([values], type=pa.large_string())
     dtype = pd.ArrowDtype(pa.large_string())
-    assert (h(pd.Series(pd.arrays.ArrowExtensionArray(chunked), dtype=dtype))
-            == h(pd.Series(pd.arrays.ArrowExtensionArray(whole), dtype=dtype)))
+    assert h(pd.Series(pd.arrays.ArrowExtensionArray(chunked), dtype=dtype)) == h(
+        pd.Series(pd.arrays.ArrowExtensionArray(whole), dtype=dtype)
+    )
     # A slice starts at an offset into the Arrow buffers.
     sliced = arrow.iloc[3:].reset_index(drop=True)
     assert h(sliced) == h(pd.Series(values[3:], dtype="string[pyarrow]"))
     ints = pd.Series([1, None, 3], dtype="int64[pyarrow]")
-    assert (h(pd.Series([0, 1, None, 3], dtype="int64[pyarrow]").iloc[1:].reset_index(drop=True))
-            == h(ints))
+    assert h(
+        pd.Series([0, 1, None, 3], dtype="int64[pyarrow]").iloc[1:].reset_index(drop=True)
+    ) == h(ints)
     assert h(ints) != h(pd.Series([1, None, 4], dtype="int64[pyarrow]"))
     assert h(ints) != h(pd.Series([1, 2, 3], dtype="int64[pyarrow]"))
     nested = pd.Series([[1, 2], None], dtype=pd.ArrowDtype(pa.list_(pa.int64())))
@@ -331,8 +335,12 @@ def test_tensor_basic() -> None:
     t = torch.arange(12, dtype=torch.float32).reshape(3, 4)
     result = fingerprint(t, "t")
     assert result is not None and result.kind == "tensor"
-    assert result.meta == {"shape": [3, 4], "dtype": "float32", "device": "cpu",
-                           "requires_grad": False}
+    assert result.meta == {
+        "shape": [3, 4],
+        "dtype": "float32",
+        "device": "cpu",
+        "requires_grad": False,
+    }
     assert result.size == 48
     assert h(t) == h(t.clone())
     changed = t.clone()
@@ -448,8 +456,9 @@ def test_file_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(calls) == 3
 
 
-def test_recently_modified_file_is_not_cached(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recently_modified_file_is_not_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clear_file_cache()
     calls: list[str] = []
     real = fp_module._hash_stream
@@ -530,12 +539,19 @@ def test_directory_file_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_import_is_cheap() -> None:
-    code = ("import sys, nbtrack.capture.fingerprint, nbtrack.capture.inputs, "
-            "nbtrack.capture.models; "
-            "print(sorted(m for m in ('torch', 'pandas', 'numpy', 'IPython') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys, nbtrack.capture.fingerprint, nbtrack.capture.inputs, "
+        "nbtrack.capture.models; "
+        "print(sorted(m for m in ('torch', 'pandas', 'numpy', 'IPython') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -550,11 +566,14 @@ def test_other_extension_arrays() -> None:
     assert h(periods) != h(pd.Series(pd.period_range("2024-02", periods=3, freq="M")))
 
 
-@pytest.mark.parametrize("dtype", [
-    pd.StringDtype("python"),
-    pd.StringDtype("python", na_value=np.nan),
-    object,
-])
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        pd.StringDtype("python"),
+        pd.StringDtype("python", na_value=np.nan),
+        object,
+    ],
+)
 def test_python_string_columns(dtype: object) -> None:
     values = ["alpha", None, "", "beta", "x\x00y"]
     s = pd.Series(values, dtype=dtype)

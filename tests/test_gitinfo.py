@@ -32,8 +32,9 @@ def _isolated_git(monkeypatch, tmp_path_factory):
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def make_repo(path: Path, *, commits: int = 1) -> Path:
@@ -129,16 +130,19 @@ def test_not_a_repo(tmp_path):
     assert git_info(plain / "missing-file.ipynb") == {}
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("https://alice:s3cret-pw@github.com/org/repo.git", "https://github.com/org/repo.git"),
-    ("https://ghp_tokenvalue123@github.com/org/repo.git", "https://github.com/org/repo.git"),
-    ("http://user@example.com:8080/r.git", "http://example.com:8080/r.git"),
-    ("ssh://git:pw123@host.example/r.git", "ssh://git@host.example/r.git"),
-    ("ssh://git@host.example/r.git", "ssh://git@host.example/r.git"),
-    ("git@github.com:org/repo.git", "git@github.com:org/repo.git"),
-    ("/srv/git/repo.git", "/srv/git/repo.git"),
-    ("https://github.com/org/repo.git", "https://github.com/org/repo.git"),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("https://alice:s3cret-pw@github.com/org/repo.git", "https://github.com/org/repo.git"),
+        ("https://ghp_tokenvalue123@github.com/org/repo.git", "https://github.com/org/repo.git"),
+        ("http://user@example.com:8080/r.git", "http://example.com:8080/r.git"),
+        ("ssh://git:pw123@host.example/r.git", "ssh://git@host.example/r.git"),
+        ("ssh://git@host.example/r.git", "ssh://git@host.example/r.git"),
+        ("git@github.com:org/repo.git", "git@github.com:org/repo.git"),
+        ("/srv/git/repo.git", "/srv/git/repo.git"),
+        ("https://github.com/org/repo.git", "https://github.com/org/repo.git"),
+    ],
+)
 def test_strip_url_credentials(url, expected):
     assert strip_url_credentials(url) == expected
 

@@ -57,10 +57,25 @@ def test_names_nested_for_with_def_class() -> None:
     """)
     loaded = names_loaded(code)
     stored = names_stored(code)
-    assert {"range", "epochs", "open", "path", "fh", "model", "batch", "offset", "Base",
-            "hidden", "len", "items", "k", "ValueError", "err", "print"} <= loaded
-    assert {"epoch", "fh", "data", "train", "Net", "width", "err", "n", "squares",
-            "k"} <= stored
+    assert {
+        "range",
+        "epochs",
+        "open",
+        "path",
+        "fh",
+        "model",
+        "batch",
+        "offset",
+        "Base",
+        "hidden",
+        "len",
+        "items",
+        "k",
+        "ValueError",
+        "err",
+        "print",
+    } <= loaded
+    assert {"epoch", "fh", "data", "train", "Net", "width", "err", "n", "squares", "k"} <= stored
     assert "data" not in loaded and "epochs" not in stored
 
 
@@ -104,12 +119,16 @@ def test_string_literal_paths(tmp_path: Path) -> None:
         doc = '''config.yaml
         more'''
     """)
-    assert string_literal_paths(code, cwd=str(tmp_path)) == ["data/train.csv", "config.yaml",
-                                                            "data"]
+    assert string_literal_paths(code, cwd=str(tmp_path)) == [
+        "data/train.csv",
+        "config.yaml",
+        "data",
+    ]
 
 
-def test_string_literal_paths_refuses_huge_folders(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_string_literal_paths_refuses_huge_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     work = tmp_path / "project" / "nb"
     work.mkdir(parents=True)
     monkeypatch.chdir(work)
@@ -124,13 +143,11 @@ def test_string_literal_paths_refuses_huge_folders(tmp_path: Path,
     assert string_literal_paths(code) == []
 
 
-def test_string_literal_absolute_and_home(tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_string_literal_absolute_and_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "weights.bin").write_bytes(b"\1\2")
     code = 'a = "~/weights.bin"\nb = "%s"\n' % (tmp_path / "weights.bin")
-    assert string_literal_paths(code, cwd="/") == ["~/weights.bin",
-                                                   str(tmp_path / "weights.bin")]
+    assert string_literal_paths(code, cwd="/") == ["~/weights.bin", str(tmp_path / "weights.bin")]
 
 
 # ------------------------------------------------------------------ cell_inputs
@@ -139,8 +156,15 @@ def test_string_literal_absolute_and_home(tmp_path: Path,
 def test_cell_inputs_reads_namespace_values() -> None:
     X = np.arange(10.0)
     df = pd.DataFrame({"a": [1, 2]})
-    ns: dict[str, Any] = {"X": X, "df": df, "lr": 0.1, "np": np, "unused": np.zeros(2),
-                          "_private": np.ones(2), "Out": {1: np.ones(2)}}
+    ns: dict[str, Any] = {
+        "X": X,
+        "df": df,
+        "lr": 0.1,
+        "np": np,
+        "unused": np.zeros(2),
+        "_private": np.ones(2),
+        "Out": {1: np.ones(2)},
+    }
     code = src("""
         result = model_fn(X, df["a"], lr, _private, Out)
         print(result)
@@ -153,8 +177,9 @@ def test_cell_inputs_reads_namespace_values() -> None:
 
 
 def test_cell_inputs_skips_names_bound_before_read() -> None:
-    ns: dict[str, Any] = {name: np.arange(3.0) for name in
-                          ("X", "y", "w", "k", "item", "seen", "arr", "f")}
+    ns: dict[str, Any] = {
+        name: np.arange(3.0) for name in ("X", "y", "w", "k", "item", "seen", "arr", "f")
+    }
     code = src("""
         X = np.random.rand(5)
         fit(X, y)
@@ -193,6 +218,7 @@ def test_cell_inputs_augmented_assignment_reads() -> None:
 
 def test_cell_inputs_tensor() -> None:
     import torch
+
     ns: dict[str, Any] = {"t": torch.ones(2, 2)}
     fps, _ = cell_inputs("out = t @ t\n", ns)
     assert len(fps) == 1 and fps[0].kind == "tensor"
@@ -268,8 +294,9 @@ def test_cell_inputs_deep_expression_does_not_crash() -> None:
     assert warnings == []
 
 
-def test_cell_inputs_warns_for_oversized_folder(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cell_inputs_warns_for_oversized_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from nbtrack.capture import fingerprint as fp_module
 
     monkeypatch.setattr(fp_module, "MAX_DIR_FILES", 2)

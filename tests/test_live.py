@@ -46,8 +46,12 @@ def test_feed_starts_only_once_the_run_logs_then_throttles_and_stops(store_dir) 
     published: list[tuple[LiveView, bool]] = []
     now = [1000.0]
     with nbtrack.run(name="feed", store=store_dir, capture_env=False) as run:
-        feed = LiveFeed(run, lambda view, first: published.append((view, first)),
-                        min_interval=0.3, clock=lambda: now[0])
+        feed = LiveFeed(
+            run,
+            lambda view, first: published.append((view, first)),
+            min_interval=0.3,
+            clock=lambda: now[0],
+        )
         run.flush()
         feed.on_flush(run)
         assert published == [] and not feed.started  # nothing logged: no display at all
@@ -131,8 +135,10 @@ def test_cell_that_logs_nothing_shows_no_live_view(shell) -> None:
     from IPython.utils.capture import capture_output
 
     with capture_output() as captured:
-        assert shell.run_cell("%%track --name silent --no-env\nimport time\n"
-                              "time.sleep(1.2)\nx = 1", store_history=True).success
+        assert shell.run_cell(
+            "%%track --name silent --no-env\nimport time\ntime.sleep(1.2)\nx = 1",
+            store_history=True,
+        ).success
     assert len(captured.outputs) == 1
     assert captured.outputs[0].update is False
     assert "finished" in captured.outputs[0].data["text/plain"]
@@ -142,8 +148,9 @@ def test_quiet_cell_shows_nothing_live(shell) -> None:
     from IPython.utils.capture import capture_output
 
     with capture_output() as captured:
-        assert shell.run_cell(TRAIN.replace("--no-env", "--no-env --quiet"),
-                              store_history=True).success
+        assert shell.run_cell(
+            TRAIN.replace("--no-env", "--no-env --quiet"), store_history=True
+        ).success
     assert captured.outputs == []
 
 

@@ -16,8 +16,9 @@ def _last():
 
 
 def test_tracked_cell_behaves_like_untracked(shell, capsys) -> None:
-    result = shell.run_cell("%%track --name t/basic --quiet\nx = 21\nprint('hello')\nx * 2",
-                            store_history=True)
+    result = shell.run_cell(
+        "%%track --name t/basic --quiet\nx = 21\nprint('hello')\nx * 2", store_history=True
+    )
     assert result.success
     assert result.result == 42  # last expression displayed as Out[n]
     assert shell.user_ns["x"] == 21
@@ -46,8 +47,13 @@ track.tag("c")
     shell.user_ns["np"] = np
     assert shell.run_cell(cell, store_history=True).success
     record = _last()
-    assert record.params == {"lr": 1e-3, "epochs": 3, "layers": [64, 32], "neg": -2.5,
-                             "name": "mlp"}
+    assert record.params == {
+        "lr": 1e-3,
+        "epochs": 3,
+        "layers": [64, 32],
+        "neg": -2.5,
+        "name": "mlp",
+    }
     assert record.tags == ["a", "b", "c"]
     assert record.note == "first try"
     assert record.metrics["loss"] == pytest.approx(1 / 3)
@@ -78,8 +84,9 @@ def test_bad_options_are_one_line_usage_errors_and_cell_does_not_run(shell, caps
 
 
 def test_exception_is_reraised_and_run_recorded_failed(shell) -> None:
-    result = shell.run_cell("%%track --name t/fail --quiet\ntrack.log(loss=1.0)\n1 / 0",
-                            store_history=True)
+    result = shell.run_cell(
+        "%%track --name t/fail --quiet\ntrack.log(loss=1.0)\n1 / 0", store_history=True
+    )
     assert isinstance(result.error_in_exec, ZeroDivisionError)
     record = _last()
     assert record.status == "failed"
@@ -95,8 +102,10 @@ def test_keyboard_interrupt_records_interrupted(shell) -> None:
 
 
 def test_seed_makes_cells_repeatable_and_rng_state_replays(shell) -> None:
-    cell = ("%%track --seed 7 --quiet\nimport random\nimport numpy as np\n"
-            "draw = (random.random(), np.random.rand(3).tolist())")
+    cell = (
+        "%%track --seed 7 --quiet\nimport random\nimport numpy as np\n"
+        "draw = (random.random(), np.random.rand(3).tolist())"
+    )
     shell.run_cell(cell, store_history=True)
     first = shell.user_ns["draw"]
     shell.run_cell(cell, store_history=True)
@@ -107,8 +116,11 @@ def test_seed_makes_cells_repeatable_and_rng_state_replays(shell) -> None:
 
 
 def test_unseeded_run_replays_bit_identically_from_stored_state(shell) -> None:
-    shell.run_cell("%%track --quiet\nimport numpy as np\nimport random\n"
-                   "a = np.random.standard_normal(5)\nb = random.random()", store_history=True)
+    shell.run_cell(
+        "%%track --quiet\nimport numpy as np\nimport random\n"
+        "a = np.random.standard_normal(5)\nb = random.random()",
+        store_history=True,
+    )
     a, b = shell.user_ns["a"], shell.user_ns["b"]
     random.random()
     np.random.rand(10)  # move the RNGs on
@@ -118,8 +130,10 @@ def test_unseeded_run_replays_bit_identically_from_stored_state(shell) -> None:
 
 
 def test_seed_calls_made_by_the_cell_are_recorded(shell) -> None:
-    shell.run_cell("%%track --quiet\nimport numpy as np\nnp.random.seed(123)\n"
-                   "rng = np.random.default_rng(5)", store_history=True)
+    shell.run_cell(
+        "%%track --quiet\nimport numpy as np\nnp.random.seed(123)\nrng = np.random.default_rng(5)",
+        store_history=True,
+    )
     calls = {(c["call"], c["value"]) for c in _last().seed_calls}
     assert ("np.random.seed", 123) in calls
     assert ("np.random.default_rng", 5) in calls
@@ -129,8 +143,9 @@ def test_inputs_are_fingerprinted_before_the_cell_changes_them(shell, tmp_path) 
     data = tmp_path / "data.csv"
     data.write_text("a,b\n1,2\n")
     shell.user_ns["X"] = np.arange(12, dtype=np.float64).reshape(3, 4)
-    shell.run_cell(f"%%track --quiet\ntotal = X.sum()\ntext = open({str(data)!r}).read()",
-                   store_history=True)
+    shell.run_cell(
+        f"%%track --quiet\ntotal = X.sum()\ntext = open({str(data)!r}).read()", store_history=True
+    )
     inputs = {i.name: i for i in _last().inputs}
     assert inputs["X"].meta["shape"] == [3, 4]
     assert inputs["X"].hash.startswith("xxh3_128:")
@@ -159,8 +174,9 @@ def test_summary_shows_delta_against_best_earlier_run(shell, capsys) -> None:
     assert "acc=0.7 (-0.1 vs best #2" in out
 
 
-def test_environment_and_git_are_captured_and_secrets_never_stored(shell, monkeypatch,
-                                                                    store_dir) -> None:
+def test_environment_and_git_are_captured_and_secrets_never_stored(
+    shell, monkeypatch, store_dir
+) -> None:
     monkeypatch.setenv("MY_API_KEY", "sekrit-value-1234")
     monkeypatch.setenv("CUDA_TOKEN", "sekrit-value-5678")
     shell.run_cell("%%track --quiet\nimport sklearn\nx = 1", store_history=True)
@@ -190,8 +206,16 @@ def test_nbtrack_line_magic_switches_store(shell, tmp_path, capsys) -> None:
 
 def test_track_help_documents_options(shell) -> None:
     doc = shell.find_cell_magic("track").__doc__
-    for option in ("--name", "--seed", "--deterministic", "--tag", "--note", "--set",
-                   "--no-data", "--no-env"):
+    for option in (
+        "--name",
+        "--seed",
+        "--deterministic",
+        "--tag",
+        "--note",
+        "--set",
+        "--no-data",
+        "--no-env",
+    ):
         assert option in doc
 
 

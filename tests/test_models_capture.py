@@ -29,11 +29,12 @@ def test_summarize_sequential() -> None:
     assert summary["dtype"] == "float32" and summary["device"] == "cpu"
     assert summary["num_layers"] == 4 and summary["truncated"] is False
     assert summary["layers"][0] == {
-        "name": "0", "type": "Linear", "params": 64 * 128 + 128,
+        "name": "0",
+        "type": "Linear",
+        "params": 64 * 128 + 128,
         "repr": "Linear(in_features=64, out_features=128, bias=True)",
     }
-    assert [layer["type"] for layer in summary["layers"]] == ["Linear", "ReLU", "Dropout",
-                                                             "Linear"]
+    assert [layer["type"] for layer in summary["layers"]] == ["Linear", "ReLU", "Dropout", "Linear"]
     assert summary["layers"][1]["params"] == 0
     assert summarize_module(model.eval())["training"] is False
 
@@ -81,20 +82,37 @@ def test_find_models() -> None:
         def parameters(self, recurse: bool = True) -> Any:  # type: ignore[override]
             raise RuntimeError("broken")
 
-    ns: dict[str, Any] = {"model": small_model(), "lr": 0.1, "broken": Broken(),
-                          "enc": nn.Linear(3, 4)}
+    ns: dict[str, Any] = {
+        "model": small_model(),
+        "lr": 0.1,
+        "broken": Broken(),
+        "enc": nn.Linear(3, 4),
+    }
     found = find_models(ns, ["lr", "model", "missing", "broken", "enc", "model"])
     assert [m["name"] for m in found] == ["model", "enc"]
     assert list(found[0])[0] == "name"
     assert found[1]["params"] == 3 * 4 + 4
-    assert found[1]["layers"] == [{"name": "", "type": "Linear", "params": 16,
-                                   "repr": "Linear(in_features=3, out_features=4, bias=True)"}]
+    assert found[1]["layers"] == [
+        {
+            "name": "",
+            "type": "Linear",
+            "params": 16,
+            "repr": "Linear(in_features=3, out_features=4, bias=True)",
+        }
+    ]
     assert [m["name"] for m in find_models(ns, {"model", "enc"})] == ["enc", "model"]
 
 
 def test_find_models_without_torch_imported() -> None:
-    code = ("import sys; from nbtrack.capture.models import find_models; "
-            "r = find_models({'m': object()}, ['m']); print(r, 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys; from nbtrack.capture.models import find_models; "
+        "r = find_models({'m': object()}, ['m']); print(r, 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.stdout.strip() == "[] False"

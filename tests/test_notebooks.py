@@ -41,11 +41,15 @@ def kernel_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pytest.Monk
     jupyter_path = tmp_path_factory.mktemp("jupyter")
     spec_dir = jupyter_path / "kernels" / "python3"
     spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (nbtrack tests)",
-        "language": "python",
-    }))
+    (spec_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (nbtrack tests)",
+                "language": "python",
+            }
+        )
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("JUPYTER_PATH", str(jupyter_path))
         # Kernels must not pick up a store or notebook from the developer's environment.
@@ -60,8 +64,12 @@ def execute(path: Path, store: Path, mp: pytest.MonkeyPatch) -> nbformat.Noteboo
     mp.setenv("NBTRACK_STORE", str(store))
     mp.setenv("NBTRACK_NOTEBOOK", str(path))
     try:
-        client = NotebookClient(nb, kernel_name="python3", timeout=600,
-                                resources={"metadata": {"path": str(path.parent)}})
+        client = NotebookClient(
+            nb,
+            kernel_name="python3",
+            timeout=600,
+            resources={"metadata": {"path": str(path.parent)}},
+        )
         client.execute()
     finally:
         # Leave the executed notebook next to the store for a post-mortem when a test fails.
@@ -80,8 +88,11 @@ def copy_quickstart(folder: Path) -> Path:
 
 def new_notebook(*sources: str, folder: Path) -> Path:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "generated.ipynb"
     nbformat.write(nb, path)
@@ -112,8 +123,9 @@ class Executed:
 
 
 @pytest.fixture(scope="module")
-def quickstart(kernel_env: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-               ) -> Executed:
+def quickstart(
+    kernel_env: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Executed:
     return Executed(tmp_path_factory.mktemp("quickstart"), kernel_env)
 
 
@@ -134,7 +146,8 @@ def test_quickstart_cells_are_the_documented_ones(quickstart: Executed) -> None:
     first, rerun = quickstart.tracked_cells()
     assert first.source.splitlines()[0] == f"%%track --name {RUN_NAME} --seed 42"
     assert rerun.source.splitlines()[0] == (
-        f"%%track --name {RUN_NAME} --seed 42 --set lr=0.003 --set epochs=8")
+        f"%%track --name {RUN_NAME} --seed 42 --set lr=0.003 --set epochs=8"
+    )
     # Same body, so the two runs differ only by what --set changed.
     assert first.source.split("\n", 1)[1] == rerun.source.split("\n", 1)[1]
     assert quickstart.code_cells[0].source == "%load_ext nbtrack"
@@ -176,8 +189,9 @@ def test_metrics_loss_per_epoch_and_val_acc(quickstart: Executed) -> None:
         assert val_acc.value > 0.8  # a working MLP on digits; deterministic, so not flaky
         assert record.metrics["val_acc"] == val_acc.value
         # The value printed by the cell is the value recorded.
-        printed = re.search(r"validation accuracy: ([0-9.]+)",
-                            text_outputs(quickstart.tracked_cells()[number - 1]))
+        printed = re.search(
+            r"validation accuracy: ([0-9.]+)", text_outputs(quickstart.tracked_cells()[number - 1])
+        )
         assert printed and float(printed.group(1)) == pytest.approx(val_acc.value, abs=5e-4)
 
 
@@ -191,8 +205,10 @@ def test_model_artifact_is_the_state_dict(quickstart: Executed) -> None:
         state = record.load_artifact("model")
         hidden = params["hidden"]
         assert {k: tuple(v.shape) for k, v in state.items()} == {
-            "net.0.weight": (hidden, 64), "net.0.bias": (hidden,),
-            "net.2.weight": (10, hidden), "net.2.bias": (10,),
+            "net.0.weight": (hidden, 64),
+            "net.0.bias": (hidden,),
+            "net.2.weight": (10, hidden),
+            "net.2.bias": (10,),
         }
         assert all(v.dtype == torch.float32 for v in state.values())
     # Different learning rates train different weights, stored as different content.
@@ -248,15 +264,17 @@ def test_inputs_fingerprint_the_tensors_the_cell_reads(quickstart: Executed) -> 
 
     # The same data rebuilt in this process has the same fingerprint as in the kernel.
     digits = load_digits()
-    X_tr, _, _, _ = train_test_split(digits.data, digits.target, test_size=0.25,
-                                     random_state=0, stratify=digits.target)
+    X_tr, _, _, _ = train_test_split(
+        digits.data, digits.target, test_size=0.25, random_state=0, stratify=digits.target
+    )
     mean, std = X_tr.mean(axis=0), X_tr.std(axis=0) + 1e-6
     X_train = torch.tensor((X_tr - mean) / std, dtype=torch.float32)
     assert fingerprint(X_train, "X_train").hash == inputs["X_train"].hash
     assert np.isfinite(X_train.numpy()).all()
     # Both runs read the same data.
     assert {i.name: i.hash for i in quickstart.run(2).inputs} == {
-        name: fp.hash for name, fp in inputs.items()}
+        name: fp.hash for name, fp in inputs.items()
+    }
 
 
 def test_code_history_notebook_and_rng_state(quickstart: Executed) -> None:
@@ -269,7 +287,8 @@ def test_code_history_notebook_and_rng_state(quickstart: Executed) -> None:
     # IPython hands the magic the cell body with a final newline.
     assert first.code.rstrip("\n") == body
     assert second.code.rstrip("\n") == body.replace("lr = 0.001", "lr = 0.003").replace(
-        "epochs = 12", "epochs = 8")
+        "epochs = 12", "epochs = 8"
+    )
 
     sources = [h.source for h in first.history]
     assert sources[-1] == first_cell.source
@@ -319,8 +338,11 @@ def test_diff_shows_only_what_set_changed(quickstart: Executed) -> None:
     assert result.sections["environment"] == []
     assert "-lr = 0.001" in result.code_diff and "+lr = 0.003" in result.code_diff
     assert "-epochs = 12" in result.code_diff and "+epochs = 8" in result.code_diff
-    assert "hidden" not in "".join(line for line in result.code_diff.splitlines()
-                                   if line.startswith(("+", "-")) and not line.startswith(("+++", "---")))
+    assert "hidden" not in "".join(
+        line
+        for line in result.code_diff.splitlines()
+        if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))
+    )
     # The notebook displays the same diff (HTML in a notebook front end).
     shown = quickstart.cell("first, second = ").outputs
     assert any("text/html" in o.get("data", {}) and "lr" in o["data"]["text/html"] for o in shown)
@@ -334,22 +356,24 @@ def test_execution_count_recorded_is_the_cells(quickstart: Executed) -> None:
 
 
 def test_diff_text_form_in_the_notebook_is_the_readable_diff(quickstart: Executed) -> None:
-    [shown] = [o for o in quickstart.cell("first, second = ").outputs
-               if o.output_type == "execute_result"]
+    [shown] = [
+        o for o in quickstart.cell("first, second = ").outputs if o.output_type == "execute_result"
+    ]
     text = shown["data"]["text/plain"]
     assert text.startswith("diff run #1")
     assert len(text) < 5000
 
 
-def test_same_seed_gives_identical_results_on_cpu(quickstart: Executed,
-                                                  kernel_env: pytest.MonkeyPatch,
-                                                  tmp_path: Path) -> None:
+def test_same_seed_gives_identical_results_on_cpu(
+    quickstart: Executed, kernel_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     again = Executed(tmp_path / "again", kernel_env)
     for number in (1, 2):
         a, b = quickstart.run(number), again.run(number)
         assert a.metrics["val_acc"] == b.metrics["val_acc"]
-        assert ([p.value for p in a.metric_history["loss"]]
-                == [p.value for p in b.metric_history["loss"]])
+        assert [p.value for p in a.metric_history["loss"]] == [
+            p.value for p in b.metric_history["loss"]
+        ]
         assert a.params == b.params
         assert a.rng_state == b.rng_state
         assert [i.hash for i in a.inputs] == [i.hash for i in b.inputs]
@@ -360,8 +384,9 @@ def test_same_seed_gives_identical_results_on_cpu(quickstart: Executed,
 
 
 # -- notebooks that go wrong ----------------------------------------------------------------
-def test_failing_tracked_cell_raises_and_is_recorded_failed(kernel_env: pytest.MonkeyPatch,
-                                                            tmp_path: Path) -> None:
+def test_failing_tracked_cell_raises_and_is_recorded_failed(
+    kernel_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     path = new_notebook(
         "%load_ext nbtrack",
         "%%track --name t/fails --seed 1\nthreshold = 0.5\ntrack.log(loss=2.0)\n"
@@ -389,8 +414,9 @@ def test_failing_tracked_cell_raises_and_is_recorded_failed(kernel_env: pytest.M
     assert record.notebook == str(path)
 
 
-def test_bad_track_option_is_a_usage_error_and_records_nothing(kernel_env: pytest.MonkeyPatch,
-                                                               tmp_path: Path) -> None:
+def test_bad_track_option_is_a_usage_error_and_records_nothing(
+    kernel_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     path = new_notebook("%load_ext nbtrack", "%%track --bogus\nran = True", folder=tmp_path)
     store = tmp_path / "store"
     with pytest.raises(CellExecutionError) as info:
@@ -399,8 +425,11 @@ def test_bad_track_option_is_a_usage_error_and_records_nothing(kernel_env: pytes
     assert "--bogus" in info.value.evalue
     executed = nbformat.read(path.with_suffix(".executed.ipynb"), as_version=4)
     # IPython shows a UsageError as one line on stderr, without a traceback.
-    shown = "".join(o.text for o in executed.cells[1].outputs
-                    if o.output_type == "stream" and o.name == "stderr")
+    shown = "".join(
+        o.text
+        for o in executed.cells[1].outputs
+        if o.output_type == "stream" and o.name == "stderr"
+    )
     assert shown.strip() == "UsageError: unrecognized arguments: --bogus"
     assert not any(o.output_type == "error" for o in executed.cells[1].outputs)
     # No run: either the store was never created, or it is empty.

@@ -40,8 +40,10 @@ EXTRACT_CASES = [
     ("layers = [64, 64, 32]", {"layers": [64, 64, 32]}),
     ("shape = (28, 28)", {"shape": (28, 28)}),
     ("t = 1,", {"t": (1,)}),
-    ("cfg = {'lr': 0.1, 'opt': 'adam', 'betas': (0.9, 0.99)}",
-     {"cfg": {"lr": 0.1, "opt": "adam", "betas": (0.9, 0.99)}}),
+    (
+        "cfg = {'lr': 0.1, 'opt': 'adam', 'betas': (0.9, 0.99)}",
+        {"cfg": {"lr": 0.1, "opt": "adam", "betas": (0.9, 0.99)}},
+    ),
     ("tags = {'a', 'b'}", {"tags": {"a", "b"}}),
     ("empty = set()", {"empty": set()}),
     ("x = 1\nx = 2", {"x": 2}),
@@ -73,6 +75,7 @@ def test_extract_params(source: str, expected: dict[str, object]) -> None:
 
 # --- parse_set_option -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -97,8 +100,9 @@ def test_parse_set_option_good(text: str, expected: tuple[str, object]) -> None:
     assert parse_set_option(text) == expected
 
 
-@pytest.mark.parametrize("text", ["lr", "", "=1", " =1", "1lr=2", "a-b=1", "a.b=1", "class=1",
-                                  "lr 0.1"])
+@pytest.mark.parametrize(
+    "text", ["lr", "", "=1", " =1", "1lr=2", "a-b=1", "a.b=1", "class=1", "lr 0.1"]
+)
 def test_parse_set_option_bad(text: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_set_option(text)
@@ -109,6 +113,7 @@ def test_parse_set_option_bad(text: str) -> None:
 
 
 # --- apply_overrides ------------------------------------------------------------------
+
 
 def test_apply_overrides_keeps_everything_else_identical() -> None:
     source = (
@@ -149,12 +154,7 @@ def test_apply_overrides_multiline_values() -> None:
         "tail = 'x'\n"
     )
     out = apply_overrides(source, {"layers": [128, 128], "after": 5})
-    assert out == (
-        "layers = [128, 128]\n"
-        "cfg = {'a': 1,\n"
-        "       'é': 2}; after = 5\n"
-        "tail = 'x'\n"
-    )
+    assert out == ("layers = [128, 128]\ncfg = {'a': 1,\n       'é': 2}; after = 5\ntail = 'x'\n")
 
 
 def test_apply_overrides_crlf_and_formfeed() -> None:
@@ -178,8 +178,16 @@ def test_apply_overrides_tuple_values() -> None:
 
 def test_apply_overrides_written_values_round_trip() -> None:
     values: list[object] = [
-        "it's \"quoted\"\n", 1e-300, -0.0, True, None, {"a": [1, (2, 3)]}, {1, 2}, b"\x00",
-        float("inf"), 10**30,
+        'it\'s "quoted"\n',
+        1e-300,
+        -0.0,
+        True,
+        None,
+        {"a": [1, (2, 3)]},
+        {1, 2},
+        b"\x00",
+        float("inf"),
+        10**30,
     ]
     for value in values:
         out = apply_overrides("v = 0\n", {"v": value})
@@ -231,10 +239,11 @@ def test_apply_overrides_output_parses_like_input() -> None:
 
 # --- papermill ------------------------------------------------------------------------
 
+
 def test_papermill_params() -> None:
     sources = [
         "lr = 0.1\nepochs = 1\n",  # the notebook's own defaults (tagged 'parameters')
-        "# Parameters\nlr = 0.5\nname = \"run-1\"\n",  # injected by papermill
+        '# Parameters\nlr = 0.5\nname = "run-1"\n',  # injected by papermill
         "x = 1\n",
         "\n# Parameters\nepochs = 20\n",  # a later injected cell wins
         "# Parameters are below\nbatch = 1\n",  # not papermill's marker
@@ -244,21 +253,35 @@ def test_papermill_params() -> None:
 
 
 def _write_notebook(path: Path, cells: list[dict[str, object]]) -> Path:
-    path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
-                                "cells": cells}), encoding="utf-8")
+    path.write_text(
+        json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells}),
+        encoding="utf-8",
+    )
     return path
 
 
 def test_notebook_parameter_cells(tmp_path: Path) -> None:
-    nb = _write_notebook(tmp_path / "nb.ipynb", [
-        {"cell_type": "markdown", "metadata": {"tags": ["parameters"]}, "source": "# md"},
-        {"cell_type": "code", "metadata": {"tags": ["parameters"]},
-         "source": ["lr = 0.1\n", "epochs = 1\n"], "outputs": [], "execution_count": None},
-        {"cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": []},
-        {"cell_type": "code", "metadata": {"tags": ["injected-parameters", "other"]},
-         "source": "# Parameters\nlr = 0.5\n", "outputs": []},
-        {"cell_type": "code", "metadata": {"tags": "parameters"}, "source": "bad = 1"},
-    ])
+    nb = _write_notebook(
+        tmp_path / "nb.ipynb",
+        [
+            {"cell_type": "markdown", "metadata": {"tags": ["parameters"]}, "source": "# md"},
+            {
+                "cell_type": "code",
+                "metadata": {"tags": ["parameters"]},
+                "source": ["lr = 0.1\n", "epochs = 1\n"],
+                "outputs": [],
+                "execution_count": None,
+            },
+            {"cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": []},
+            {
+                "cell_type": "code",
+                "metadata": {"tags": ["injected-parameters", "other"]},
+                "source": "# Parameters\nlr = 0.5\n",
+                "outputs": [],
+            },
+            {"cell_type": "code", "metadata": {"tags": "parameters"}, "source": "bad = 1"},
+        ],
+    )
     cells = notebook_parameter_cells(nb)
     assert cells == ["lr = 0.1\nepochs = 1\n", "# Parameters\nlr = 0.5\n"]
     assert notebook_parameter_cells(str(nb)) == cells

@@ -21,8 +21,10 @@ def _last():
 
 def test_numpy_and_tensor_steps_are_stored_as_integers(shell) -> None:
     shell.user_ns["np"] = np
-    cell = ("%%track -q\nimport torch\nfor epoch in np.arange(3):\n"
-            "    track.log(step=epoch, loss=float(epoch))\ntrack.log(step=torch.tensor(7), acc=1.0)")
+    cell = (
+        "%%track -q\nimport torch\nfor epoch in np.arange(3):\n"
+        "    track.log(step=epoch, loss=float(epoch))\ntrack.log(step=torch.tensor(7), acc=1.0)"
+    )
     assert shell.run_cell(cell, store_history=True).success
     record = _last()
     assert [p.step for p in record.metric_history["loss"]] == [0, 1, 2]
@@ -30,8 +32,9 @@ def test_numpy_and_tensor_steps_are_stored_as_integers(shell) -> None:
 
 
 def test_out_of_range_step_is_a_warning_and_the_result_survives(shell) -> None:
-    result = shell.run_cell("%%track -q\ntrack.log(step=2**63, loss=1.0)\n'kept'",
-                            store_history=True)
+    result = shell.run_cell(
+        "%%track -q\ntrack.log(step=2**63, loss=1.0)\n'kept'", store_history=True
+    )
     assert result.success and result.result == "kept"
     record = _last()
     assert record.status == "finished"
@@ -52,15 +55,17 @@ def test_unwritable_store_binds_a_do_nothing_track(shell, tmp_path, capsys) -> N
     blocker = tmp_path / "afile"
     blocker.write_text("x")
     config.set_store_dir(blocker / "store")
-    result = shell.run_cell("%%track -q\nx = 1\ntrack.log(loss=0.1)\ntrack.artifact(b'x')\ny = 2",
-                            store_history=True)
+    result = shell.run_cell(
+        "%%track -q\nx = 1\ntrack.log(loss=0.1)\ntrack.artifact(b'x')\ny = 2", store_history=True
+    )
     assert result.success
     assert shell.user_ns["y"] == 2
     assert "not recorded" in capsys.readouterr().err
 
 
-def test_locked_store_at_start_fails_fast_and_the_cell_runs(shell, store_dir, monkeypatch,
-                                                            capsys) -> None:
+def test_locked_store_at_start_fails_fast_and_the_cell_runs(
+    shell, store_dir, monkeypatch, capsys
+) -> None:
     monkeypatch.setenv(config.ENV_BUSY_TIMEOUT, "0.3")
     shell.run_cell("%%track -q\nwarm = 1", store_history=True)  # creates the store
     holder = sqlite3.connect(store_dir / "nbtrack.db", isolation_level=None)
@@ -81,10 +86,12 @@ def test_store_locked_when_the_cell_ends_is_written_later(shell, store_dir, monk
     monkeypatch.setenv(config.ENV_FLUSH_INTERVAL, "0.1")
     shell.run_cell("%%track -q\nwarm = 1", store_history=True)
     db = store_dir / "nbtrack.db"
-    cell = (f"%%track -q --name late\nimport sqlite3\nfor i in range(5):\n"
-            f"    track.log(loss=float(i))\n"
-            f"holder = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
-            f"holder.execute('BEGIN IMMEDIATE')\n'value'")
+    cell = (
+        f"%%track -q --name late\nimport sqlite3\nfor i in range(5):\n"
+        f"    track.log(loss=float(i))\n"
+        f"holder = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+        f"holder.execute('BEGIN IMMEDIATE')\n'value'"
+    )
     with pytest.warns(nbtrack.tracker.TrackingWarning, match="retrying"):
         result = shell.run_cell(cell, store_history=True)
     assert result.success and result.result == "value"
@@ -112,8 +119,9 @@ def test_cell_that_rebinds_track_keeps_its_value(shell) -> None:
 
 
 def test_set_on_a_cell_with_ipython_syntax(shell, capsys) -> None:
-    result = shell.run_cell("%%track -q --set lr=0.5\nlr = 0.1\n!echo hi\nused = lr",
-                            store_history=True)
+    result = shell.run_cell(
+        "%%track -q --set lr=0.5\nlr = 0.1\n!echo hi\nused = lr", store_history=True
+    )
     assert result.success and shell.user_ns["used"] == 0.5
     result = shell.run_cell("%%track -q --set nope=1\nlr = 0.1\n!echo hi", store_history=True)
     assert not result.success
@@ -130,12 +138,14 @@ def test_unnamed_artifacts_of_one_type_do_not_replace_each_other(store_dir) -> N
     assert _last().load_artifact("ndarray").shape == (3,)
 
 
-def test_secret_values_are_redacted_from_history_code_and_argv(shell, store_dir,
-                                                               monkeypatch) -> None:
+def test_secret_values_are_redacted_from_history_code_and_argv(
+    shell, store_dir, monkeypatch
+) -> None:
     monkeypatch.setenv("HF_TOKEN", "hf_SECRETVALUE123")
     shell.run_cell("token = 'hf_SECRETVALUE123'", store_history=True)
-    shell.run_cell("%%track -q\nkey = 'hf_SECRETVALUE123'\nraise ValueError(key)",
-                   store_history=True)
+    shell.run_cell(
+        "%%track -q\nkey = 'hf_SECRETVALUE123'\nraise ValueError(key)", store_history=True
+    )
     record = _last()
     assert record.error["message"] == "<redacted>"
     assert "<redacted>" in record.code and "<redacted>" in record.history[-2].source
@@ -170,7 +180,8 @@ def test_missing_widget_packages_name_the_extra(monkeypatch) -> None:
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "plotly" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "plotly" else real(name, *a)
+    )
     with pytest.raises(nbtrack.errors.NbtrackError, match=r"nbtrack\[widgets\]"):
         nbtrack.plot("loss")

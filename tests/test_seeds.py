@@ -55,6 +55,7 @@ def _keep_global_rngs() -> Iterator[None]:
 
 # --- replay ---------------------------------------------------------------------------
 
+
 def test_rng_state_replay_is_bit_identical() -> None:
     np.random.standard_normal()  # has_gauss = 1 inside the recorded state
     random.gauss(0, 1)  # and random's gauss_next
@@ -135,6 +136,7 @@ def test_restore_numpy_with_other_bit_generator() -> None:
 
 # --- CUDA paths, with torch.cuda faked (these machines may have no GPU) ---------------
 
+
 class _FakeCuda:
     """Stand-in for the bits of torch.cuda that seeds.py calls."""
 
@@ -209,6 +211,7 @@ def test_seed_everything_seeds_cuda_when_available(monkeypatch: pytest.MonkeyPat
 
 # --- seeding --------------------------------------------------------------------------
 
+
 def test_seed_everything_makes_draws_repeatable() -> None:
     assert seed_everything(42, torch_too=True) == ["random", "numpy", "torch"]
     first = _draws()
@@ -229,9 +232,14 @@ _REPO_ROOT = str(Path(__file__).resolve().parents[1])
 
 def _run_isolated(code: str) -> str:
     """Run ``code`` in a fresh interpreter (torch may already be imported here)."""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True, env={**os.environ, "PYTHONPATH": _REPO_ROOT},
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": _REPO_ROOT},
+        timeout=120,
+    )
     return result.stdout.strip()
 
 
@@ -247,13 +255,19 @@ def test_torch_not_imported_unless_asked() -> None:
         "print('torch' in sys.modules)\n"
     )
     assert out.splitlines() == [
-        "['random', 'numpy']", "False False", "['random', 'numpy']", "True 1", "False",
+        "['random', 'numpy']",
+        "False False",
+        "['random', 'numpy']",
+        "True 1",
+        "False",
     ]
 
 
 def test_replay_in_a_fresh_process_imports_torch_only_for_torch_states(tmp_path: Path) -> None:
-    draw = ("print(random.random().hex(), np.random.rand(2).tobytes().hex(), "
-            "torch.rand(2).numpy().tobytes().hex() if 'torch' in sys.modules else '-')\n")
+    draw = (
+        "print(random.random().hex(), np.random.rand(2).tobytes().hex(), "
+        "torch.rand(2).numpy().tobytes().hex() if 'torch' in sys.modules else '-')\n"
+    )
     header = "import json, random, sys\nimport numpy as np\nfrom nbtrack.capture import seeds\n"
     recorded = _run_isolated(
         header + "import torch\n"
@@ -273,11 +287,15 @@ def test_replay_in_a_fresh_process_imports_torch_only_for_torch_states(tmp_path:
 
 # --- determinism ----------------------------------------------------------------------
 
+
 @pytest.fixture
 def _restore_determinism(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
-    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
-              torch.backends.cudnn.benchmark)
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
     yield
     torch.use_deterministic_algorithms(before[0])
     torch.backends.cudnn.deterministic = before[1]
@@ -310,6 +328,7 @@ def test_set_deterministic(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --- what the cell does itself --------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
@@ -337,42 +356,82 @@ SEED_CASES: list[tuple[str, list[dict[str, Any]]]] = [
     ("import random\nrandom.seed(42)", [{"call": "random.seed", "value": 42, "line": 2}]),
     ("np.random.seed(0)", [{"call": "np.random.seed", "value": 0, "line": 1}]),
     ("numpy.random.seed(seed=7)", [{"call": "numpy.random.seed", "value": 7, "line": 1}]),
-    ("rng = np.random.default_rng(12345)",
-     [{"call": "np.random.default_rng", "value": 12345, "line": 1}]),
-    ("rng = np.random.default_rng()",
-     [{"call": "np.random.default_rng", "value": None, "line": 1}]),
+    (
+        "rng = np.random.default_rng(12345)",
+        [{"call": "np.random.default_rng", "value": 12345, "line": 1}],
+    ),
+    (
+        "rng = np.random.default_rng()",
+        [{"call": "np.random.default_rng", "value": None, "line": 1}],
+    ),
     ("rs = np.random.RandomState(3)", [{"call": "np.random.RandomState", "value": 3, "line": 1}]),
     ("r = random.Random(99)", [{"call": "random.Random", "value": 99, "line": 1}]),
     ("torch.manual_seed(SEED)", [{"call": "torch.manual_seed", "value": "SEED", "line": 1}]),
-    ("torch.cuda.manual_seed(1)\ntorch.cuda.manual_seed_all(2)",
-     [{"call": "torch.cuda.manual_seed", "value": 1, "line": 1},
-      {"call": "torch.cuda.manual_seed_all", "value": 2, "line": 2}]),
-    ("g = torch.Generator().manual_seed(8)",
-     [{"call": "torch.Generator().manual_seed", "value": 8, "line": 1}]),
-    ("import tensorflow as tf\ntf.random.set_seed(1234)",
-     [{"call": "tf.random.set_seed", "value": 1234, "line": 2}]),
-    ("from transformers import set_seed\nset_seed(42)",
-     [{"call": "set_seed", "value": 42, "line": 2}]),
-    ("import lightning as L\nL.seed_everything(42, workers=True)",
-     [{"call": "L.seed_everything", "value": 42, "line": 2}]),
-    ("pl.seed_everything(cfg['seed'])",
-     [{"call": "pl.seed_everything", "value": "cfg['seed']", "line": 1}]),
+    (
+        "torch.cuda.manual_seed(1)\ntorch.cuda.manual_seed_all(2)",
+        [
+            {"call": "torch.cuda.manual_seed", "value": 1, "line": 1},
+            {"call": "torch.cuda.manual_seed_all", "value": 2, "line": 2},
+        ],
+    ),
+    (
+        "g = torch.Generator().manual_seed(8)",
+        [{"call": "torch.Generator().manual_seed", "value": 8, "line": 1}],
+    ),
+    (
+        "import tensorflow as tf\ntf.random.set_seed(1234)",
+        [{"call": "tf.random.set_seed", "value": 1234, "line": 2}],
+    ),
+    (
+        "from transformers import set_seed\nset_seed(42)",
+        [{"call": "set_seed", "value": 42, "line": 2}],
+    ),
+    (
+        "import lightning as L\nL.seed_everything(42, workers=True)",
+        [{"call": "L.seed_everything", "value": 42, "line": 2}],
+    ),
+    (
+        "pl.seed_everything(cfg['seed'])",
+        [{"call": "pl.seed_everything", "value": "cfg['seed']", "line": 1}],
+    ),
     ("key = jax.random.PRNGKey(0)", [{"call": "jax.random.PRNGKey", "value": 0, "line": 1}]),
-    ("X_tr, X_te = train_test_split(X, test_size=0.2, random_state=42)",
-     [{"call": "train_test_split", "keyword": "random_state", "value": 42, "line": 1}]),
-    ("clf = RandomForestClassifier(\n    n_estimators=100,\n    random_state=rs + 1,\n)",
-     [{"call": "RandomForestClassifier", "keyword": "random_state", "value": "rs + 1",
-       "line": 3}]),
-    ("model = xgb.XGBClassifier(seed=7)",
-     [{"call": "xgb.XGBClassifier", "keyword": "seed", "value": 7, "line": 1}]),
-    ("df.sample(frac=0.5, random_state=None)",
-     [{"call": "df.sample", "keyword": "random_state", "value": None, "line": 1}]),
-    ("for s in range(3):\n    run(seed=s)\n    np.random.seed(s)",
-     [{"call": "run", "keyword": "seed", "value": "s", "line": 2},
-      {"call": "np.random.seed", "value": "s", "line": 3}]),
-    ("f(g(random_state=1), seed=2)",
-     [{"call": "g", "keyword": "random_state", "value": 1, "line": 1},
-      {"call": "f", "keyword": "seed", "value": 2, "line": 1}]),
+    (
+        "X_tr, X_te = train_test_split(X, test_size=0.2, random_state=42)",
+        [{"call": "train_test_split", "keyword": "random_state", "value": 42, "line": 1}],
+    ),
+    (
+        "clf = RandomForestClassifier(\n    n_estimators=100,\n    random_state=rs + 1,\n)",
+        [
+            {
+                "call": "RandomForestClassifier",
+                "keyword": "random_state",
+                "value": "rs + 1",
+                "line": 3,
+            }
+        ],
+    ),
+    (
+        "model = xgb.XGBClassifier(seed=7)",
+        [{"call": "xgb.XGBClassifier", "keyword": "seed", "value": 7, "line": 1}],
+    ),
+    (
+        "df.sample(frac=0.5, random_state=None)",
+        [{"call": "df.sample", "keyword": "random_state", "value": None, "line": 1}],
+    ),
+    (
+        "for s in range(3):\n    run(seed=s)\n    np.random.seed(s)",
+        [
+            {"call": "run", "keyword": "seed", "value": "s", "line": 2},
+            {"call": "np.random.seed", "value": "s", "line": 3},
+        ],
+    ),
+    (
+        "f(g(random_state=1), seed=2)",
+        [
+            {"call": "g", "keyword": "random_state", "value": 1, "line": 1},
+            {"call": "f", "keyword": "seed", "value": 2, "line": 1},
+        ],
+    ),
     ("título = 'é'; random.seed(-1)", [{"call": "random.seed", "value": -1, "line": 1}]),
     ("x = rand.Random(1)", []),  # not the random module's Random
     ("np.random.rand(3)\nrandom.shuffle(x)\nprint('seed=1')", []),

@@ -39,15 +39,31 @@ def _notebook(path: Path) -> Path:
     return path
 
 
-def _record(store: Store, notebook: Path | None, lr: float, acc: float, count: int,
-            fail: bool = False, history: bool = True) -> int:
+def _record(
+    store: Store,
+    notebook: Path | None,
+    lr: float,
+    acc: float,
+    count: int,
+    fail: bool = False,
+    history: bool = True,
+) -> int:
     cell = CELL.format(lr=lr)
     body = cell.split("\n", 1)[1]  # the magic records the cell's body as the run's code
-    run = start_run(RunSpec(name="train", source=body, code=body, capture_env=False,
-                            history=[HistoryEntry(count, cell)] if history else [],
-                            notebook=str(notebook) if notebook else None,
-                            cwd=str(store.path.parent), namespace={"lr": lr},
-                            extra={"execution_count": count}), store=store)
+    run = start_run(
+        RunSpec(
+            name="train",
+            source=body,
+            code=body,
+            capture_env=False,
+            history=[HistoryEntry(count, cell)] if history else [],
+            notebook=str(notebook) if notebook else None,
+            cwd=str(store.path.parent),
+            namespace={"lr": lr},
+            extra={"execution_count": count},
+        ),
+        store=store,
+    )
     run.log(acc=acc, loss=1 - acc)
     run.finish(RuntimeError("diverged") if fail else None)
     return run.number
@@ -59,11 +75,20 @@ def project(jp_root_dir: Path) -> dict:
     train = _notebook(jp_root_dir / "exp" / "train.ipynb")
     other = _notebook(jp_root_dir / "exp" / "other.ipynb")
     store = Store(jp_root_dir / "exp" / ".nbtrack")
-    numbers = [_record(store, train, 0.1, 0.8, 1, history=False), _record(store, train, 0.2, 0.9, 2),
-               _record(store, other, 0.3, 0.5, 1), _record(store, train, 0.4, float("nan"), 3, fail=True)]
+    numbers = [
+        _record(store, train, 0.1, 0.8, 1, history=False),
+        _record(store, train, 0.2, 0.9, 2),
+        _record(store, other, 0.3, 0.5, 1),
+        _record(store, train, 0.4, float("nan"), 3, fail=True),
+    ]
     store.close()
-    return {"root": jp_root_dir, "train": train, "other": other, "numbers": numbers,
-            "store": jp_root_dir / "exp" / ".nbtrack"}
+    return {
+        "root": jp_root_dir,
+        "train": train,
+        "other": other,
+        "numbers": numbers,
+        "store": jp_root_dir / "exp" / ".nbtrack",
+    }
 
 
 async def _get(jp_fetch, endpoint: str, **params: str) -> dict:
@@ -73,8 +98,9 @@ async def _get(jp_fetch, endpoint: str, **params: str) -> dict:
     return json.loads(response.body)
 
 
-async def _error(jp_fetch, endpoint: str, method: str = "GET", body: str | None = None,
-                 **params: str) -> tuple[int, dict]:
+async def _error(
+    jp_fetch, endpoint: str, method: str = "GET", body: str | None = None, **params: str
+) -> tuple[int, dict]:
     with pytest.raises(HTTPClientError) as info:
         await jp_fetch("nbtrack", endpoint, params=params, method=method, body=body)
     response = info.value.response
@@ -174,8 +200,16 @@ async def test_diff(jp_fetch, project) -> None:
     assert (code, err["reason"]) == (400, "bad-request")
 
 
-@pytest.mark.parametrize("path", ["../outside.ipynb", "exp/../../outside.ipynb",
-                                  "/etc/passwd.ipynb", "//etc/x.ipynb", "escape/link.ipynb"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../outside.ipynb",
+        "exp/../../outside.ipynb",
+        "/etc/passwd.ipynb",
+        "//etc/x.ipynb",
+        "escape/link.ipynb",
+    ],
+)
 async def test_paths_outside_the_root_are_refused(jp_fetch, project, tmp_path, path) -> None:
     outside = _notebook(tmp_path / "outside" / "link.ipynb")
     store = Store(outside.parent / ".nbtrack")
@@ -189,14 +223,25 @@ async def test_paths_outside_the_root_are_refused(jp_fetch, project, tmp_path, p
     assert (code, data["reason"]) == (403, "path-refused")
 
 
-@pytest.mark.parametrize("endpoint,method,body", [
-    ("runs", "GET", None), ("run", "GET", None), ("diff", "GET", None),
-    ("export", "POST", json.dumps({"path": "exp/train.ipynb"})),
-])
+@pytest.mark.parametrize(
+    "endpoint,method,body",
+    [
+        ("runs", "GET", None),
+        ("run", "GET", None),
+        ("diff", "GET", None),
+        ("export", "POST", json.dumps({"path": "exp/train.ipynb"})),
+    ],
+)
 async def test_every_endpoint_needs_auth(jp_fetch, project, endpoint, method, body) -> None:
     with pytest.raises(HTTPClientError) as info:
-        await jp_fetch("nbtrack", endpoint, params={"path": "exp/train.ipynb", "run": "1"},
-                       method=method, body=body, headers={"Authorization": ""})
+        await jp_fetch(
+            "nbtrack",
+            endpoint,
+            params={"path": "exp/train.ipynb", "run": "1"},
+            method=method,
+            body=body,
+            headers={"Authorization": ""},
+        )
     assert info.value.code == 403
 
 
@@ -205,27 +250,44 @@ async def test_export_rejects_bad_bodies(jp_fetch, project) -> None:
     assert (code, data["reason"]) == (400, "bad-request")
     code, data = await _error(jp_fetch, "export", method="POST", body=json.dumps([1]))
     assert (code, data["reason"]) == (400, "bad-request")
-    code, data = await _error(jp_fetch, "export", method="POST",
-                              body=json.dumps({"path": "exp/train.ipynb", "run": {"x": 1}}))
+    code, data = await _error(
+        jp_fetch,
+        "export",
+        method="POST",
+        body=json.dumps({"path": "exp/train.ipynb", "run": {"x": 1}}),
+    )
     assert (code, data["reason"]) == (400, "bad-request")
 
 
 async def test_export_writes_scripts_next_to_the_notebook(jp_fetch, project) -> None:
-    response = await jp_fetch("nbtrack", "export", method="POST",
-                              body=json.dumps({"path": "exp/train.ipynb", "run": 2}))
+    response = await jp_fetch(
+        "nbtrack", "export", method="POST", body=json.dumps({"path": "exp/train.ipynb", "run": 2})
+    )
     data = json.loads(response.body)
     assert data["path"] == "exp/train_run2.py" and data["run"] == 2
     assert "lr" in (project["root"] / "exp" / "train_run2.py").read_text()
-    again = json.loads((await jp_fetch("nbtrack", "export", method="POST",
-                                       body=json.dumps({"path": "exp/train.ipynb", "run": 2}))).body)
+    again = json.loads(
+        (
+            await jp_fetch(
+                "nbtrack",
+                "export",
+                method="POST",
+                body=json.dumps({"path": "exp/train.ipynb", "run": 2}),
+            )
+        ).body
+    )
     assert again["path"] == "exp/train_run2-2.py"  # an existing file is never overwritten
-    code, err = await _error(jp_fetch, "export", method="POST",
-                             body=json.dumps({"path": "exp/train.ipynb", "run": 1}))
+    code, err = await _error(
+        jp_fetch, "export", method="POST", body=json.dumps({"path": "exp/train.ipynb", "run": 1})
+    )
     assert (code, err["reason"]) == (422, "export-failed")
     assert "execution history" in err["message"]
-    whole = json.loads((await jp_fetch("nbtrack", "export", method="POST",
-                                       body=json.dumps({"path": "exp/train.ipynb"}))).body)
+    whole = json.loads(
+        (
+            await jp_fetch(
+                "nbtrack", "export", method="POST", body=json.dumps({"path": "exp/train.ipynb"})
+            )
+        ).body
+    )
     assert whole["path"] == "exp/train_script.py"
     assert (project["root"] / "exp" / "train_script.py").is_file()
-
-

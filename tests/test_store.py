@@ -22,8 +22,9 @@ from nbtrack.store.sqlite import Store
 
 
 def _new_run(store: Store, run_id: str, **fields) -> int:
-    return store.create_run(run_id, {"name": "t", "status": "running",
-                                     "start_time": time.time(), **fields})
+    return store.create_run(
+        run_id, {"name": "t", "status": "running", "start_time": time.time(), **fields}
+    )
 
 
 def test_numbers_are_sequential_and_refs_resolve(tmp_path: Path) -> None:
@@ -47,8 +48,11 @@ def test_blobs_are_deduplicated(tmp_path: Path) -> None:
     assert first == second
     fresh = Store(tmp_path / "s")  # a second connection, no in-process cache
     assert fresh.put_blobs("code", [b"x = 1\n", b"y = 2\n"])[0] == first
-    count = sqlite3.connect(tmp_path / "s" / "nbtrack.db").execute(
-        "SELECT COUNT(*) FROM blobs").fetchone()[0]
+    count = (
+        sqlite3.connect(tmp_path / "s" / "nbtrack.db")
+        .execute("SELECT COUNT(*) FROM blobs")
+        .fetchone()[0]
+    )
     assert count == 2
     assert fresh.get_blob(first) == b"x = 1\n"
 
@@ -131,8 +135,9 @@ def _write_runs(folder: str, worker: int, count: int) -> None:
     import nbtrack
 
     for i in range(count):
-        with nbtrack.run(name=f"w{worker}", params={"i": i}, store=folder,
-                         capture_env=False) as track:
+        with nbtrack.run(
+            name=f"w{worker}", params={"i": i}, store=folder, capture_env=False
+        ) as track:
             track.log(loss=float(i))
 
 

@@ -26,8 +26,9 @@ RUNS = [
 def _make_runs(store: Path, specs=RUNS, steps: int = 10) -> None:
     for name, lr, opt, layers, tags, acc in specs:
         params = {"lr": lr, "optimizer": opt, "layers": layers}
-        with nbtrack.run(name=name, params=params, tags=tags, store=store,
-                         capture_env=False) as track:
+        with nbtrack.run(
+            name=name, params=params, tags=tags, store=store, capture_env=False
+        ) as track:
             for step in range(steps):
                 frac = (step + 1) / steps
                 track.log(val_acc=acc * frac, loss=(1 - acc) / frac, step=step)
@@ -50,59 +51,75 @@ def _trace_names(fig) -> list[str]:
 
 # -- the query language ------------------------------------------------------------------------
 
-COLUMNS = ["number", "name", "status", "tags", "params.lr", "params.optimizer",
-           "params.layers", "metrics.val_acc", "metrics.loss"]
+COLUMNS = [
+    "number",
+    "name",
+    "status",
+    "tags",
+    "params.lr",
+    "params.optimizer",
+    "params.layers",
+    "metrics.val_acc",
+    "metrics.loss",
+]
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("metrics.val_acc > 0.9 and params.lr < 0.01", [3, 4]),
-    ("metrics.val_acc > 0.9", [2, 3, 4]),
-    ("0.001 < params.lr <= 0.05", [2, 4, 5]),
-    ("params.optimizer == 'sgd' or params.layers >= 4", [1, 4, 5]),
-    ("not params.optimizer == 'adam'", [1, 5]),
-    ("params.optimizer in ['sgd']", [1, 5]),
-    ("params.layers not in (2, 3)", [4, 5]),
-    ("'cnn' in tags", [4]),
-    ("'cnn' in name", [4, 5]),
-    ("name == 'mnist/mlp' and val_acc >= 0.91", [2, 3]),  # a bare key names its column
-    ("metrics.loss < params.lr or params.layers > 3", [4, 5]),  # column against column
-    ("metrics.loss > params.lr", [1, 2, 3, 4, 5]),
-    ("params.lr == 1e-3", [3]),
-    ("params.lr > -1", [1, 2, 3, 4, 5]),
-    ("number != 3 and status == 'finished'", [1, 2, 4, 5]),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("metrics.val_acc > 0.9 and params.lr < 0.01", [3, 4]),
+        ("metrics.val_acc > 0.9", [2, 3, 4]),
+        ("0.001 < params.lr <= 0.05", [2, 4, 5]),
+        ("params.optimizer == 'sgd' or params.layers >= 4", [1, 4, 5]),
+        ("not params.optimizer == 'adam'", [1, 5]),
+        ("params.optimizer in ['sgd']", [1, 5]),
+        ("params.layers not in (2, 3)", [4, 5]),
+        ("'cnn' in tags", [4]),
+        ("'cnn' in name", [4, 5]),
+        ("name == 'mnist/mlp' and val_acc >= 0.91", [2, 3]),  # a bare key names its column
+        ("metrics.loss < params.lr or params.layers > 3", [4, 5]),  # column against column
+        ("metrics.loss > params.lr", [1, 2, 3, 4, 5]),
+        ("params.lr == 1e-3", [3]),
+        ("params.lr > -1", [1, 2, 3, 4, 5]),
+        ("number != 3 and status == 'finished'", [1, 2, 4, 5]),
+    ],
+)
 def test_query_keeps_exactly_the_expected_runs(widget, query, expected) -> None:
     widget.query = query
     assert widget.error == ""
     assert sorted(widget.view["number"].tolist()) == expected
 
 
-@pytest.mark.parametrize("query, message", [
-    ("__import__('os').system('x')", "function calls are not allowed"),
-    ("().__class__.__bases__[0].__subclasses__()", "not allowed"),
-    ("name.__class__", "not allowed"),
-    ("params.lr.__class__ == 1", "not allowed"),
-    ("__builtins__", "not allowed"),
-    ("(lambda: 1)()", "not allowed"),
-    ("params['lr'] > 1", "not allowed"),
-    ("[x for x in tags]", "not allowed"),
-    ("f'{name}' == 'a'", "not allowed"),
-    ("(x := 1)", "not allowed"),
-    ("params.lr + 1 > 2", "not allowed"),
-    ("metrics.val_acc >", "not valid"),
-    ("metrics.nope > 1", "unknown column 'metrics.nope'"),
-    ("lr_typo < 1", "unknown column 'lr_typo'"),
-    ("(" * 300 + "1" + ")" * 300, "not valid"),
-    ("not " * 5000 + "True", "limit"),
-    ("x" * 3000, "limit"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("__import__('os').system('x')", "function calls are not allowed"),
+        ("().__class__.__bases__[0].__subclasses__()", "not allowed"),
+        ("name.__class__", "not allowed"),
+        ("params.lr.__class__ == 1", "not allowed"),
+        ("__builtins__", "not allowed"),
+        ("(lambda: 1)()", "not allowed"),
+        ("params['lr'] > 1", "not allowed"),
+        ("[x for x in tags]", "not allowed"),
+        ("f'{name}' == 'a'", "not allowed"),
+        ("(x := 1)", "not allowed"),
+        ("params.lr + 1 > 2", "not allowed"),
+        ("metrics.val_acc >", "not valid"),
+        ("metrics.nope > 1", "unknown column 'metrics.nope'"),
+        ("lr_typo < 1", "unknown column 'lr_typo'"),
+        ("(" * 300 + "1" + ")" * 300, "not valid"),
+        ("not " * 5000 + "True", "limit"),
+        ("x" * 3000, "limit"),
+    ],
+)
 def test_unsafe_or_bad_queries_are_refused_with_a_message(query, message) -> None:
     with pytest.raises(QueryError, match=message.replace("(", r"\(").replace("[", r"\[")):
         parse_query(query, COLUMNS)
 
 
-def test_a_refused_query_never_runs_and_keeps_the_last_good_rows(widget, tmp_path,
-                                                                 monkeypatch) -> None:
+def test_a_refused_query_never_runs_and_keeps_the_last_good_rows(
+    widget, tmp_path, monkeypatch
+) -> None:
     import os
 
     called = []
@@ -128,11 +145,15 @@ def test_query_with_a_typo_in_a_column_suggests_the_real_one() -> None:
 
 # -- the widget --------------------------------------------------------------------------------
 
+
 def test_selection_drives_curves_parallel_coordinates_scatter_and_diff(widget) -> None:
     widget.metric = "val_acc"
     # Nothing selected: the best runs' curves, every shown run in parallel coordinates.
-    assert _trace_names(widget.figures["curves"])[:3] == ["#4 mnist/cnn", "#3 mnist/mlp",
-                                                          "#2 mnist/mlp"]
+    assert _trace_names(widget.figures["curves"])[:3] == [
+        "#4 mnist/cnn",
+        "#3 mnist/mlp",
+        "#2 mnist/mlp",
+    ]
     assert widget.diff is None
     assert "select two runs" in widget.diff_html
 
@@ -152,7 +173,10 @@ def test_selection_drives_curves_parallel_coordinates_scatter_and_diff(widget) -
     diff = widget.diff
     assert (diff.a.number, diff.b.number) == (1, 3)
     assert dict((k, (a, b)) for k, a, b in diff.sections["params"]) == {
-        "layers": (2, 3), "lr": (0.1, 0.001), "optimizer": ("sgd", "adam")}
+        "layers": (2, 3),
+        "lr": (0.1, 0.001),
+        "optimizer": ("sgd", "adam"),
+    }
     html = widget.diff_html
     assert "optimizer" in html and "#ffebe9" in html and "#dafbe1" in html  # highlighted
 
@@ -191,8 +215,10 @@ def test_table_rows_sorting_paging_and_best_values(runs_store) -> None:
 
 def test_diff_of_tracked_cells_shows_their_code_diff(shell) -> None:
     for lr in ("0.1", "0.2"):
-        result = shell.run_cell(f"%%track --name cell --quiet --no-env\nlr = {lr}\n"
-                                f"track.log(acc=lr * 4)", store_history=True)
+        result = shell.run_cell(
+            f"%%track --name cell --quiet --no-env\nlr = {lr}\ntrack.log(acc=lr * 4)",
+            store_history=True,
+        )
         assert result.success
     w = nbtrack.compare(metric="acc")
     w.select([1, 2])
@@ -325,7 +351,7 @@ def test_save_html_writes_table_figures_and_diff(widget, tmp_path) -> None:
     text = out.read_text()
     assert text.count("<tr") >= 4  # header rows + the 3 matching runs
     assert "mnist/mlp" in text and "cifar/cnn" in text and "mnist/cnn" not in text
-    assert text.count("class=\"plotly-graph-div\"") == 3
+    assert text.count('class="plotly-graph-div"') == 3
     assert "parcoords" in text
     assert "nbtrack-diff" in text and "optimizer" in text
     assert "cdn.plot.ly" in text
@@ -360,10 +386,11 @@ def test_widget_displays_as_an_ipywidget(widget) -> None:
 
 
 def test_import_nbtrack_stays_cheap() -> None:
-    code = ("import sys, nbtrack; nbtrack.compare; nbtrack.plot; "
-            "print(sorted(m for m in ('pandas', 'plotly', 'ipywidgets', 'anywidget', 'IPython')"
-            " if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, nbtrack; nbtrack.compare; nbtrack.plot; "
+        "print(sorted(m for m in ('pandas', 'plotly', 'ipywidgets', 'anywidget', 'IPython')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert {"compare", "plot"} <= set(nbtrack.__all__)

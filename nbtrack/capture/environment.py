@@ -44,25 +44,63 @@ __all__ = [
 #: substring on purpose: a false positive only loses a harmless variable, a false negative
 #: leaks a credential into a store that may be shared.
 SECRET_MARKERS: tuple[str, ...] = (
-    "KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH", "PRIVATE",
-    "SESSION", "COOKIE", "CERT",
+    "KEY",
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "CREDENTIAL",
+    "AUTH",
+    "PRIVATE",
+    "SESSION",
+    "COOKIE",
+    "CERT",
 )
 
 #: Environment variables recorded by exact name (when set and not secret-looking).
-ENV_VAR_NAMES: frozenset[str] = frozenset({
-    "PYTHONHASHSEED", "PYTHONPATH", "PYTHONOPTIMIZE", "PYTHONUTF8", "PYTHONWARNINGS",
-    "CUBLAS_WORKSPACE_CONFIG", "CUDA_VISIBLE_DEVICES", "CUDA_LAUNCH_BLOCKING",
-    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMEXPR_MAX_THREADS",
-    "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS",
-    "VIRTUAL_ENV", "CONDA_DEFAULT_ENV", "CONDA_PREFIX",
-    "LANG", "LC_ALL", "TZ",
-})
+ENV_VAR_NAMES: frozenset[str] = frozenset(
+    {
+        "PYTHONHASHSEED",
+        "PYTHONPATH",
+        "PYTHONOPTIMIZE",
+        "PYTHONUTF8",
+        "PYTHONWARNINGS",
+        "CUBLAS_WORKSPACE_CONFIG",
+        "CUDA_VISIBLE_DEVICES",
+        "CUDA_LAUNCH_BLOCKING",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "NUMEXPR_MAX_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+        "BLIS_NUM_THREADS",
+        "VIRTUAL_ENV",
+        "CONDA_DEFAULT_ENV",
+        "CONDA_PREFIX",
+        "LANG",
+        "LC_ALL",
+        "TZ",
+    }
+)
 
 #: Environment variable prefixes recorded (when set and not secret-looking): thread pools,
 #: deep learning frameworks and nbtrack's own settings.
 ENV_VAR_PREFIXES: tuple[str, ...] = (
-    "OMP_", "MKL_", "OPENBLAS_", "KMP_", "TORCH_", "PYTORCH_", "CUDA_", "CUDNN_", "CUBLAS_",
-    "NCCL_", "NVIDIA_", "TF_", "XLA_", "JAX_", "NBTRACK_",
+    "OMP_",
+    "MKL_",
+    "OPENBLAS_",
+    "KMP_",
+    "TORCH_",
+    "PYTORCH_",
+    "CUDA_",
+    "CUDNN_",
+    "CUBLAS_",
+    "NCCL_",
+    "NVIDIA_",
+    "TF_",
+    "XLA_",
+    "JAX_",
+    "NBTRACK_",
 )
 
 # ``scheme://user:password@host`` inside a value (e.g. a proxy or mirror URL in an
@@ -138,8 +176,11 @@ def secret_values(min_length: int = 6) -> list[str]:
     Values shorter than ``min_length`` are left out: redacting "1" or "true" everywhere
     would mangle code without protecting anything.
     """
-    found = {value for name, value in os.environ.items()
-             if len(value) >= min_length and is_secret_name(name)}
+    found = {
+        value
+        for name, value in os.environ.items()
+        if len(value) >= min_length and is_secret_name(name)
+    }
     return sorted(found, key=len, reverse=True)
 
 
@@ -161,8 +202,12 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 def _python() -> dict[str, Any]:
     impl = sys.implementation.name
     # Same spelling as platform.python_implementation(), without importing platform.
-    pretty = {"cpython": "CPython", "pypy": "PyPy", "ironpython": "IronPython",
-              "jython": "Jython"}.get(impl, impl)
+    pretty = {
+        "cpython": "CPython",
+        "pypy": "PyPy",
+        "ironpython": "IronPython",
+        "jython": "Jython",
+    }.get(impl, impl)
     info = sys.version_info
     return {
         "version": f"{info.major}.{info.minor}.{info.micro}"
@@ -222,8 +267,9 @@ def _cpu_model() -> str | None:
 
 
 def _cpu() -> dict[str, Any]:
-    machine = os.uname().machine if hasattr(os, "uname") else os.environ.get(
-        "PROCESSOR_ARCHITECTURE", "")
+    machine = (
+        os.uname().machine if hasattr(os, "uname") else os.environ.get("PROCESSOR_ARCHITECTURE", "")
+    )
     out: dict[str, Any] = {"machine": machine, "model": _cpu_model(), "count": os.cpu_count()}
     if hasattr(os, "sched_getaffinity"):
         # What this process may use (containers, taskset) can be less than the machine has.
@@ -244,7 +290,10 @@ def _hostname() -> str:
 
 
 _STATIC_PARTS = (
-    ("python", _python), ("os", _os), ("cpu", _cpu), ("memory_total", _memory_total),
+    ("python", _python),
+    ("os", _os),
+    ("cpu", _cpu),
+    ("memory_total", _memory_total),
     ("hostname", _hostname),
 )
 
@@ -266,7 +315,8 @@ def _static() -> tuple[dict[str, Any], list[str]]:
 def _warning(part: str, exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"environment: {part} not captured: {type(exc).__name__}" + (
-        f": {text[0]}" if text else "")
+        f": {text[0]}" if text else ""
+    )
 
 
 # --------------------------------------------------------------------------- packages
@@ -305,8 +355,9 @@ def _disk_cache_file(path: tuple[str, ...], watched: tuple[tuple[str, int], ...]
     return Path(root) / "nbtrack" / f"distributions-{key}.json"
 
 
-def _load_disk_mapping(path: tuple[str, ...], watched: tuple[tuple[str, int], ...]
-                       ) -> dict[str, list[str]] | None:
+def _load_disk_mapping(
+    path: tuple[str, ...], watched: tuple[tuple[str, int], ...]
+) -> dict[str, list[str]] | None:
     """The import-name map saved by an earlier process with the same installed packages.
 
     Scanning every installed distribution costs a few hundred milliseconds, which a
@@ -320,8 +371,9 @@ def _load_disk_mapping(path: tuple[str, ...], watched: tuple[tuple[str, int], ..
     return data if isinstance(data, dict) else None
 
 
-def _save_disk_mapping(path: tuple[str, ...], watched: tuple[tuple[str, int], ...],
-                       mapping: dict[str, list[str]]) -> None:
+def _save_disk_mapping(
+    path: tuple[str, ...], watched: tuple[tuple[str, int], ...], mapping: dict[str, list[str]]
+) -> None:
     target = _disk_cache_file(path, watched)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -474,8 +526,7 @@ def _packages() -> dict[str, str]:
 
 
 def _relevant_env_name(name: str) -> bool:
-    return (name in ENV_VAR_NAMES or name.startswith(ENV_VAR_PREFIXES)) and not is_secret_name(
-        name)
+    return (name in ENV_VAR_NAMES or name.startswith(ENV_VAR_PREFIXES)) and not is_secret_name(name)
 
 
 def _env_vars() -> dict[str, str]:
@@ -531,12 +582,14 @@ def _gpu_devices(torch: Any, count: int) -> list[dict[str, Any]]:
     devices = []
     for i in range(count):
         props = torch.cuda.get_device_properties(i)
-        devices.append({
-            "index": i,
-            "name": str(props.name),
-            "capability": f"{props.major}.{props.minor}",
-            "total_memory": int(props.total_memory),
-        })
+        devices.append(
+            {
+                "index": i,
+                "name": str(props.name),
+                "capability": f"{props.major}.{props.minor}",
+                "total_memory": int(props.total_memory),
+            }
+        )
     _cache.gpu_devices = (key, devices)
     return devices
 
@@ -574,10 +627,17 @@ def environment(extra_modules: Iterable[str] = ()) -> dict[str, Any]:
             packages = _packages()
             extra = [m for m in extra_modules if m.partition(".")[0] not in _cache.top_level]
             if extra:
-                packages = dict(sorted(
-                    {**packages, **_versions_for({m.partition(".")[0] for m in extra},
-                                                 _cache.mapping or {})}.items(),
-                    key=lambda kv: kv[0].lower()))
+                packages = dict(
+                    sorted(
+                        {
+                            **packages,
+                            **_versions_for(
+                                {m.partition(".")[0] for m in extra}, _cache.mapping or {}
+                            ),
+                        }.items(),
+                        key=lambda kv: kv[0].lower(),
+                    )
+                )
             snapshot["packages"] = packages
         except Exception as exc:  # noqa: BLE001
             warnings.append(_warning("packages", exc))

@@ -28,8 +28,7 @@ import xxhash
 
 from nbtrack.model import Fingerprint
 
-__all__ = ["HASH_PREFIX", "MAX_DIR_FILES", "clear_file_cache", "fingerprint",
-           "fingerprint_file"]
+__all__ = ["HASH_PREFIX", "MAX_DIR_FILES", "clear_file_cache", "fingerprint", "fingerprint_file"]
 
 #: Prefix of every hash this module makes.
 HASH_PREFIX = "xxh3_128:"
@@ -182,7 +181,7 @@ def _c_order_chunks(arr: Any) -> Iterator[Any]:
         return
     step = max(1, COPY_CHUNK // row_bytes)
     for start in range(0, rows, step):
-        yield np.ascontiguousarray(arr[start:start + step])
+        yield np.ascontiguousarray(arr[start : start + step])
 
 
 def _update_objects(d: _Digest, flat: Any, missing: Any) -> None:
@@ -195,14 +194,14 @@ def _update_objects(d: _Digest, flat: Any, missing: Any) -> None:
         d.segment(positions, int(positions.nbytes))
         flat = flat[~missing]
     for start in range(0, len(flat), OBJECT_BLOCK):
-        _update_object_block(d, flat[start:start + OBJECT_BLOCK].tolist())
+        _update_object_block(d, flat[start : start + OBJECT_BLOCK].tolist())
 
 
 def _update_object_items(d: _Digest, items: list[Any]) -> None:
     """Hash a list of Python objects exactly as an object array of them would be."""
     d.text(f"objects:{len(items)}")
     for start in range(0, len(items), OBJECT_BLOCK):
-        _update_object_block(d, items[start:start + OBJECT_BLOCK])
+        _update_object_block(d, items[start : start + OBJECT_BLOCK])
 
 
 def _update_object_block(d: _Digest, items: list[Any]) -> None:
@@ -293,8 +292,12 @@ def _fingerprint_series(series: Any, name: str) -> Fingerprint:
     d.text("index")
     _update_index(d, series.index)
     _update_pandas_values(d, series.array)
-    meta = {"shape": [len(series)], "dtype": str(series.dtype), "rows": len(series),
-            "series_name": None if series.name is None else str(series.name)}
+    meta = {
+        "shape": [len(series)],
+        "dtype": str(series.dtype),
+        "rows": len(series),
+        "series_name": None if series.name is None else str(series.name),
+    }
     return Fingerprint(name=name, kind="series", hash=d.hexdigest(), size=d.size, meta=meta)
 
 
@@ -422,14 +425,16 @@ def _update_arrow(d: _Digest, chunked: Any) -> None:
             streams["nulls"].data(positions, int(positions.nbytes))
             if is_text or is_large_text:
                 # Null slots may span arbitrary bytes in the data buffer; make them empty.
-                chunk = chunk.fill_null(b"" if types.is_binary(typ) or
-                                        types.is_large_binary(typ) else "")
+                chunk = chunk.fill_null(
+                    b"" if types.is_binary(typ) or types.is_large_binary(typ) else ""
+                )
         buffers = chunk.buffers()
         if is_text or is_large_text:
             if n:
                 offset_type = np.int64 if is_large_text else np.int32
                 offsets = np.frombuffer(buffers[1], dtype=offset_type)[
-                    chunk.offset:chunk.offset + n + 1]
+                    chunk.offset : chunk.offset + n + 1
+                ]
                 first, last = int(offsets[0]), int(offsets[-1])
                 # The strings' end offsets as if all chunks were one array: the buffer itself
                 # (no copy) in the common case of one large_string chunk starting at zero.
@@ -443,7 +448,8 @@ def _update_arrow(d: _Digest, chunked: Any) -> None:
         elif n:
             item = width // 8
             raw = np.frombuffer(buffers[1], dtype=np.uint8)[
-                chunk.offset * item:(chunk.offset + n) * item]
+                chunk.offset * item : (chunk.offset + n) * item
+            ]
             if chunk.null_count:
                 # Slots under a null are arbitrary bytes; zero them in a copy.
                 valid = np.asarray(chunk.is_valid().to_numpy(zero_copy_only=False))
@@ -458,9 +464,12 @@ def _update_arrow(d: _Digest, chunked: Any) -> None:
 def _fingerprint_tensor(tensor: Any, name: str) -> Fingerprint:
     torch = sys.modules["torch"]
     dtype = str(tensor.dtype).removeprefix("torch.")
-    meta: dict[str, Any] = {"shape": [int(n) for n in tensor.shape], "dtype": dtype,
-                            "device": str(tensor.device),
-                            "requires_grad": bool(tensor.requires_grad)}
+    meta: dict[str, Any] = {
+        "shape": [int(n) for n in tensor.shape],
+        "dtype": dtype,
+        "device": str(tensor.device),
+        "requires_grad": bool(tensor.requires_grad),
+    }
     d = _Digest()
     d.text("tensor")
     d.text(dtype)
@@ -503,7 +512,7 @@ def _update_dense_tensor(d: _Digest, t: Any) -> None:
         return
     total = raw.numel()
     for start in range(0, total, DEVICE_CHUNK):
-        arr = raw[start:start + DEVICE_CHUNK].cpu().numpy()
+        arr = raw[start : start + DEVICE_CHUNK].cpu().numpy()
         d.data(arr, int(arr.nbytes))
 
 
@@ -539,8 +548,9 @@ def fingerprint_file(path: str | os.PathLike[str], name: str | None = None) -> F
         raise ValueError(f"{full} is neither a regular file nor a directory")
     digest = _file_digest(full, st)
     meta = {"path": full, "size": st.st_size, "mtime": st.st_mtime}
-    return Fingerprint(name=label, kind="file", hash=HASH_PREFIX + digest, size=st.st_size,
-                       meta=meta)
+    return Fingerprint(
+        name=label, kind="file", hash=HASH_PREFIX + digest, size=st.st_size, meta=meta
+    )
 
 
 def _file_digest(full: str, st: os.stat_result) -> str:
@@ -591,8 +601,10 @@ def _fingerprint_dir(root: str, label: str, st: os.stat_result) -> Fingerprint:
             rel = os.path.relpath(full, root).replace(os.sep, "/")
             files.append((rel, full))
             if len(files) > MAX_DIR_FILES:
-                raise ValueError(f"{root} holds more than {MAX_DIR_FILES} files; fingerprint "
-                                 "a narrower folder or the files the code reads")
+                raise ValueError(
+                    f"{root} holds more than {MAX_DIR_FILES} files; fingerprint "
+                    "a narrower folder or the files the code reads"
+                )
     files.sort()
     d = _Digest()
     d.text(f"dir:{len(files)}")

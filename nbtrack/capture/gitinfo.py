@@ -21,11 +21,18 @@ GIT_TIMEOUT = 3.0
 # Full object names: SHA-1 (40 hex digits) or SHA-256 (64).
 _SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 # ``scheme://userinfo@rest``; userinfo may hold ``user:password`` or a bare token.
-_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/@]*@)(?P<rest>.*)$",
-                  re.DOTALL)
+_URL = re.compile(
+    r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/@]*@)(?P<rest>.*)$", re.DOTALL
+)
 # Git variables that would point ``git status`` at another repository than the one found.
-_GIT_ENV_OVERRIDES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
-                      "GIT_OBJECT_DIRECTORY", "GIT_NAMESPACE")
+_GIT_ENV_OVERRIDES = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_NAMESPACE",
+)
 _MAX_SYMREF_DEPTH = 5
 # What HEAD names in a repository whose refs are in reftable format (git >= 2.45).
 _REFTABLE_PLACEHOLDER = ".invalid"
@@ -73,7 +80,7 @@ def _find_repo(start: Path) -> tuple[Path, Path, Path] | None:
             content = _read(dotgit).strip()
             if not content.startswith("gitdir:"):
                 raise _GitError(f"{dotgit} is not a valid .git file")
-            gitdir = Path(content[len("gitdir:"):].strip())
+            gitdir = Path(content[len("gitdir:") :].strip())
             if not gitdir.is_absolute():
                 gitdir = folder / gitdir
             if not gitdir.is_dir():
@@ -138,7 +145,7 @@ def _head(gitdir: Path, common: Path) -> tuple[str | None, str | None, bool]:
     if not head.startswith("ref:"):
         raise _GitError("HEAD is corrupt (neither a ref nor a commit id)")
     ref = head[4:].strip()
-    branch = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else None
+    branch = ref[len("refs/heads/") :] if ref.startswith("refs/heads/") else None
     commit = _resolve_ref(gitdir, common, ref)
     # Not found in files: an unborn branch (no commit yet) or a reftable repository.
     return commit, branch, commit is not None
@@ -157,7 +164,7 @@ def _origin_url(common: Path) -> str | None:
         if not line or line[0] in "#;":
             continue
         if line.startswith("["):
-            header = line[1:line.find("]")].strip() if "]" in line else ""
+            header = line[1 : line.find("]")].strip() if "]" in line else ""
             section, _, sub = header.partition(" ")
             in_origin = section.lower() == "remote" and sub.strip().strip('"') == "origin"
             continue
@@ -183,7 +190,10 @@ def _run_git(root: Path, args: list[str], timeout: float) -> tuple[int, str, str
     try:
         proc = subprocess.run(
             ["git", "--no-optional-locks", "-C", str(root), *args],
-            capture_output=True, stdin=subprocess.DEVNULL, timeout=timeout, env=env,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            env=env,
             check=False,
         )
     except FileNotFoundError as exc:

@@ -25,8 +25,9 @@ IPYTHON_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython"})
 #: Calls whose name starts with one of these write the path they are given, not read it.
 WRITER_PREFIXES = ("to_", "save", "write", "dump", "export")
 #: Calls with one of these names change the path they are given rather than read it.
-WRITER_NAMES = frozenset({"savefig", "imwrite", "mkdir", "makedirs", "remove", "unlink",
-                          "rmtree", "rmdir", "touch"})
+WRITER_NAMES = frozenset(
+    {"savefig", "imwrite", "mkdir", "makedirs", "remove", "unlink", "rmtree", "rmdir", "touch"}
+)
 #: Longest warning line, so one odd object can't flood the run's record.
 MAX_WARNING = 300
 
@@ -85,8 +86,7 @@ def names_stored(source: str) -> set[str]:
 
 def _imported_names(node: ast.Import | ast.ImportFrom) -> list[str]:
     # `import a.b` binds `a`; `from m import *` binds nothing we can name.
-    return [alias.asname or alias.name.split(".")[0] for alias in node.names
-            if alias.name != "*"]
+    return [alias.asname or alias.name.split(".")[0] for alias in node.names if alias.name != "*"]
 
 
 def string_literal_paths(source: str, cwd: str | None = None) -> list[str]:
@@ -107,11 +107,19 @@ def string_literal_paths(source: str, cwd: str | None = None) -> list[str]:
 
 def _literal_paths(tree: ast.AST, base: str) -> list[tuple[str, str]]:
     """``(literal, absolute path)`` for each distinct literal naming an existing path."""
-    in_fstrings = {id(part) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr)
-                   for part in ast.walk(node)}
-    constants = [(node.lineno, node.col_offset, node.value) for node in ast.walk(tree)
-                 if isinstance(node, ast.Constant) and isinstance(node.value, str)
-                 and id(node) not in in_fstrings]
+    in_fstrings = {
+        id(part)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.JoinedStr)
+        for part in ast.walk(node)
+    }
+    constants = [
+        (node.lineno, node.col_offset, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in in_fstrings
+    ]
     constants.sort(key=lambda item: item[:2])
     refused = _refused_dirs(base)
     found: list[tuple[str, str]] = []
@@ -130,9 +138,14 @@ def _literal_paths(tree: ast.AST, base: str) -> list[tuple[str, str]]:
 
 
 def _could_be_path(literal: str) -> bool:
-    return (0 < len(literal) <= MAX_PATH_LITERAL and "\n" not in literal and "\r" not in literal
-            and "\x00" not in literal and "://" not in literal
-            and any(ch.isalnum() for ch in literal))
+    return (
+        0 < len(literal) <= MAX_PATH_LITERAL
+        and "\n" not in literal
+        and "\r" not in literal
+        and "\x00" not in literal
+        and "://" not in literal
+        and any(ch.isalnum() for ch in literal)
+    )
 
 
 def _refused_dirs(base: str) -> set[str]:
@@ -166,14 +179,23 @@ def _output_only_literals(tree: ast.AST) -> set[str]:
 
 def _written_literals(call: ast.Call) -> list[str]:
     func = call.func
-    name = func.id if isinstance(func, ast.Name) else (
-        func.attr if isinstance(func, ast.Attribute) else "")
+    name = (
+        func.id
+        if isinstance(func, ast.Name)
+        else (func.attr if isinstance(func, ast.Attribute) else "")
+    )
     args = [*call.args, *(kw.value for kw in call.keywords)]
     if name == "open":
-        mode = call.args[1] if len(call.args) > 1 else next(
-            (kw.value for kw in call.keywords if kw.arg == "mode"), None)
-        writes = (isinstance(mode, ast.Constant) and isinstance(mode.value, str)
-                  and any(ch in mode.value for ch in "wax"))
+        mode = (
+            call.args[1]
+            if len(call.args) > 1
+            else next((kw.value for kw in call.keywords if kw.arg == "mode"), None)
+        )
+        writes = (
+            isinstance(mode, ast.Constant)
+            and isinstance(mode.value, str)
+            and any(ch in mode.value for ch in "wax")
+        )
         args = call.args[:1] + [kw.value for kw in call.keywords if kw.arg == "file"]
     else:
         writes = name.startswith(WRITER_PREFIXES) or name in WRITER_NAMES
@@ -182,8 +204,9 @@ def _written_literals(call: ast.Call) -> list[str]:
             args = [*args, *func.value.args]
     if not writes:
         return []
-    return [arg.value for arg in args
-            if isinstance(arg, ast.Constant) and isinstance(arg.value, str)]
+    return [
+        arg.value for arg in args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+    ]
 
 
 class _ReadScanner:
@@ -222,8 +245,11 @@ class _ReadScanner:
         elif isinstance(node, ast.Import | ast.ImportFrom):
             defined.update(_imported_names(node))
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            for expr in [*node.decorator_list, *node.args.defaults,
-                         *(d for d in node.args.kw_defaults if d is not None)]:
+            for expr in [
+                *node.decorator_list,
+                *node.args.defaults,
+                *(d for d in node.args.kw_defaults if d is not None),
+            ]:
                 self.expr(expr, defined)
             # The body runs later, when any name the cell binds before the call is bound; a
             # name the cell binds after the def is still counted (errs towards listing).
@@ -345,11 +371,12 @@ def _input_names(tree: ast.Module, source: str) -> list[str]:
 def _warning(name: str, exc: BaseException) -> str:
     reason = " ".join(f"{type(exc).__name__}: {exc}".split())
     line = f"could not fingerprint {name!r}: {reason}"
-    return line if len(line) <= MAX_WARNING else line[:MAX_WARNING - 3] + "..."
+    return line if len(line) <= MAX_WARNING else line[: MAX_WARNING - 3] + "..."
 
 
-def cell_inputs(source: str, namespace: Mapping[str, object],
-                cwd: str | None = None) -> tuple[list[Fingerprint], list[str]]:
+def cell_inputs(
+    source: str, namespace: Mapping[str, object], cwd: str | None = None
+) -> tuple[list[Fingerprint], list[str]]:
     """Fingerprints of what a cell reads, taken before it runs; and warnings.
 
     Inputs are (1) the values of names the cell reads before binding them itself that are

@@ -55,12 +55,14 @@ def summarize_module(module: Any) -> dict[str, Any]:
         num_layers += 1
         if len(layers) >= MAX_LAYERS:
             continue
-        layers.append({
-            "name": name,
-            "type": type(sub).__name__,
-            "params": sum(_numel(p) or 0 for p in own),
-            "repr": _layer_repr(sub, is_leaf),
-        })
+        layers.append(
+            {
+                "name": name,
+                "type": type(sub).__name__,
+                "params": sum(_numel(p) or 0 for p in own),
+                "repr": _layer_repr(sub, is_leaf),
+            }
+        )
     summary: dict[str, Any] = {
         "class": type(module).__name__,
         "module": type(module).__module__,
@@ -90,7 +92,7 @@ def _layer_repr(sub: Any, is_leaf: bool) -> str:
     # its own line, as a leaf's repr would be.
     text = repr(sub) if is_leaf else f"{type(sub).__name__}({sub.extra_repr()})"
     text = " ".join(text.split())
-    return text if len(text) <= MAX_REPR else text[:MAX_REPR - 3] + "..."
+    return text if len(text) <= MAX_REPR else text[: MAX_REPR - 3] + "..."
 
 
 def find_models(namespace: Mapping[str, object], names: Iterable[str]) -> list[dict[str, Any]]:

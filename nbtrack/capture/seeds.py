@@ -286,12 +286,18 @@ def find_seed_calls(source: str) -> list[dict[str, Any]]:
             continue
         for kw in node.keywords:
             if kw.arg in _SEED_KEYWORDS:
-                found.append((kw.value.lineno, kw.value.col_offset, {
-                    "call": name,
-                    "keyword": kw.arg,
-                    "value": _expr_value(source, kw.value),
-                    "line": kw.value.lineno,
-                }))
+                found.append(
+                    (
+                        kw.value.lineno,
+                        kw.value.col_offset,
+                        {
+                            "call": name,
+                            "keyword": kw.arg,
+                            "value": _expr_value(source, kw.value),
+                            "line": kw.value.lineno,
+                        },
+                    )
+                )
     # ast.walk is breadth-first; report in reading order instead.
     found.sort(key=lambda item: (item[0], item[1]))
     return [entry for _, _, entry in found]
@@ -336,8 +342,11 @@ def _encode_generic(value: Any) -> Any:
 
     if isinstance(value, np.ndarray):
         array = np.ascontiguousarray(value)
-        return {"__ndarray__": _b64(array.tobytes()), "dtype": array.dtype.str,
-                "shape": list(array.shape)}
+        return {
+            "__ndarray__": _b64(array.tobytes()),
+            "dtype": array.dtype.str,
+            "shape": list(array.shape),
+        }
     if isinstance(value, dict):
         return {str(k): _encode_generic(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -387,8 +396,15 @@ def _restore_numpy(state: dict[str, Any]) -> None:
     key = np.frombuffer(_unb64(state["key"], "numpy key"), dtype="<u4").astype(np.uint32)
     if key.size != 624:
         raise UsageError(f"bad RNG state: numpy key has {key.size} words, expected 624")
-    np.random.set_state((str(state["bit_generator"]), key, int(state["pos"]),
-                         int(state["has_gauss"]), float(state["cached_gaussian"])))
+    np.random.set_state(
+        (
+            str(state["bit_generator"]),
+            key,
+            int(state["pos"]),
+            int(state["has_gauss"]),
+            float(state["cached_gaussian"]),
+        )
+    )
 
 
 def _torch_bytes(tensor: Any) -> str:
@@ -413,8 +429,9 @@ def _pending_cuda_seeds(torch: ModuleType) -> list[list[Any]] | None:
             if not entry:
                 continue
             callback = entry[0]
-            cells = dict(zip(callback.__code__.co_freevars, callback.__closure__ or (),
-                             strict=False))
+            cells = dict(
+                zip(callback.__code__.co_freevars, callback.__closure__ or (), strict=False)
+            )
             seed = int(cells["seed"].cell_contents)
             scope = "all" if entry is tracker.manual_seed_all_cb else "current"
             pending.append([scope, seed])
@@ -424,13 +441,17 @@ def _pending_cuda_seeds(torch: ModuleType) -> list[list[Any]] | None:
 
 
 def _torch_state(torch: ModuleType) -> dict[str, Any]:
-    state: dict[str, Any] = {"version": str(torch.__version__),
-                             "cpu": _torch_bytes(torch.get_rng_state())}
+    state: dict[str, Any] = {
+        "version": str(torch.__version__),
+        "cpu": _torch_bytes(torch.get_rng_state()),
+    }
     if not _cuda_available(torch):
         return state
     if torch.cuda.is_initialized():
-        state["cuda"] = {"initialized": True,
-                         "states": [_torch_bytes(s) for s in torch.cuda.get_rng_state_all()]}
+        state["cuda"] = {
+            "initialized": True,
+            "states": [_torch_bytes(s) for s in torch.cuda.get_rng_state_all()],
+        }
     else:
         # Reading a CUDA generator initializes CUDA (a context on the GPU, seconds of
         # start-up, and no more fork()ed workers using CUDA); a run that has not touched
@@ -451,8 +472,11 @@ def rng_state(*, torch_too: bool, numpy_too: bool = True) -> dict[str, Any]:
     version, internal, gauss_next = random.getstate()
     state: dict[str, Any] = {
         "format": RNG_STATE_FORMAT,
-        "random": {"version": int(version), "internal": _pack_words(internal),
-                   "gauss_next": gauss_next},
+        "random": {
+            "version": int(version),
+            "internal": _pack_words(internal),
+            "gauss_next": gauss_next,
+        },
     }
     if numpy_too or "numpy" in sys.modules:
         # Without NumPy loaded (numpy_too=False) nothing can draw from its global RNG.
@@ -518,8 +542,7 @@ def restore_rng_state(state: dict[str, Any]) -> list[str]:
         if py is not None:
             internal = _unpack_words(py["internal"], "random state")
             gauss = py["gauss_next"]
-            random.setstate((int(py["version"]), internal,
-                             None if gauss is None else float(gauss)))
+            random.setstate((int(py["version"]), internal, None if gauss is None else float(gauss)))
             restored.append("random")
         numpy_state = state.get("numpy")
         if numpy_state is not None:

@@ -16,8 +16,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["ExportResult", "VerifyReport", "export_notebook", "export_run", "write_script",
-           "verify", "main_export"]
+__all__ = [
+    "ExportResult",
+    "VerifyReport",
+    "export_notebook",
+    "export_run",
+    "write_script",
+    "verify",
+    "main_export",
+]
 
 if TYPE_CHECKING:
     from nbtrack.export.runs import ExportResult

@@ -46,11 +46,13 @@ def track_prologue(options: TrackOptions, body: str) -> tuple[str, set[str]]:
     if options.seed is not None:
         helpers.add("seed")
         torch_too = cell_imports_torch(body)
-        lines.append(f"_nbtrack_seed({options.seed!r}"
-                     + (", torch_too=True" if torch_too else "") + ")")
+        lines.append(
+            f"_nbtrack_seed({options.seed!r}" + (", torch_too=True" if torch_too else "") + ")"
+        )
     if options.deterministic:
-        lines.append("from nbtrack.capture.seeds import set_deterministic as "
-                     "_nbtrack_set_deterministic")
+        lines.append(
+            "from nbtrack.capture.seeds import set_deterministic as _nbtrack_set_deterministic"
+        )
         lines.append("_nbtrack_set_deterministic(torch_too=True)")
     lines.append("track = _nbtrack_untracked()")
     return "\n".join(lines) + "\n", helpers
@@ -78,7 +80,6 @@ def run_call(options: TrackOptions, *, params: str, seed: str | None) -> str:
 def with_block(call: str, body: str) -> str:
     """``with <call> as track:`` around ``body`` (``pass`` for an empty body)."""
     inner = indent(body.rstrip("\n") + "\n", "    ") if body.strip() else "    pass\n"
-    if not any(line.strip() and not line.lstrip().startswith("#")
-               for line in inner.splitlines()):
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in inner.splitlines()):
         inner += "    pass\n"
     return f"with {call} as track:\n{inner}"

@@ -18,8 +18,14 @@ from typing import Any
 from nbtrack import config
 from nbtrack.errors import NbtrackError, UsageError
 
-__all__ = ["add_arguments", "build_parser", "run_export", "main_export", "magic_export",
-           "DESCRIPTION"]
+__all__ = [
+    "add_arguments",
+    "build_parser",
+    "run_export",
+    "main_export",
+    "magic_export",
+    "DESCRIPTION",
+]
 
 DESCRIPTION = """\
 Export a notebook, or the code that produced one of its runs, as a plain Python script.
@@ -41,31 +47,57 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser, *, store_option: bool = True) -> None:
     """The export options, on ``parser`` (the CLI subcommand's, or the magic's)."""
-    parser.add_argument("notebook", nargs="?", metavar="NOTEBOOK",
-                        help="the .ipynb to export (optional with --run)")
-    parser.add_argument("--run", metavar="REF", dest="run_ref",
-                        help="export the code that produced this run (number, id or 'last')")
-    parser.add_argument("-o", "--output", metavar="PATH",
-                        help="write the script here (default: print it)")
+    parser.add_argument(
+        "notebook", nargs="?", metavar="NOTEBOOK", help="the .ipynb to export (optional with --run)"
+    )
+    parser.add_argument(
+        "--run",
+        metavar="REF",
+        dest="run_ref",
+        help="export the code that produced this run (number, id or 'last')",
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="PATH", help="write the script here (default: print it)"
+    )
     parser.add_argument("--force", action="store_true", help="overwrite existing files")
-    parser.add_argument("--no-track", action="store_true",
-                        help="emit the tracked cell as plain code instead of a nbtrack.run block")
-    parser.add_argument("--allow-ipython", action="store_true",
-                        help="keep magics with no Python equivalent as IPython calls")
-    parser.add_argument("--requirements", metavar="FILE",
-                        help="also write the pinned dependencies as a requirements.txt")
-    parser.add_argument("--strict", action="store_true",
-                        help="the script stops when an input differs from the recorded one")
-    parser.add_argument("--verify", action="store_true",
-                        help="run the script in a fresh process and compare its metrics "
-                             "with the run's; exit status 1 on any mismatch")
-    parser.add_argument("--rtol", type=float, default=0.0,
-                        help="relative tolerance for --verify (default: exact)")
-    parser.add_argument("--atol", type=float, default=0.0,
-                        help="absolute tolerance for --verify (default: exact)")
+    parser.add_argument(
+        "--no-track",
+        action="store_true",
+        help="emit the tracked cell as plain code instead of a nbtrack.run block",
+    )
+    parser.add_argument(
+        "--allow-ipython",
+        action="store_true",
+        help="keep magics with no Python equivalent as IPython calls",
+    )
+    parser.add_argument(
+        "--requirements",
+        metavar="FILE",
+        help="also write the pinned dependencies as a requirements.txt",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="the script stops when an input differs from the recorded one",
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="run the script in a fresh process and compare its metrics "
+        "with the run's; exit status 1 on any mismatch",
+    )
+    parser.add_argument(
+        "--rtol", type=float, default=0.0, help="relative tolerance for --verify (default: exact)"
+    )
+    parser.add_argument(
+        "--atol", type=float, default=0.0, help="absolute tolerance for --verify (default: exact)"
+    )
     if store_option:
-        parser.add_argument("--store", metavar="PATH",
-                            help="the store folder (default: $NBTRACK_STORE or nearest .nbtrack/)")
+        parser.add_argument(
+            "--store",
+            metavar="PATH",
+            help="the store folder (default: $NBTRACK_STORE or nearest .nbtrack/)",
+        )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,8 +107,12 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(prog: str = "nbtrack export") -> argparse.ArgumentParser:
     """A standalone parser (the CLI adds :func:`add_arguments` to its subparser instead)."""
-    parser = _Parser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog=prog,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     return parser
 
@@ -87,16 +123,21 @@ def _cli_store(path: str | None) -> Any:
 
     folder = Path(path).expanduser() if path else config.find_store_dir()
     if folder is None:
-        raise StoreError("no nbtrack store here: no .nbtrack/ folder in this directory or above "
-                         f"it; pass --store PATH or set {config.ENV_STORE}")
-    if folder.name != config.STORE_DIRNAME and (folder / config.STORE_DIRNAME
-                                                / config.DB_FILENAME).exists():
+        raise StoreError(
+            "no nbtrack store here: no .nbtrack/ folder in this directory or above "
+            f"it; pass --store PATH or set {config.ENV_STORE}"
+        )
+    if (
+        folder.name != config.STORE_DIRNAME
+        and (folder / config.STORE_DIRNAME / config.DB_FILENAME).exists()
+    ):
         folder = folder / config.STORE_DIRNAME
     return Store(folder, create=False)
 
 
-def run_export(args: argparse.Namespace, *, store: Any = None,
-               history: Sequence[Any] | None = None) -> tuple[int, str]:
+def run_export(
+    args: argparse.Namespace, *, store: Any = None, history: Sequence[Any] | None = None
+) -> tuple[int, str]:
     """Do what the parsed ``args`` ask; return ``(exit status, message for the user)``.
 
     The script goes to ``args.output`` (written atomically) or, without it, is the
@@ -124,18 +165,28 @@ def run_export(args: argparse.Namespace, *, store: Any = None,
         from nbtrack.export.runs import export_run
         from nbtrack.query import get_run
 
-        record = get_run(args.run_ref, store=store if store is not None
-                         else _cli_store(getattr(args, "store", None)))
-        if args.notebook and record.notebook and \
-                Path(args.notebook).resolve() != Path(record.notebook).resolve():
-            notes.append(f"note: run #{record.number} was recorded in {record.notebook}, "
-                         f"not {args.notebook}; exporting the run's own history")
-        result = export_run(record, track=track, allow_ipython=args.allow_ipython,
-                            strict=args.strict)
+        record = get_run(
+            args.run_ref,
+            store=store if store is not None else _cli_store(getattr(args, "store", None)),
+        )
+        if (
+            args.notebook
+            and record.notebook
+            and Path(args.notebook).resolve() != Path(record.notebook).resolve()
+        ):
+            notes.append(
+                f"note: run #{record.number} was recorded in {record.notebook}, "
+                f"not {args.notebook}; exporting the run's own history"
+            )
+        result = export_run(
+            record, track=track, allow_ipython=args.allow_ipython, strict=args.strict
+        )
         text, pins = result.script, list(result.dependencies)
-        summary = (f"run #{record.number}: {len(result.kept)} cell(s) kept "
-                   f"({', '.join(f'In[{c}]' for c in result.kept)}), "
-                   f"{len(result.dropped)} left out")
+        summary = (
+            f"run #{record.number}: {len(result.kept)} cell(s) kept "
+            f"({', '.join(f'In[{c}]' for c in result.kept)}), "
+            f"{len(result.dropped)} left out"
+        )
     elif args.notebook:
         from nbtrack.export.notebook import export_notebook
 
@@ -145,12 +196,19 @@ def run_export(args: argparse.Namespace, *, store: Any = None,
     elif history is not None:
         from nbtrack.export.notebook import export_cells
 
-        items = [("code", f"cell In[{h.execution_count}]", h.source, False) for h in history
-                 if not h.source.lstrip().startswith("%nbtrack export")]
-        text = export_cells(items, title="This kernel's session, exported by nbtrack as a "
-                            "plain Python script.", what="the cells this kernel ran, in "
-                            "execution order", track=track, allow_ipython=args.allow_ipython,
-                            skip_invalid=True)
+        items = [
+            ("code", f"cell In[{h.execution_count}]", h.source, False)
+            for h in history
+            if not h.source.lstrip().startswith("%nbtrack export")
+        ]
+        text = export_cells(
+            items,
+            title="This kernel's session, exported by nbtrack as a plain Python script.",
+            what="the cells this kernel ran, in execution order",
+            track=track,
+            allow_ipython=args.allow_ipython,
+            skip_invalid=True,
+        )
         pins = _pins_of(text)
         summary = f"this session: {len(items)} cell(s) in execution order"
     else:
@@ -167,8 +225,12 @@ def run_export(args: argparse.Namespace, *, store: Any = None,
     if args.requirements:
         from nbtrack.export.script import requirements_text
 
-        req = write_script(requirements_text(pins, f"pinned by nbtrack export ({summary})"),
-                           args.requirements, force=args.force, executable=False)
+        req = write_script(
+            requirements_text(pins, f"pinned by nbtrack export ({summary})"),
+            args.requirements,
+            force=args.force,
+            executable=False,
+        )
         message.append(f"wrote {req} ({len(pins)} pinned distribution(s))")
     status = 0
     if args.verify:
@@ -199,8 +261,10 @@ def _pins_of(script: str) -> list[str]:
     block = re.search(r"(?m)^# /// script$\s(?P<content>(^#(| .*)$\s)+)^# ///$", script)
     if not block:
         return []
-    content = "".join(line[2:] if line.startswith("# ") else line[1:]
-                      for line in block.group("content").splitlines(keepends=True))
+    content = "".join(
+        line[2:] if line.startswith("# ") else line[1:]
+        for line in block.group("content").splitlines(keepends=True)
+    )
     return list(tomllib.loads(content).get("dependencies", []))
 
 
@@ -234,8 +298,9 @@ def cli_command(args: argparse.Namespace) -> int:
     return status
 
 
-def magic_export(line: str, *, notebook: str | None = None,
-                 history: Sequence[Any] | None = None) -> tuple[int, str]:
+def magic_export(
+    line: str, *, notebook: str | None = None, history: Sequence[Any] | None = None
+) -> tuple[int, str]:
     """``%nbtrack export [NOTEBOOK] [--run REF] [-o PATH] ...`` in a kernel.
 
     ``notebook``: the kernel's notebook when known (used when the line names none and has

@@ -50,82 +50,445 @@ def rng_name(generator: str) -> str:
     return f"<rng:{generator}>"
 
 
-BUILTIN_NAMES = frozenset(dir(builtins)) | {"__name__", "__file__", "__doc__", "__builtins__",
-                                            "__spec__", "__loader__", "__package__"}
+BUILTIN_NAMES = frozenset(dir(builtins)) | {
+    "__name__",
+    "__file__",
+    "__doc__",
+    "__builtins__",
+    "__spec__",
+    "__loader__",
+    "__package__",
+}
 #: Builtins that neither change their arguments nor touch files or global state.
-PURE_BUILTINS = frozenset({
-    "print", "len", "range", "list", "dict", "set", "frozenset", "tuple", "str", "int", "float",
-    "bool", "complex", "bytes", "bytearray", "repr", "abs", "round", "min", "max", "sum", "any",
-    "all", "sorted", "reversed", "enumerate", "zip", "map", "filter", "isinstance",
-    "issubclass", "type", "hash", "id", "format", "getattr", "hasattr", "callable", "divmod",
-    "pow", "chr", "ord", "hex", "oct", "bin", "ascii", "iter", "slice", "object", "super",
-    "property", "staticmethod", "classmethod", "dir", "help", "memoryview", "input",
-    "NotImplementedError", "ValueError", "TypeError", "KeyError", "RuntimeError", "Exception",
-    "AssertionError", "IndexError", "StopIteration", "ZeroDivisionError", "AttributeError",
-    "Warning", "UserWarning", "DeprecationWarning",
-})
+PURE_BUILTINS = frozenset(
+    {
+        "print",
+        "len",
+        "range",
+        "list",
+        "dict",
+        "set",
+        "frozenset",
+        "tuple",
+        "str",
+        "int",
+        "float",
+        "bool",
+        "complex",
+        "bytes",
+        "bytearray",
+        "repr",
+        "abs",
+        "round",
+        "min",
+        "max",
+        "sum",
+        "any",
+        "all",
+        "sorted",
+        "reversed",
+        "enumerate",
+        "zip",
+        "map",
+        "filter",
+        "isinstance",
+        "issubclass",
+        "type",
+        "hash",
+        "id",
+        "format",
+        "getattr",
+        "hasattr",
+        "callable",
+        "divmod",
+        "pow",
+        "chr",
+        "ord",
+        "hex",
+        "oct",
+        "bin",
+        "ascii",
+        "iter",
+        "slice",
+        "object",
+        "super",
+        "property",
+        "staticmethod",
+        "classmethod",
+        "dir",
+        "help",
+        "memoryview",
+        "input",
+        "NotImplementedError",
+        "ValueError",
+        "TypeError",
+        "KeyError",
+        "RuntimeError",
+        "Exception",
+        "AssertionError",
+        "IndexError",
+        "StopIteration",
+        "ZeroDivisionError",
+        "AttributeError",
+        "Warning",
+        "UserWarning",
+        "DeprecationWarning",
+    }
+)
 #: Builtins whose result is a new immutable value (never shares the argument's objects).
-SCALAR_BUILTINS = frozenset({"len", "sum", "abs", "round", "int", "float", "str",
-                             "bool", "repr", "hash", "id", "isinstance", "any", "all",
-                             "format", "ord", "chr", "complex", "divmod", "pow"})
+SCALAR_BUILTINS = frozenset(
+    {
+        "len",
+        "sum",
+        "abs",
+        "round",
+        "int",
+        "float",
+        "str",
+        "bool",
+        "repr",
+        "hash",
+        "id",
+        "isinstance",
+        "any",
+        "all",
+        "format",
+        "ord",
+        "chr",
+        "complex",
+        "divmod",
+        "pow",
+    }
+)
 #: Builtins that read or change anything at all.
-OPAQUE_BUILTINS = frozenset({"exec", "eval", "globals", "locals", "vars", "__import__",
-                             "compile", "breakpoint"})
+OPAQUE_BUILTINS = frozenset(
+    {"exec", "eval", "globals", "locals", "vars", "__import__", "compile", "breakpoint"}
+)
 #: Methods that do not change their object (or their arguments) on the common data types.
-PURE_METHODS = frozenset({
-    "copy", "head", "tail", "describe", "mean", "sum", "std", "var", "min", "max", "median",
-    "argmax", "argmin", "argsort", "item", "tolist", "to_numpy", "numpy", "keys", "values",
-    "items", "get", "count", "index", "format", "join", "split", "rsplit", "strip", "lstrip",
-    "rstrip", "lower", "upper", "title", "startswith", "endswith", "encode", "decode",
-    "astype", "reshape", "view", "transpose", "flatten", "ravel", "squeeze", "unsqueeze",
-    "detach", "clone", "predict", "predict_proba", "predict_log_proba", "decision_function",
-    "score", "get_params", "isna", "isnull", "notna", "notnull", "unique", "nunique",
-    "value_counts", "groupby", "agg", "aggregate", "abs", "all", "any", "dot", "matmul",
-    "exp", "log", "sqrt", "cumsum", "cumprod", "prod", "corr", "cov", "quantile", "nlargest",
-    "nsmallest", "idxmax", "idxmin", "memory_usage", "equals", "isin", "between", "dim",
-    "size", "numel", "norm", "state_dict", "parameters", "named_parameters", "buffers",
-    "children", "modules", "named_modules", "is_integer", "isdigit", "isalpha", "splitlines",
-    "total_seconds", "tobytes", "nonzero", "allclose", "isclose", "diff", "pct_change",
-    "rolling", "expanding", "shift", "resample", "to_dict", "to_list", "to_string",
-})
+PURE_METHODS = frozenset(
+    {
+        "copy",
+        "head",
+        "tail",
+        "describe",
+        "mean",
+        "sum",
+        "std",
+        "var",
+        "min",
+        "max",
+        "median",
+        "argmax",
+        "argmin",
+        "argsort",
+        "item",
+        "tolist",
+        "to_numpy",
+        "numpy",
+        "keys",
+        "values",
+        "items",
+        "get",
+        "count",
+        "index",
+        "format",
+        "join",
+        "split",
+        "rsplit",
+        "strip",
+        "lstrip",
+        "rstrip",
+        "lower",
+        "upper",
+        "title",
+        "startswith",
+        "endswith",
+        "encode",
+        "decode",
+        "astype",
+        "reshape",
+        "view",
+        "transpose",
+        "flatten",
+        "ravel",
+        "squeeze",
+        "unsqueeze",
+        "detach",
+        "clone",
+        "predict",
+        "predict_proba",
+        "predict_log_proba",
+        "decision_function",
+        "score",
+        "get_params",
+        "isna",
+        "isnull",
+        "notna",
+        "notnull",
+        "unique",
+        "nunique",
+        "value_counts",
+        "groupby",
+        "agg",
+        "aggregate",
+        "abs",
+        "all",
+        "any",
+        "dot",
+        "matmul",
+        "exp",
+        "log",
+        "sqrt",
+        "cumsum",
+        "cumprod",
+        "prod",
+        "corr",
+        "cov",
+        "quantile",
+        "nlargest",
+        "nsmallest",
+        "idxmax",
+        "idxmin",
+        "memory_usage",
+        "equals",
+        "isin",
+        "between",
+        "dim",
+        "size",
+        "numel",
+        "norm",
+        "state_dict",
+        "parameters",
+        "named_parameters",
+        "buffers",
+        "children",
+        "modules",
+        "named_modules",
+        "is_integer",
+        "isdigit",
+        "isalpha",
+        "splitlines",
+        "total_seconds",
+        "tobytes",
+        "nonzero",
+        "allclose",
+        "isclose",
+        "diff",
+        "pct_change",
+        "rolling",
+        "expanding",
+        "shift",
+        "resample",
+        "to_dict",
+        "to_list",
+        "to_string",
+    }
+)
 #: Methods that change their object but never their arguments.
-ARG_SAFE_METHODS = frozenset({
-    "fit", "partial_fit", "fit_transform", "transform", "inverse_transform", "log", "step",
-    "zero_grad", "backward", "load_state_dict", "set_params", "write", "add_scalar",
-    "add_scalars", "info", "warning", "error", "debug", "sort", "reverse", "clear", "pop",
-    "popitem", "discard", "remove", "artifact", "tag", "note", "input", "log_params",
-    "drop", "fillna", "rename", "reset_index", "set_index", "sort_values", "sort_index",
-    "dropna", "replace", "update_layout", "plot", "hist", "scatter", "bar", "imshow",
-    "set_title", "set_xlabel", "set_ylabel", "legend",
-})
+ARG_SAFE_METHODS = frozenset(
+    {
+        "fit",
+        "partial_fit",
+        "fit_transform",
+        "transform",
+        "inverse_transform",
+        "log",
+        "step",
+        "zero_grad",
+        "backward",
+        "load_state_dict",
+        "set_params",
+        "write",
+        "add_scalar",
+        "add_scalars",
+        "info",
+        "warning",
+        "error",
+        "debug",
+        "sort",
+        "reverse",
+        "clear",
+        "pop",
+        "popitem",
+        "discard",
+        "remove",
+        "artifact",
+        "tag",
+        "note",
+        "input",
+        "log_params",
+        "drop",
+        "fillna",
+        "rename",
+        "reset_index",
+        "set_index",
+        "sort_values",
+        "sort_index",
+        "dropna",
+        "replace",
+        "update_layout",
+        "plot",
+        "hist",
+        "scatter",
+        "bar",
+        "imshow",
+        "set_title",
+        "set_xlabel",
+        "set_ylabel",
+        "legend",
+    }
+)
 #: Methods that store their arguments inside the object: the two become aliases.
-STORING_METHODS = frozenset({"append", "extend", "insert", "add", "update", "setdefault",
-                             "put", "__setitem__", "register", "add_module",
-                             "register_buffer", "register_parameter"})
+STORING_METHODS = frozenset(
+    {
+        "append",
+        "extend",
+        "insert",
+        "add",
+        "update",
+        "setdefault",
+        "put",
+        "__setitem__",
+        "register",
+        "add_module",
+        "register_buffer",
+        "register_parameter",
+    }
+)
 #: Module functions (and module attribute methods) that change process-wide settings.
-SETTER_PREFIXES = ("set_", "use_", "enable", "disable", "seterr", "filterwarnings",
-                   "simplefilter", "resetwarnings", "basicConfig", "chdir", "putenv",
-                   "unsetenv", "register", "manual_seed", "seed", "setstate", "set_state",
-                   "setrecursionlimit", "setdefaultencoding", "rc", "style")
-SETTER_NAMES = frozenset({"use", "set", "reload", "append", "insert", "extend", "update",
-                          "setdefault", "pop", "remove", "clear", "add", "put", "chdir",
-                          "umask", "setitem"})
+SETTER_PREFIXES = (
+    "set_",
+    "use_",
+    "enable",
+    "disable",
+    "seterr",
+    "filterwarnings",
+    "simplefilter",
+    "resetwarnings",
+    "basicConfig",
+    "chdir",
+    "putenv",
+    "unsetenv",
+    "register",
+    "manual_seed",
+    "seed",
+    "setstate",
+    "set_state",
+    "setrecursionlimit",
+    "setdefaultencoding",
+    "rc",
+    "style",
+)
+SETTER_NAMES = frozenset(
+    {
+        "use",
+        "set",
+        "reload",
+        "append",
+        "insert",
+        "extend",
+        "update",
+        "setdefault",
+        "pop",
+        "remove",
+        "clear",
+        "add",
+        "put",
+        "chdir",
+        "umask",
+        "setitem",
+    }
+)
 #: Module attributes that hold process-wide mutable state.
-MUTABLE_MODULE_ATTRS = frozenset({"environ", "path", "modules", "argv", "rcParams", "options",
-                                  "meta_path", "backends", "flags", "defaults"})
+MUTABLE_MODULE_ATTRS = frozenset(
+    {
+        "environ",
+        "path",
+        "modules",
+        "argv",
+        "rcParams",
+        "options",
+        "meta_path",
+        "backends",
+        "flags",
+        "defaults",
+    }
+)
 #: Module functions that change their first argument in place.
-INPLACE_FUNCTIONS = frozenset({"shuffle", "copyto", "fill_diagonal", "put", "place",
-                               "putmask", "put_along_axis", "setattr", "delattr", "seed"})
-FILE_READERS = frozenset({"open", "read_text", "read_bytes", "loadtxt", "genfromtxt",
-                          "fromfile", "imread", "listdir", "scandir", "walk", "glob", "iglob",
-                          "iterdir", "exists", "isfile", "isdir", "read", "readlines",
-                          "readline", "urlopen", "ImageFolder", "DatasetFolder", "memmap"})
+INPLACE_FUNCTIONS = frozenset(
+    {
+        "shuffle",
+        "copyto",
+        "fill_diagonal",
+        "put",
+        "place",
+        "putmask",
+        "put_along_axis",
+        "setattr",
+        "delattr",
+        "seed",
+    }
+)
+FILE_READERS = frozenset(
+    {
+        "open",
+        "read_text",
+        "read_bytes",
+        "loadtxt",
+        "genfromtxt",
+        "fromfile",
+        "imread",
+        "listdir",
+        "scandir",
+        "walk",
+        "glob",
+        "iglob",
+        "iterdir",
+        "exists",
+        "isfile",
+        "isdir",
+        "read",
+        "readlines",
+        "readline",
+        "urlopen",
+        "ImageFolder",
+        "DatasetFolder",
+        "memmap",
+    }
+)
 FILE_READER_PREFIXES = ("read_", "load", "fetch_", "from_pretrained", "open_")
-FILE_WRITERS = frozenset({"open", "savefig", "imwrite", "mkdir", "makedirs", "remove",
-                          "unlink", "rmtree", "rmdir", "touch", "rename", "replace_file",
-                          "copy", "copyfile", "copy2", "copytree", "move", "urlretrieve",
-                          "extractall", "tofile", "system", "run", "call", "check_call",
-                          "check_output", "Popen", "getoutput", "getstatusoutput"})
+FILE_WRITERS = frozenset(
+    {
+        "open",
+        "savefig",
+        "imwrite",
+        "mkdir",
+        "makedirs",
+        "remove",
+        "unlink",
+        "rmtree",
+        "rmdir",
+        "touch",
+        "rename",
+        "replace_file",
+        "copy",
+        "copyfile",
+        "copy2",
+        "copytree",
+        "move",
+        "urlretrieve",
+        "extractall",
+        "tofile",
+        "system",
+        "run",
+        "call",
+        "check_call",
+        "check_output",
+        "Popen",
+        "getoutput",
+        "getstatusoutput",
+    }
+)
 FILE_WRITER_PREFIXES = ("to_", "save", "write", "dump", "export", "download")
 #: Libraries whose calls draw from (or build objects that draw from) a global generator.
 LIBRARY_GENERATORS: dict[str, frozenset[str]] = {
@@ -140,33 +503,77 @@ LIBRARY_GENERATORS: dict[str, frozenset[str]] = {
     "pandas": frozenset({"numpy"}),
 }
 #: Libraries with no global generator of their own and no draws from numpy's.
-NON_RNG_LIBRARIES = frozenset({"numpy", "matplotlib", "seaborn", "plotly", "tqdm", "nbtrack",
-                               "IPython", "ipywidgets", "PIL", "cv2", "yaml", "requests",
-                               "xxhash", "pyarrow", "h5py", "rich", "tabulate", "joblib"})
+NON_RNG_LIBRARIES = frozenset(
+    {
+        "numpy",
+        "matplotlib",
+        "seaborn",
+        "plotly",
+        "tqdm",
+        "nbtrack",
+        "IPython",
+        "ipywidgets",
+        "PIL",
+        "cv2",
+        "yaml",
+        "requests",
+        "xxhash",
+        "pyarrow",
+        "h5py",
+        "rich",
+        "tabulate",
+        "joblib",
+    }
+)
 #: Calls that reseed global generators: dotted path → generators they reset.
 SEED_CALLS: dict[str, tuple[str, ...]] = {
-    "random.seed": ("random",), "random.setstate": ("random",),
-    "numpy.random.seed": ("numpy",), "numpy.random.set_state": ("numpy",),
-    "torch.manual_seed": ("torch",), "torch.random.manual_seed": ("torch",),
-    "torch.set_rng_state": ("torch",), "torch.random.set_rng_state": ("torch",),
+    "random.seed": ("random",),
+    "random.setstate": ("random",),
+    "numpy.random.seed": ("numpy",),
+    "numpy.random.set_state": ("numpy",),
+    "torch.manual_seed": ("torch",),
+    "torch.random.manual_seed": ("torch",),
+    "torch.set_rng_state": ("torch",),
+    "torch.random.set_rng_state": ("torch",),
     "nbtrack.capture.seeds.seed_everything": GENERATORS,
     "nbtrack.capture.seeds.restore_rng_state": GENERATORS,
 }
 SEED_SUFFIXES = ("seed_everything", "set_seed", "set_random_seed")
 #: Preamble helpers of an exported script and what calling them does.
 HELPER_EFFECTS: dict[str, str] = {
-    "_nbtrack_sh": "shell", "_nbtrack_getoutput": "shell", "_nbtrack_script": "shell",
-    "_nbtrack_writefile": "write", "_nbtrack_run": "opaque", "_nbtrack_ipython": "opaque",
-    "_nbtrack_seed": "seed", "_nbtrack_timeit": "call", "_nbtrack_capture": "pure",
+    "_nbtrack_sh": "shell",
+    "_nbtrack_getoutput": "shell",
+    "_nbtrack_script": "shell",
+    "_nbtrack_writefile": "write",
+    "_nbtrack_run": "opaque",
+    "_nbtrack_ipython": "opaque",
+    "_nbtrack_seed": "seed",
+    "_nbtrack_timeit": "call",
+    "_nbtrack_capture": "pure",
     "_nbtrack_untracked": "pure",
 }
 #: Module aliases the preamble defines for translated magics.
-HELPER_MODULES = {"_os": "os", "_time": "time", "_subprocess": "subprocess", "_sys": "sys",
-                  "_runpy": "runpy", "_timeit": "timeit", "_contextlib": "contextlib",
-                  "_io": "io"}
+HELPER_MODULES = {
+    "_os": "os",
+    "_time": "time",
+    "_subprocess": "subprocess",
+    "_sys": "sys",
+    "_runpy": "runpy",
+    "_timeit": "timeit",
+    "_contextlib": "contextlib",
+    "_io": "io",
+}
 
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp,
-           ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_SCOPES = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.Lambda,
+    ast.ClassDef,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+)
 
 
 @dataclass
@@ -216,8 +623,9 @@ def _roots(node: ast.expr) -> set[str]:
         found |= _roots_of_callee(node.func)
         for arg in [*node.args, *(k.value for k in node.keywords)]:
             found |= _roots(arg)
-    elif isinstance(node, ast.Lambda | ast.Constant | ast.BinOp | ast.UnaryOp | ast.Compare
-                    | ast.JoinedStr):
+    elif isinstance(
+        node, ast.Lambda | ast.Constant | ast.BinOp | ast.UnaryOp | ast.Compare | ast.JoinedStr
+    ):
         pass  # a new value: it shares no object with the names in it
     else:
         for child in ast.iter_child_nodes(node):
@@ -333,8 +741,9 @@ class _ScopeWalker:
             self.nested_mutated |= mutated
             self.calls += calls
             return
-        if isinstance(node, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp
-                      | ast.GeneratorExp):
+        if isinstance(
+            node, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
+        ):
             free, mutated, calls = scope_summary(node)
             self.nested_free |= free
             self.nested_mutated |= mutated
@@ -355,8 +764,9 @@ class _ScopeWalker:
             self.stores.add(node.name)
         if isinstance(node, ast.MatchAs | ast.MatchStar) and node.name:
             self.stores.add(node.name)
-        if isinstance(node, ast.Subscript | ast.Attribute) and isinstance(node.ctx,
-                                                                          ast.Store | ast.Del):
+        if isinstance(node, ast.Subscript | ast.Attribute) and isinstance(
+            node.ctx, ast.Store | ast.Del
+        ):
             root = _root(node)
             if root:
                 self.mutated.add(root)
@@ -388,8 +798,13 @@ def scope_summary(node: ast.AST) -> tuple[set[str], set[str], list[ast.Call]]:
             walker.visit(node.body)
         else:
             walker.walk(node.body)
-            walker.walk([a.annotation for a in (*node.args.args, *node.args.kwonlyargs)
-                         if a.annotation is not None])
+            walker.walk(
+                [
+                    a.annotation
+                    for a in (*node.args.args, *node.args.kwonlyargs)
+                    if a.annotation is not None
+                ]
+            )
     elif isinstance(node, ast.ClassDef):
         walker.walk(node.body)
     else:  # a comprehension: its targets are local to it
@@ -415,8 +830,7 @@ def scope_summary(node: ast.AST) -> tuple[set[str], set[str], list[ast.Call]]:
     else:
         local |= walker.stores - walker.globals
     free = (walker.loads | walker.nested_free | walker.globals) - local
-    mutated = ((walker.mutated | walker.nested_mutated) - local) | (walker.globals
-                                                                     & walker.stores)
+    mutated = ((walker.mutated | walker.nested_mutated) - local) | (walker.globals & walker.stores)
     return free, mutated & (free | walker.globals), walker.calls
 
 
@@ -449,8 +863,11 @@ class Analyzer:
         return self.alias_of.get(name, {name})
 
     def _link(self, names: set[str]) -> None:
-        names = {n for n in names if not self.is_library(n) and n not in self.functions
-                 and not n.startswith("<")}
+        names = {
+            n
+            for n in names
+            if not self.is_library(n) and n not in self.functions and not n.startswith("<")
+        }
         if len(names) < 2:
             return
         merged: set[str] = set()
@@ -500,8 +917,9 @@ class Analyzer:
         self._remember(scan, facts, deferred, deferred_mutates)
         return facts
 
-    def _remember(self, scan: _StatementScan, facts: Facts, deferred: set[str],
-                  deferred_mutates: set[str]) -> None:
+    def _remember(
+        self, scan: _StatementScan, facts: Facts, deferred: set[str], deferred_mutates: set[str]
+    ) -> None:
         generators = frozenset(n[5:-1] for n in facts.uses if n.startswith("<rng:"))
         for name in scan.direct_uses:
             generators |= self.taint.get(name, frozenset())
@@ -646,8 +1064,7 @@ class _StatementScan:
             for item in node.items:
                 self.expr(item.context_expr)
                 if item.optional_vars is not None:
-                    self.target(item.optional_vars, True,
-                                self._alias_sources(item.context_expr))
+                    self.target(item.optional_vars, True, self._alias_sources(item.context_expr))
             self.block(node.body)
         elif isinstance(node, ast.Try | ast.TryStar):
             self.block(node.body)
@@ -683,15 +1100,19 @@ class _StatementScan:
                 elif isinstance(child, ast.stmt):
                     self.stmt(child, True)
 
-    def define(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
-               conditional: bool) -> None:
+    def define(
+        self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, conditional: bool
+    ) -> None:
         outer: list[ast.expr] = [*node.decorator_list]
         if isinstance(node, ast.ClassDef):
             outer += [*node.bases, *(k.value for k in node.keywords)]
         else:
             outer += [*node.args.defaults, *(d for d in node.args.kw_defaults if d)]
-            outer += [a.annotation for a in (*node.args.args, *node.args.kwonlyargs)
-                      if a.annotation is not None]
+            outer += [
+                a.annotation
+                for a in (*node.args.args, *node.args.kwonlyargs)
+                if a.annotation is not None
+            ]
             if node.returns is not None:
                 outer.append(node.returns)
         for expr in outer:
@@ -735,14 +1156,18 @@ class _StatementScan:
 
     # -- targets --------------------------------------------------------------------------
     def _alias_sources(self, value: ast.expr) -> set[str]:
-        if isinstance(value, ast.BinOp | ast.UnaryOp | ast.Compare | ast.Constant
-                      | ast.JoinedStr):
+        if isinstance(value, ast.BinOp | ast.UnaryOp | ast.Compare | ast.Constant | ast.JoinedStr):
             return set()
-        if (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
-                and value.func.id in SCALAR_BUILTINS and value.func.id not in self.env.defined):
+        if (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name)
+            and value.func.id in SCALAR_BUILTINS
+            and value.func.id not in self.env.defined
+        ):
             return set()  # len(a), sum(a): a new number, not a view of a
-        return {n for n in _roots(value) if not self.env.is_library(n)
-                and n not in self.env.functions}
+        return {
+            n for n in _roots(value) if not self.env.is_library(n) and n not in self.env.functions
+        }
 
     def target(self, target: ast.expr, conditional: bool, sources: set[str]) -> None:
         for leaf in _target_names(target):
@@ -759,8 +1184,9 @@ class _StatementScan:
                     self.alias_links.append((root, sources))
 
     # -- expressions ----------------------------------------------------------------------
-    def expr(self, node: ast.expr | None, top: bool = False, local: frozenset[str] = frozenset()
-             ) -> None:
+    def expr(
+        self, node: ast.expr | None, top: bool = False, local: frozenset[str] = frozenset()
+    ) -> None:
         if node is None:
             return
         if isinstance(node, ast.Name):
@@ -771,8 +1197,9 @@ class _StatementScan:
             self.expr(node.value, local=local)
             self.bind(node.target.id, True)
             return
-        if isinstance(node, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp
-                      | ast.GeneratorExp):
+        if isinstance(
+            node, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
+        ):
             if isinstance(node, ast.Lambda):
                 for default in [*node.args.defaults, *(d for d in node.args.kw_defaults if d)]:
                     self.expr(default, local=local)
@@ -813,9 +1240,11 @@ class _StatementScan:
         for arg in args:
             arg_roots |= _roots(arg)
         arg_roots -= local
-        inplace = any(k.arg == "inplace" and not (isinstance(k.value, ast.Constant)
-                                                  and k.value.value is False)
-                      for k in node.keywords)
+        inplace = any(
+            k.arg == "inplace"
+            and not (isinstance(k.value, ast.Constant) and k.value.value is False)
+            for k in node.keywords
+        )
         out = [k.value for k in node.keywords if k.arg == "out"]
         for value in out:
             self.mutate(_root(value))

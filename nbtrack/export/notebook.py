@@ -58,8 +58,10 @@ def read_notebook(path: str | os.PathLike[str]) -> Any:
             raise ValueError("it has no list of cells")
     except Exception as exc:  # NotJSONError, ValidationError, UnicodeDecodeError, ...
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise ExportError(f"{where} is not a readable Jupyter notebook ({reason}); open it in "
-                          "Jupyter and save it again, or check it is a .ipynb file") from None
+        raise ExportError(
+            f"{where} is not a readable Jupyter notebook ({reason}); open it in "
+            "Jupyter and save it again, or check it is a .ipynb file"
+        ) from None
     return notebook
 
 
@@ -77,25 +79,31 @@ def _source(cell: Mapping[str, Any]) -> str:
     return "".join(source) if isinstance(source, list) else str(source or "")
 
 
-def export_notebook(path: str | os.PathLike[str], *, track: bool = True,
-                    allow_ipython: bool = False) -> str:
+def export_notebook(
+    path: str | os.PathLike[str], *, track: bool = True, allow_ipython: bool = False
+) -> str:
     """The script for the notebook at ``path``: its code cells in document order.
 
     Raises :class:`ExportError` for a file that is not a Python notebook, a cell with a
     syntax error or an unknown magic (unless ``allow_ipython``).
     """
     notebook = read_notebook(path)
-    return export_notebook_node(notebook, name=Path(path).name, track=track,
-                                allow_ipython=allow_ipython)
+    return export_notebook_node(
+        notebook, name=Path(path).name, track=track, allow_ipython=allow_ipython
+    )
 
 
-def export_notebook_node(notebook: Mapping[str, Any], *, name: str = "notebook",
-                         track: bool = True, allow_ipython: bool = False) -> str:
+def export_notebook_node(
+    notebook: Mapping[str, Any],
+    *,
+    name: str = "notebook",
+    track: bool = True,
+    allow_ipython: bool = False,
+) -> str:
     """:func:`export_notebook` for a notebook already read (an nbformat node or a dict)."""
     language = _language(notebook)
     if language and language.lower() not in PYTHON_LANGUAGES:
-        raise ExportError(f"{name} is written in {language}; nbtrack exports Python "
-                          "notebooks only")
+        raise ExportError(f"{name} is written in {language}; nbtrack exports Python notebooks only")
     items: list[tuple[str, str, str, bool]] = []  # (kind, label, source, is parameters)
     for index, cell in enumerate(notebook.get("cells") or [], start=1):
         if not isinstance(cell, Mapping):
@@ -107,14 +115,24 @@ def export_notebook_node(notebook: Mapping[str, Any], *, name: str = "notebook",
         is_parameters = isinstance(tags, list) and bool(PARAMETER_TAGS & set(map(str, tags)))
         if kind in ("markdown", "code"):
             items.append((str(kind), label, _source(cell), is_parameters))
-    return export_cells(items, title=f"{name}, exported by nbtrack as a plain Python script.",
-                        what="the notebook's code cells in document order",
-                        track=track, allow_ipython=allow_ipython)
+    return export_cells(
+        items,
+        title=f"{name}, exported by nbtrack as a plain Python script.",
+        what="the notebook's code cells in document order",
+        track=track,
+        allow_ipython=allow_ipython,
+    )
 
 
-def export_cells(items: Iterable[tuple[str, str, str, bool]], *, title: str, what: str,
-                 track: bool = True, allow_ipython: bool = False,
-                 skip_invalid: bool = False) -> str:
+def export_cells(
+    items: Iterable[tuple[str, str, str, bool]],
+    *,
+    title: str,
+    what: str,
+    track: bool = True,
+    allow_ipython: bool = False,
+    skip_invalid: bool = False,
+) -> str:
     """A script from ``(kind, label, source, is a parameters cell)`` items, in order.
 
     ``kind`` is ``"code"`` or ``"markdown"``. Used for notebooks (document order) and for a
@@ -131,8 +149,7 @@ def export_cells(items: Iterable[tuple[str, str, str, bool]], *, title: str, wha
     for kind, label, source, is_parameters in items:
         if kind == "markdown":
             if source.strip():
-                blocks.append("".join(f"# {line}".rstrip() + "\n"
-                                      for line in source.splitlines()))
+                blocks.append("".join(f"# {line}".rstrip() + "\n" for line in source.splitlines()))
             continue
         if not source.strip():
             continue
@@ -173,18 +190,33 @@ def export_cells(items: Iterable[tuple[str, str, str, bool]], *, title: str, wha
     if "ipython" in helpers:
         extra.append("ipython")
     pins, _ = dependencies(imported_modules(sources), None, extra)
-    description = [textwrap.fill(
-        f"Exported by nbtrack {__version__}: {what}, with IPython magics translated to "
-        "plain Python" + (", and each %%track cell as a `with nbtrack.run(...)` block that "
-                          "records a run." if track and tracked_cells else "."), 88),
-        textwrap.fill("The dependency pins are the versions installed when this was "
-                      "exported; to reproduce a recorded run exactly, export the run "
-                      "instead: nbtrack export NOTEBOOK.ipynb --run REF", 88)]
+    description = [
+        textwrap.fill(
+            f"Exported by nbtrack {__version__}: {what}, with IPython magics translated to "
+            "plain Python"
+            + (
+                ", and each %%track cell as a `with nbtrack.run(...)` block that records a run."
+                if track and tracked_cells
+                else "."
+            ),
+            88,
+        ),
+        textwrap.fill(
+            "The dependency pins are the versions installed when this was "
+            "exported; to reproduce a recorded run exactly, export the run "
+            "instead: nbtrack export NOTEBOOK.ipynb --run REF",
+            88,
+        ),
+    ]
     spec = ScriptSpec(
-        title=title, description=description,
+        title=title,
+        description=description,
         requires_python=f">={sys.version_info.major}.{sys.version_info.minor}",
-        dependencies=pins, helpers=helpers,
+        dependencies=pins,
+        helpers=helpers,
         params=[Param(k, v) for k, v in params.items()],
-        track=track and tracked_cells > 0, blocks=blocks, defaults_from="notebook",
+        track=track and tracked_cells > 0,
+        blocks=blocks,
+        defaults_from="notebook",
     )
     return render(spec)

@@ -79,13 +79,13 @@ def reset_generators(record: RunRecord) -> tuple[str, ...]:
 def _track_options(record: RunRecord, tracked_source: str | None) -> TrackOptions:
     line = record.extra.get("magic_line")
     if line is None and tracked_source is not None:
-        line = _strip_blank(tracked_source).partition("\n")[0][len("%%track"):]
-    return parse_track_line(line or "", f"the %%track line of run #{record.number}",
-                            strict=False)
+        line = _strip_blank(tracked_source).partition("\n")[0][len("%%track") :]
+    return parse_track_line(line or "", f"the %%track line of run #{record.number}", strict=False)
 
 
-def export_run(record: RunRecord, *, track: bool = True, allow_ipython: bool = False,
-               strict: bool = False) -> ExportResult:
+def export_run(
+    record: RunRecord, *, track: bool = True, allow_ipython: bool = False, strict: bool = False
+) -> ExportResult:
     """The script that reproduces ``record`` from its execution history.
 
     ``track``: the tracked cell becomes ``with nbtrack.run(...) as track:`` (else plain
@@ -96,11 +96,11 @@ def export_run(record: RunRecord, *, track: bool = True, allow_ipython: bool = F
     """
     history = list(record.history)
     if not history:
-        how = ("from a script" if record.kind == "script"
-               else "without its execution history")
+        how = "from a script" if record.kind == "script" else "without its execution history"
         raise ExportError(
             f"run #{record.number} was recorded {how}, so there is no notebook history to "
-            "export; export the notebook instead: nbtrack export NOTEBOOK.ipynb -o script.py")
+            "export; export the notebook instead: nbtrack export NOTEBOOK.ipynb -o script.py"
+        )
     last = history[-1]
     if _strip_blank(last.source).startswith("%%track"):
         earlier, tracked_count = history[:-1], last.execution_count
@@ -135,8 +135,9 @@ def export_run(record: RunRecord, *, track: bool = True, allow_ipython: bool = F
     code = record.code
     if not code.strip() and _strip_blank(last.source).startswith("%%track"):
         # No code blob recorded: the history's tracked cell, with its --set values.
-        code = apply_track_overrides(_strip_blank(last.source).partition("\n")[2], options,
-                                     tracked_label)
+        code = apply_track_overrides(
+            _strip_blank(last.source).partition("\n")[2], options, tracked_label
+        )
     tracked = translate_cell(code, label=tracked_label, allow_ipython=allow_ipython)
     if tracked.track is not None:
         raise ExportError(f"{tracked_label}: its recorded code starts with %%track again")
@@ -145,8 +146,9 @@ def export_run(record: RunRecord, *, track: bool = True, allow_ipython: bool = F
 
     reset = reset_generators(record)
     failed = failed_cells(record.notebook)
-    result = backward_slice(cells, reset_rng=reset,
-                            whole=[i for i, (c, _) in enumerate(cells[:-1]) if c in failed])
+    result = backward_slice(
+        cells, reset_rng=reset, whole=[i for i, (c, _) in enumerate(cells[:-1]) if c in failed]
+    )
     target = result.target
     kept_cells = [i for i in result.kept_cells() if i != target]
 
@@ -158,9 +160,10 @@ def export_run(record: RunRecord, *, track: bool = True, allow_ipython: bool = F
         helpers.add("display")
         unresolved.remove("display")
     if unresolved:
-        notes.append("names the code uses that no recorded cell defines (they came from "
-                     "outside the history, e.g. the kernel's start-up or %store): "
-                     + ", ".join(unresolved))
+        notes.append(
+            "names the code uses that no recorded cell defines (they came from "
+            "outside the history, e.g. the kernel's start-up or %store): " + ", ".join(unresolved)
+        )
 
     # Parameters: flags whose values replace the literal assignments that set them.
     texts = {i: result.cell_text(i) or "" for i in kept_cells}
@@ -189,51 +192,70 @@ def export_run(record: RunRecord, *, track: bool = True, allow_ipython: bool = F
         kept_by_cell[cell] = kept_by_cell.get(cell, 0) + 1
     for i in kept_cells:
         count = cells[i][0]
-        note = "" if kept_by_cell[i] == total_by_cell[i] else \
-            f"{kept_by_cell[i]} of {total_by_cell[i]} statements"
+        note = (
+            ""
+            if kept_by_cell[i] == total_by_cell[i]
+            else f"{kept_by_cell[i]} of {total_by_cell[i]} statements"
+        )
         text = texts[i]
         if count in failed:
             # It stopped at an exception in the notebook; it stops at the same one here.
             helpers.add("failed")
             note = (note + "; " if note else "") + f"raised {failed[count]} in the notebook"
-            text = (f"try:\n{indent(text.rstrip() + chr(10), '    ')}except Exception as "
-                    f"_nbtrack_error:\n    _nbtrack_failed({count}, _nbtrack_error)\n")
+            text = (
+                f"try:\n{indent(text.rstrip() + chr(10), '    ')}except Exception as "
+                f"_nbtrack_error:\n    _nbtrack_failed({count}, _nbtrack_error)\n"
+            )
         blocks.append(header(f"In[{count}]", note) + "\n" + text)
 
     seed_expr = "SEED" if record.seed is not None else None
     rng_state = record.rng_state if (record.seed is None and record.rng_state) else None
     if record.seed is None and not record.rng_state:
-        notes.append("the run had no seed and no recorded RNG state: random draws in the "
-                     "tracked cell will differ")
+        notes.append(
+            "the run had no seed and no recorded RNG state: random draws in the "
+            "tracked cell will differ"
+        )
     seeded = record.extra.get("seeded") or []
     magic_line = record.extra.get("magic_line") or ""
-    lines = [header(f"In[{tracked_count}]", f"the tracked cell (%%track {magic_line.strip()})"
-                    if magic_line.strip() else "the tracked cell")]
+    lines = [
+        header(
+            f"In[{tracked_count}]",
+            f"the tracked cell (%%track {magic_line.strip()})"
+            if magic_line.strip()
+            else "the tracked cell",
+        )
+    ]
     if "torch" in seeded:
         lines.append("import torch  # in use when the run started, so seeded with the rest")
     if record.inputs:
         lines.append("_nbtrack_check_inputs(_INPUTS, globals(), STRICT)")
     if rng_state is not None:
         lines.append("_nbtrack_restore_rng(_RNG_STATE)  # the run had no seed: its RNG state")
-    effective = TrackOptions(name=record.name, seed=record.seed,
-                             deterministic=record.deterministic, tags=options.tags,
-                             note=options.note, no_data=options.no_data, no_env=options.no_env)
+    effective = TrackOptions(
+        name=record.name,
+        seed=record.seed,
+        deterministic=record.deterministic,
+        tags=options.tags,
+        note=options.note,
+        no_data=options.no_data,
+        no_env=options.no_env,
+    )
     epilogue = ""
     if track:
-        lines.append(with_block(run_call(effective, params="PARAMS", seed=seed_expr),
-                                tracked_code))
+        lines.append(with_block(run_call(effective, params="PARAMS", seed=seed_expr), tracked_code))
     else:
         helpers.add("untracked")
         if record.seed is not None:
             helpers.add("seed")
             lines.append(f"_nbtrack_seed(SEED{', torch_too=True' if 'torch' in seeded else ''})")
         if record.deterministic:
-            lines.append("from nbtrack.capture.seeds import set_deterministic as "
-                         "_nbtrack_set_deterministic")
+            lines.append(
+                "from nbtrack.capture.seeds import set_deterministic as _nbtrack_set_deterministic"
+            )
             lines.append("_nbtrack_set_deterministic(torch_too=True)")
         lines.append("track = _nbtrack_untracked()")
         lines.append(tracked_code.rstrip("\n"))
-        epilogue = "print(\"metrics:\", track.metrics)"
+        epilogue = 'print("metrics:", track.metrics)'
     blocks.append("\n".join(lines))
 
     python = (record.environment.get("python") or {}).get("version")
@@ -253,22 +275,48 @@ def export_run(record: RunRecord, *, track: bool = True, allow_ipython: bool = F
 
     kept_counts = tuple(cells[i][0] for i in kept_cells)
     dropped = tuple(c for i, (c, _) in enumerate(cells[:-1]) if i not in set(kept_cells))
-    title = (f"Reproduce nbtrack run #{record.number}"
-             + (f" {record.name!r}" if record.name else "") + f" (id {record.id[:12]}).")
+    title = (
+        f"Reproduce nbtrack run #{record.number}"
+        + (f" {record.name!r}" if record.name else "")
+        + f" (id {record.id[:12]})."
+    )
     spec = ScriptSpec(
         title=title,
-        description=_describe(record, kept_counts, tracked_count, dropped, tuple(skipped),
-                              notes, track, params, rng_state is not None),
+        description=_describe(
+            record,
+            kept_counts,
+            tracked_count,
+            dropped,
+            tuple(skipped),
+            notes,
+            track,
+            params,
+            rng_state is not None,
+        ),
         python=python,
         requires_python=_requires_python(python),
-        dependencies=pins, helpers=helpers, params=params,
-        seed=record.seed, strict=strict,
+        dependencies=pins,
+        helpers=helpers,
+        params=params,
+        seed=record.seed,
+        strict=strict,
         inputs=[(fp.name, fp.kind, fp.hash, str(fp.meta.get("path", ""))) for fp in record.inputs],
-        rng_state=rng_state, track=track, blocks=blocks, epilogue=epilogue,
+        rng_state=rng_state,
+        track=track,
+        blocks=blocks,
+        epilogue=epilogue,
     )
-    return ExportResult(script=render(spec), kept=(*kept_counts, tracked_count),
-                        dropped=dropped, skipped=tuple(skipped), dependencies=tuple(pins),
-                        notes=tuple(notes), rng_state=rng_state, title=title, slice=result)
+    return ExportResult(
+        script=render(spec),
+        kept=(*kept_counts, tracked_count),
+        dropped=dropped,
+        skipped=tuple(skipped),
+        dependencies=tuple(pins),
+        notes=tuple(notes),
+        rng_state=rng_state,
+        title=title,
+        slice=result,
+    )
 
 
 def failed_cells(notebook: str | None) -> dict[int, str]:
@@ -311,32 +359,53 @@ def _cells_text(counts: tuple[int, ...]) -> str:
     return ", ".join(f"In[{c}]" for c in counts) if counts else "none"
 
 
-def _describe(record: RunRecord, kept: tuple[int, ...], tracked: int, dropped: tuple[int, ...],
-              skipped: tuple[int, ...], notes: list[str], track: bool, params: list[Any],
-              restores_rng: bool) -> list[str]:
+def _describe(
+    record: RunRecord,
+    kept: tuple[int, ...],
+    tracked: int,
+    dropped: tuple[int, ...],
+    skipped: tuple[int, ...],
+    notes: list[str],
+    track: bool,
+    params: list[Any],
+    restores_rng: bool,
+) -> list[str]:
     from nbtrack import __version__
 
     wrap = textwrap.TextWrapper(width=88)
-    parts = [wrap.fill(
-        f"Exported by nbtrack {__version__} from the run's execution history: the cells the "
-        f"tracked cell In[{tracked}] depends on, in the order the kernel ran them "
-        f"({_cells_text(kept)}), then the tracked cell"
-        + (" as a `with nbtrack.run(...)` block, so running this records a new run."
-           if track else ", untracked."))]
+    parts = [
+        wrap.fill(
+            f"Exported by nbtrack {__version__} from the run's execution history: the cells the "
+            f"tracked cell In[{tracked}] depends on, in the order the kernel ran them "
+            f"({_cells_text(kept)}), then the tracked cell"
+            + (
+                " as a `with nbtrack.run(...)` block, so running this records a new run."
+                if track
+                else ", untracked."
+            )
+        )
+    ]
     if dropped:
-        parts.append(wrap.fill(f"Left out (the run does not depend on them): "
-                               f"{_cells_text(dropped)}."))
+        parts.append(
+            wrap.fill(f"Left out (the run does not depend on them): {_cells_text(dropped)}.")
+        )
     if skipped:
         parts.append(wrap.fill(f"Not valid Python, so they never ran: {_cells_text(skipped)}."))
     if record.seed is not None:
         parts.append(f"Seed: {record.seed}, set as the run set it (`--seed` changes it).")
     elif restores_rng:
-        parts.append(wrap.fill("The run had no seed: the RNG state it started from ships in "
-                               "this file (_RNG_STATE) and is restored before the tracked "
-                               "cell."))
-    usage = ["    python SCRIPT.py" + "".join(f" --{p.name.replace('_', '-')} ..."
-                                               for p in params[:3]), "    python SCRIPT.py --help",
-             "    uv run SCRIPT.py        # first rebuilds the pinned environment"]
+        parts.append(
+            wrap.fill(
+                "The run had no seed: the RNG state it started from ships in "
+                "this file (_RNG_STATE) and is restored before the tracked "
+                "cell."
+            )
+        )
+    usage = [
+        "    python SCRIPT.py" + "".join(f" --{p.name.replace('_', '-')} ..." for p in params[:3]),
+        "    python SCRIPT.py --help",
+        "    uv run SCRIPT.py        # first rebuilds the pinned environment",
+    ]
     parts.append("Usage:\n\n" + "\n".join(usage))
     if record.status != "finished":
         parts.append(f"Note: the recorded run's status is {record.status}.")

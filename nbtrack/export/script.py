@@ -22,8 +22,17 @@ from typing import Any
 from nbtrack.errors import ExportError, UsageError
 from nbtrack.export.helpers import helper_source
 
-__all__ = ["Param", "ScriptSpec", "render", "parametrize", "dependencies", "write_script",
-           "imported_modules", "pep723_block", "requirements_text"]
+__all__ = [
+    "Param",
+    "ScriptSpec",
+    "render",
+    "parametrize",
+    "dependencies",
+    "write_script",
+    "imported_modules",
+    "pep723_block",
+    "requirements_text",
+]
 
 #: The script's own options; a parameter of the same name gets ``--param-NAME`` instead.
 RESERVED_FLAGS = frozenset({"help", "h", "seed", "strict"})
@@ -117,12 +126,16 @@ def _params_block(spec: ScriptSpec) -> str:
         options.append(f"help={f'{spec.defaults_from}: {recorded}'!r}")
         lines.append(f"_parser.add_argument({', '.join(options)})")
     if spec.seed is not None:
-        lines.append(f"_parser.add_argument('--seed', type=int, default={spec.seed!r}, "
-                     f"help={f'the seed ({spec.defaults_from}: {spec.seed})'!r})")
+        lines.append(
+            f"_parser.add_argument('--seed', type=int, default={spec.seed!r}, "
+            f"help={f'the seed ({spec.defaults_from}: {spec.seed})'!r})"
+        )
     if spec.inputs:
-        lines.append("_parser.add_argument('--strict', action=_argparse.BooleanOptionalAction, "
-                     f"default={spec.strict!r}, help='stop when an input differs from the "
-                     "recorded one')")
+        lines.append(
+            "_parser.add_argument('--strict', action=_argparse.BooleanOptionalAction, "
+            f"default={spec.strict!r}, help='stop when an input differs from the "
+            "recorded one')"
+        )
     lines.append("_ARGS = _parser.parse_args()")
     names = ", ".join(f"{p.name!r}: _ARGS.{p.name}" for p in spec.params)
     lines.append(f"PARAMS = {{{names}}}")
@@ -152,7 +165,7 @@ def requirements_text(dependencies: Sequence[str], title: str) -> str:
 
 
 def _wrap_blob(text: str, width: int = 88) -> str:
-    chunks = [text[i:i + width] for i in range(0, len(text), width)] or [""]
+    chunks = [text[i : i + width] for i in range(0, len(text), width)] or [""]
     return "(\n" + "".join(f"    {chunk!r},\n" for chunk in chunks) + ")"
 
 
@@ -173,8 +186,11 @@ def render(spec: ScriptSpec) -> str:
     params = _params_block(spec)  # may add the "literal" helper
     imports, definitions = helper_source(spec.helpers)
     doc = spec.title + "\n\n" + "\n\n".join(spec.description)
-    out = ["#!/usr/bin/env python3\n", pep723_block(spec.requires_python, spec.dependencies),
-           f'"""{_docstring(doc)}\n"""\n\n']
+    out = [
+        "#!/usr/bin/env python3\n",
+        pep723_block(spec.requires_python, spec.dependencies),
+        f'"""{_docstring(doc)}\n"""\n\n',
+    ]
     imports = sorted(set(imports) | {"import argparse as _argparse"})
     out.append("\n".join(imports) + "\n")
     if spec.track:
@@ -189,8 +205,7 @@ def render(spec: ScriptSpec) -> str:
         out.append(f"\n_nbtrack_check_versions({spec.python!r})\n")
     if spec.inputs:
         out.append("# What the run read: (name, kind, recorded fingerprint, recorded path).\n")
-        out.append("_INPUTS = [\n" + "".join(f"    {tuple(i)!r},\n" for i in spec.inputs)
-                   + "]\n")
+        out.append("_INPUTS = [\n" + "".join(f"    {tuple(i)!r},\n" for i in spec.inputs) + "]\n")
     if spec.rng_state is not None:
         out.append("# The RNG state at the tracked cell's start (random, NumPy, torch).\n")
         out.append(f"_RNG_STATE = {_wrap_blob(encode_rng_state(spec.rng_state))}\n")
@@ -202,8 +217,10 @@ def render(spec: ScriptSpec) -> str:
     try:
         compile(text, "<exported script>", "exec")
     except SyntaxError as exc:
-        raise ExportError(f"the exported script does not compile ({exc.msg} at line "
-                          f"{exc.lineno}); please report this") from None
+        raise ExportError(
+            f"the exported script does not compile ({exc.msg} at line "
+            f"{exc.lineno}); please report this"
+        ) from None
     return text
 
 
@@ -225,9 +242,12 @@ def _literal_bindings(tree: ast.Module) -> list[tuple[str, ast.expr]]:
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                 return
             found.append((target.id, value))
-        elif (isinstance(target, ast.Tuple | ast.List) and isinstance(value, ast.Tuple | ast.List)
-              and len(target.elts) == len(value.elts)
-              and not any(isinstance(e, ast.Starred) for e in (*target.elts, *value.elts))):
+        elif (
+            isinstance(target, ast.Tuple | ast.List)
+            and isinstance(value, ast.Tuple | ast.List)
+            and len(target.elts) == len(value.elts)
+            and not any(isinstance(e, ast.Starred) for e in (*target.elts, *value.elts))
+        ):
             for sub_target, sub_value in zip(target.elts, value.elts, strict=True):
                 bind(sub_target, sub_value)
 
@@ -275,8 +295,13 @@ def parametrize(source: str, names: Iterable[str], holder: str = "PARAMS") -> tu
     edits = []
     for name, node in last.items():
         assert node.end_lineno is not None and node.end_col_offset is not None
-        edits.append((position(node.lineno, node.col_offset),
-                      position(node.end_lineno, node.end_col_offset), f"{holder}[{name!r}]"))
+        edits.append(
+            (
+                position(node.lineno, node.col_offset),
+                position(node.end_lineno, node.end_col_offset),
+                f"{holder}[{name!r}]",
+            )
+        )
     for start, end, text in sorted(edits, reverse=True):
         source = source[:start] + text + source[end:]
     return source, set(last)
@@ -297,8 +322,9 @@ def script_params(recorded: Mapping[str, Any], literal: Mapping[str, Any]) -> li
 
 def _json_equal(a: Any, b: Any) -> bool:
     try:
-        return bool(json.loads(json.dumps(a)) == json.loads(json.dumps(b))) and \
-            type(json.loads(json.dumps(a))) is type(json.loads(json.dumps(b)))
+        return bool(json.loads(json.dumps(a)) == json.loads(json.dumps(b))) and type(
+            json.loads(json.dumps(a))
+        ) is type(json.loads(json.dumps(b)))
     except (TypeError, ValueError):
         return False
 
@@ -327,8 +353,9 @@ def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def dependencies(modules: Iterable[str], recorded: Mapping[str, str] | None,
-                 extra: Iterable[str] = ()) -> tuple[list[str], list[str]]:
+def dependencies(
+    modules: Iterable[str], recorded: Mapping[str, str] | None, extra: Iterable[str] = ()
+) -> tuple[list[str], list[str]]:
     """PEP 508 pins for the distributions behind ``modules``: ``(pins, notes)``.
 
     Versions come from ``recorded`` ({distribution: version}, the run's environment) when
@@ -372,8 +399,10 @@ def dependencies(modules: Iterable[str], recorded: Mapping[str, str] | None,
         elif key in installed_normal:
             pins[key] = f"{dist}=={installed_normal[key]}"
             if recorded is not None:
-                notes.append(f"{dist} (imported as {module}) is not in the run's recorded "
-                             f"environment; pinned to the installed {installed_normal[key]}")
+                notes.append(
+                    f"{dist} (imported as {module}) is not in the run's recorded "
+                    f"environment; pinned to the installed {installed_normal[key]}"
+                )
     if recorded is not None:
         # What the imported distributions themselves require, at the versions the run had:
         # pandas without its numpy pinned would not rebuild the same environment.
@@ -417,8 +446,9 @@ def _required_closure(dists: Iterable[str], among: Mapping[str, Any]) -> set[str
 # --- writing ---------------------------------------------------------------------------------
 
 
-def write_script(text: str, path: str | os.PathLike[str], *, force: bool = False,
-                 executable: bool = True) -> Path:
+def write_script(
+    text: str, path: str | os.PathLike[str], *, force: bool = False, executable: bool = True
+) -> Path:
     """Write ``text`` to ``path`` atomically (a temporary file, then a rename).
 
     Raises :class:`UsageError` when ``path`` exists and ``force`` is false, and

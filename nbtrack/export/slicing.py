@@ -89,8 +89,13 @@ class SliceResult:
 
 def _external(name: str, facts: Facts) -> bool:
     """Whether a name with no earlier definition must come from outside the history."""
-    return not (name.startswith(("<", "_nbtrack_")) or name in BUILTIN_NAMES
-                or name in HELPER_MODULES or name in facts.must or name in facts.may)
+    return not (
+        name.startswith(("<", "_nbtrack_"))
+        or name in BUILTIN_NAMES
+        or name in HELPER_MODULES
+        or name in facts.must
+        or name in facts.may
+    )
 
 
 def _span(node: ast.stmt) -> tuple[int, int]:
@@ -115,9 +120,13 @@ def analyze(cells: Sequence[tuple[int, str]]) -> list[Statement]:
     return statements
 
 
-def backward_slice(cells: Sequence[tuple[int, str]], *, target: int | None = None,
-                   reset_rng: Collection[str] = GENERATORS,
-                   whole: Collection[int] = ()) -> SliceResult:
+def backward_slice(
+    cells: Sequence[tuple[int, str]],
+    *,
+    target: int | None = None,
+    reset_rng: Collection[str] = GENERATORS,
+    whole: Collection[int] = (),
+) -> SliceResult:
     """Slice ``cells`` backwards from cell ``target`` (default: the last one).
 
     ``reset_rng``: the generators (``"random"``, ``"numpy"``, ``"torch"``) whose state is
@@ -131,7 +140,7 @@ def backward_slice(cells: Sequence[tuple[int, str]], *, target: int | None = Non
         target = len(cells) - 1
     if not 0 <= target < len(cells):
         raise ValueError(f"target {target} is not a cell index (0..{len(cells) - 1})")
-    statements = analyze(cells[:target + 1])
+    statements = analyze(cells[: target + 1])
     reset = {rng_name(g) for g in reset_rng}
 
     defs: dict[str, list[tuple[int, bool]]] = {}
@@ -201,5 +210,10 @@ def backward_slice(cells: Sequence[tuple[int, str]], *, target: int | None = Non
             hi = bisect.bisect_left(wildcards, i)
             for j in wildcards[lo:hi]:
                 keep(j)
-    return SliceResult(cells=cells, statements=tuple(statements), kept=frozenset(kept),
-                       target=target, unresolved=frozenset(unresolved))
+    return SliceResult(
+        cells=cells,
+        statements=tuple(statements),
+        kept=frozenset(kept),
+        target=target,
+        unresolved=frozenset(unresolved),
+    )

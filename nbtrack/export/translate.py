@@ -22,8 +22,14 @@ from dataclasses import dataclass
 
 from nbtrack.errors import ExportError
 
-__all__ = ["Translation", "TrackOptions", "CellSyntaxError", "translate_cell",
-           "parse_track_line", "indent"]
+__all__ = [
+    "Translation",
+    "TrackOptions",
+    "CellSyntaxError",
+    "translate_cell",
+    "parse_track_line",
+    "indent",
+]
 
 
 class CellSyntaxError(ExportError):
@@ -61,8 +67,7 @@ class Translation:
 # --- %%track ----------------------------------------------------------------------------
 
 
-def parse_track_line(line: str, label: str = "the cell", *, strict: bool = True
-                     ) -> TrackOptions:
+def parse_track_line(line: str, label: str = "the cell", *, strict: bool = True) -> TrackOptions:
     """Parse a ``%%track`` options string the way the magic does (its options, its meaning).
 
     Raises :class:`ExportError` for options the magic would refuse. ``strict=False``
@@ -91,16 +96,24 @@ def parse_track_line(line: str, label: str = "the cell", *, strict: bool = True
     try:
         words = shlex.split(line)
     except ValueError as exc:
-        raise ExportError(f"{label}: cannot parse the %%track line ({exc}): {line.strip()}") \
-            from None
+        raise ExportError(
+            f"{label}: cannot parse the %%track line ({exc}): {line.strip()}"
+        ) from None
     args = parser.parse_args(words) if strict else parser.parse_known_args(words)[0]
     try:
         overrides = tuple(parse_set_option(text) for text in args.overrides)
     except NbtrackError as exc:
         raise ExportError(f"{label}: {exc}") from None
-    return TrackOptions(name=args.name, seed=args.seed, deterministic=args.deterministic,
-                        tags=tuple(args.tag), note=args.note, overrides=overrides,
-                        no_data=args.no_data, no_env=args.no_env)
+    return TrackOptions(
+        name=args.name,
+        seed=args.seed,
+        deterministic=args.deterministic,
+        tags=tuple(args.tag),
+        note=args.note,
+        overrides=overrides,
+        no_data=args.no_data,
+        no_env=args.no_env,
+    )
 
 
 # --- small text utilities ---------------------------------------------------------------
@@ -173,7 +186,7 @@ def _expand(text: str) -> ast.expr:
                 j += 1
             if depth:
                 return ast.Constant(text)
-            inner = text[i + 1:j - 1]
+            inner = text[i + 1 : j - 1]
             try:
                 expr = ast.parse(inner.strip(), mode="eval").body
             except SyntaxError:
@@ -224,44 +237,92 @@ DROPPED_LINE = {
     "unload_ext": "IPython extensions are not loaded in a script",
     "autoreload": "modules are imported once in a script",
     "aimport": "modules are imported once in a script",
-    "xmode": "display setting", "precision": "display setting", "colors": "display setting",
-    "pprint": "display setting", "automagic": "display setting", "autocall": "display setting",
-    "pdb": "debugger setting", "debug": "interactive debugger", "tb": "display only",
-    "who": "display only", "whos": "display only", "lsmagic": "display only",
-    "magic": "display only", "history": "display only", "hist": "display only",
-    "pinfo": "help display (x?)", "pinfo2": "help display (x??)", "psearch": "help display",
-    "pdoc": "help display", "pdef": "help display", "psource": "help display",
-    "pfile": "help display", "quickref": "help display", "page": "display only",
-    "doctest_mode": "display setting", "notebook": "exports the session history",
-    "save": "saves the session history", "edit": "opens an editor",
+    "xmode": "display setting",
+    "precision": "display setting",
+    "colors": "display setting",
+    "pprint": "display setting",
+    "automagic": "display setting",
+    "autocall": "display setting",
+    "pdb": "debugger setting",
+    "debug": "interactive debugger",
+    "tb": "display only",
+    "who": "display only",
+    "whos": "display only",
+    "lsmagic": "display only",
+    "magic": "display only",
+    "history": "display only",
+    "hist": "display only",
+    "pinfo": "help display (x?)",
+    "pinfo2": "help display (x??)",
+    "psearch": "help display",
+    "pdoc": "help display",
+    "pdef": "help display",
+    "psource": "help display",
+    "pfile": "help display",
+    "quickref": "help display",
+    "page": "display only",
+    "doctest_mode": "display setting",
+    "notebook": "exports the session history",
+    "save": "saves the session history",
+    "edit": "opens an editor",
     "load": "replaced the cell's text; the loaded code ran when the cell ran again",
-    "reset": "clears the interactive namespace", "reset_selective": "clears variables",
-    "xdel": "deletes a variable from the interactive namespace", "clear": "clears the screen",
-    "cls": "clears the screen", "dhist": "display only", "dirs": "display only",
-    "bookmark": "interactive directory bookmarks", "killbgscripts": "interactive only",
-    "nbtrack": "nbtrack session command", "pip": "dependencies are pinned in the script header",
+    "reset": "clears the interactive namespace",
+    "reset_selective": "clears variables",
+    "xdel": "deletes a variable from the interactive namespace",
+    "clear": "clears the screen",
+    "cls": "clears the screen",
+    "dhist": "display only",
+    "dirs": "display only",
+    "bookmark": "interactive directory bookmarks",
+    "killbgscripts": "interactive only",
+    "nbtrack": "nbtrack session command",
+    "pip": "dependencies are pinned in the script header",
     "conda": "dependencies are pinned in the script header",
     "mamba": "dependencies are pinned in the script header",
     "micromamba": "dependencies are pinned in the script header",
     "uv": "dependencies are pinned in the script header",
-    "alias_magic": "interactive only", "logstart": "interactive logging",
-    "logstop": "interactive logging", "logon": "interactive logging",
-    "logoff": "interactive logging", "logstate": "interactive logging",
-    "gui": "interactive event loop", "connect_info": "kernel information",
-    "qtconsole": "interactive only", "prun": None, "time": None, "timeit": None,
+    "alias_magic": "interactive only",
+    "logstart": "interactive logging",
+    "logstop": "interactive logging",
+    "logon": "interactive logging",
+    "logoff": "interactive logging",
+    "logstate": "interactive logging",
+    "gui": "interactive event loop",
+    "connect_info": "kernel information",
+    "qtconsole": "interactive only",
+    "prun": None,
+    "time": None,
+    "timeit": None,
 }
 #: IPython's default POSIX aliases: line magics that run a shell command.
 SHELL_ALIASES = {
-    "ls": "ls", "ll": "ls -F -l", "lf": "ls -F -l | grep ^-", "lk": "ls -F -l | grep ^l",
-    "ldir": "ls -F -l | grep /$", "lx": "ls -F -l | grep ^-..x", "mkdir": "mkdir",
-    "rmdir": "rmdir", "mv": "mv", "rm": "rm", "cp": "cp", "cat": "cat", "less": "cat",
-    "man": "man", "more": "cat",
+    "ls": "ls",
+    "ll": "ls -F -l",
+    "lf": "ls -F -l | grep ^-",
+    "lk": "ls -F -l | grep ^l",
+    "ldir": "ls -F -l | grep /$",
+    "lx": "ls -F -l | grep ^-..x",
+    "mkdir": "mkdir",
+    "rmdir": "rmdir",
+    "mv": "mv",
+    "rm": "rm",
+    "cp": "cp",
+    "cat": "cat",
+    "less": "cat",
+    "man": "man",
+    "more": "cat",
 }
 #: Cell magics whose body is only displayed (or runs in a browser): dropped.
 DROPPED_CELL = {
-    "html": "HTML display", "HTML": "HTML display", "markdown": "Markdown display",
-    "latex": "LaTeX display", "svg": "SVG display", "javascript": "runs in the browser",
-    "js": "runs in the browser", "perl": None, "ruby": None,
+    "html": "HTML display",
+    "HTML": "HTML display",
+    "markdown": "Markdown display",
+    "latex": "LaTeX display",
+    "svg": "SVG display",
+    "javascript": "runs in the browser",
+    "js": "runs in the browser",
+    "perl": None,
+    "ruby": None,
 }
 _PIP_COMMAND = re.compile(r"^\s*(?:(?:\S*/)?python[\d.]*\s+-m\s+)?(?:pip3?|conda|mamba|uv\s+pip)\s")
 
@@ -281,7 +342,8 @@ class _Cell:
     def unknown(self, kind: str, name: str) -> ExportError:
         return self.fail(
             f"unknown magic {kind}{name}: nbtrack cannot turn it into plain Python; remove "
-            "it, or export with --allow-ipython to keep it (the script then needs IPython)")
+            "it, or export with --allow-ipython to keep it (the script then needs IPython)"
+        )
 
     def keep_ipython(self, call: ast.Call) -> ast.expr:
         """The call as it is, on a real InteractiveShell (``--allow-ipython``)."""
@@ -291,8 +353,7 @@ class _Cell:
         return ast.Call(func, call.args, call.keywords)
 
     # -- line magics --------------------------------------------------------------------
-    def line_magic(self, name: str, arg: str, call: ast.Call, statement: bool
-                   ) -> str | ast.expr:
+    def line_magic(self, name: str, arg: str, call: ast.Call, statement: bool) -> str | ast.expr:
         """Python for ``%name arg``: statement text (``statement``) or an expression."""
         self.magics.append("%" + name)
         handler = getattr(self, "_line_" + name, None)
@@ -320,8 +381,9 @@ class _Cell:
             arg = arg.split(None, 1)[1] if len(words) > 1 else ""
         arg = arg.strip().strip("'\"") if arg.strip()[:1] in "'\"" else arg.strip()
         if arg.startswith("-"):
-            raise self.fail(f"%cd {arg}: directory history and bookmarks cannot be exported; "
-                            "use a path")
+            raise self.fail(
+                f"%cd {arg}: directory history and bookmarks cannot be exported; use a path"
+            )
         self.helpers.add("os")
         target = _src(_expand(arg or "~"))
         return f"_os.chdir(_os.path.expanduser({target}))"
@@ -335,8 +397,9 @@ class _Cell:
         self.helpers.add("os")
         arg = arg.strip()
         if not arg:
-            expr: ast.expr = ast.Call(ast.Name("dict"), [ast.Attribute(ast.Name("_os"), "environ")],
-                                      [])
+            expr: ast.expr = ast.Call(
+                ast.Name("dict"), [ast.Attribute(ast.Name("_os"), "environ")], []
+            )
             return f"print({_src(expr)})" if statement else expr
         match = re.match(r"^([\w.]+)\s*(?:=\s*|\s+)(.*)$", arg, re.S)
         if match:
@@ -350,8 +413,9 @@ class _Cell:
 
     def _python_arg(self, arg: str, what: str) -> str:
         """The Python code given to %time / %timeit / %prun, translated itself."""
-        inner = translate_cell(arg, label=f"{self.label} ({what})",
-                               allow_ipython=self.allow_ipython)
+        inner = translate_cell(
+            arg, label=f"{self.label} ({what})", allow_ipython=self.allow_ipython
+        )
         self.helpers.update(inner.helpers)
         return inner.code
 
@@ -361,11 +425,14 @@ class _Cell:
             try:
                 return ast.parse(code.strip(), mode="eval").body
             except SyntaxError:
-                raise self.fail("%time is used as a value with a statement; "
-                                "write it on a line of its own") from None
+                raise self.fail(
+                    "%time is used as a value with a statement; write it on a line of its own"
+                ) from None
         self.helpers.add("time")
-        return ("_nbtrack_t0 = _time.perf_counter()\n" + code.rstrip("\n") + "\n"
-                "print(f\"Wall time: {_time.perf_counter() - _nbtrack_t0:.3f} s\")")
+        return (
+            "_nbtrack_t0 = _time.perf_counter()\n" + code.rstrip("\n") + "\n"
+            'print(f"Wall time: {_time.perf_counter() - _nbtrack_t0:.3f} s")'
+        )
 
     def _line_prun(self, arg: str, call: ast.Call, statement: bool) -> str | ast.expr:
         words = shlex.split(arg) if arg.strip().startswith("-") else []
@@ -386,11 +453,12 @@ class _Cell:
                 options[match.group(1)] = match.group(2)
             else:
                 options[match.group(3)] = ""
-            rest = rest[match.end():]
+            rest = rest[match.end() :]
         return options, rest
 
-    def _timeit(self, options: dict[str, str], setup: str, code: str, statement: bool
-                ) -> str | ast.expr:
+    def _timeit(
+        self, options: dict[str, str], setup: str, code: str, statement: bool
+    ) -> str | ast.expr:
         self.helpers.add("timeit")
         number = options.get("n", "None")
         repeat = options.get("r", "7")
@@ -403,8 +471,9 @@ class _Cell:
         call = f"_nbtrack_timeit(_nbtrack_timed, number={number}, repeat={repeat})"
         if statement:
             return define + call
-        raise self.fail("%timeit -o used as a value cannot be exported; time it with the "
-                        "timeit module instead")
+        raise self.fail(
+            "%timeit -o used as a value cannot be exported; time it with the timeit module instead"
+        )
 
     def _line_timeit(self, arg: str, call: ast.Call, statement: bool) -> str | ast.expr:
         options, code = self._timeit_options(arg)
@@ -431,14 +500,18 @@ class _Cell:
             raise self.fail("%run without a file")
         target, argv = words[0], words[1:]
         if target.endswith(".ipynb") and not self.allow_ipython:
-            raise self.fail(f"%run {target}: running a notebook needs IPython; export that "
-                            "notebook to a script and run or import it instead, or export "
-                            "with --allow-ipython")
+            raise self.fail(
+                f"%run {target}: running a notebook needs IPython; export that "
+                "notebook to a script and run or import it instead, or export "
+                "with --allow-ipython"
+            )
         if target.endswith(".ipynb"):
             return _src(self.keep_ipython(call))
         self.helpers.add("run")
-        return (f"_nbtrack_run({_src(_expand(target))}, {[a for a in argv]!r}, globals(), "
-                f"module={module}, interactive={interactive})")
+        return (
+            f"_nbtrack_run({_src(_expand(target))}, {[a for a in argv]!r}, globals(), "
+            f"module={module}, interactive={interactive})"
+        )
 
     def _line_sx(self, arg: str, call: ast.Call, statement: bool) -> str | ast.expr:
         return self.getoutput(arg, statement)
@@ -448,16 +521,20 @@ class _Cell:
     def _line_pylab(self, arg: str, call: ast.Call, statement: bool) -> str:
         self._statement_only("pylab", statement)
         self.helpers.add("os")
-        return ("_os.environ.setdefault(\"MPLBACKEND\", \"Agg\")  # %pylab: figures are not "
-                "shown in a script\nimport numpy\nimport matplotlib\n"
-                "from matplotlib import pylab, mlab, pyplot\nnp = numpy\nplt = pyplot\n"
-                "from pylab import *\nfrom numpy import *")
+        return (
+            '_os.environ.setdefault("MPLBACKEND", "Agg")  # %pylab: figures are not '
+            "shown in a script\nimport numpy\nimport matplotlib\n"
+            "from matplotlib import pylab, mlab, pyplot\nnp = numpy\nplt = pyplot\n"
+            "from pylab import *\nfrom numpy import *"
+        )
 
     def _line_matplotlib(self, arg: str, call: ast.Call, statement: bool) -> str:
         self._statement_only("matplotlib", statement)
         self.helpers.add("os")
-        return (f"_os.environ.setdefault(\"MPLBACKEND\", \"Agg\")  # %matplotlib {arg.strip()}"
-                ": figures are not shown in a script").replace("  #  :", "  #:")
+        return (
+            f'_os.environ.setdefault("MPLBACKEND", "Agg")  # %matplotlib {arg.strip()}'
+            ": figures are not shown in a script"
+        ).replace("  #  :", "  #:")
 
     # -- shell escapes ------------------------------------------------------------------
     def system(self, command: str, statement: bool) -> str | ast.expr:
@@ -472,30 +549,53 @@ class _Cell:
     def getoutput(self, command: str, statement: bool) -> str | ast.expr:
         self.helpers.add("getoutput")
         expr = ast.Call(ast.Name("_nbtrack_getoutput"), [_expand(command)], [])
-        return f"print(\"\\n\".join({_src(expr)}))" if statement else expr
+        return f'print("\\n".join({_src(expr)}))' if statement else expr
 
     # -- cell magics --------------------------------------------------------------------
     def cell_magic(self, name: str, line: str, body: str, call: ast.Call | None) -> str:
         """Python for a whole ``%%name line`` cell."""
         self.magics.append("%%" + name)
-        if name in ("time", "prun", "debug", "capture", "timeit", "writefile", "file", "bash",
-                    "sh", "script", "python", "python3", "pypy", "system", "!"):
-            return getattr(self, "_cell_" + {"file": "writefile", "python3": "python",
-                                             "pypy": "python", "!": "system"}.get(name, name)
-                           )(line, body)
+        if name in (
+            "time",
+            "prun",
+            "debug",
+            "capture",
+            "timeit",
+            "writefile",
+            "file",
+            "bash",
+            "sh",
+            "script",
+            "python",
+            "python3",
+            "pypy",
+            "system",
+            "!",
+        ):
+            return getattr(
+                self,
+                "_cell_"
+                + {"file": "writefile", "python3": "python", "pypy": "python", "!": "system"}.get(
+                    name, name
+                ),
+            )(line, body)
         if name in DROPPED_CELL and DROPPED_CELL[name] is not None:
-            return (f"# %%{name} {line}".rstrip() + f"  -- dropped: {DROPPED_CELL[name]}\n"
-                    + "".join(f"#   {ln}\n" for ln in body.splitlines()))
+            return (
+                f"# %%{name} {line}".rstrip()
+                + f"  -- dropped: {DROPPED_CELL[name]}\n"
+                + "".join(f"#   {ln}\n" for ln in body.splitlines())
+            )
         if name in ("perl", "ruby"):
             return self._cell_script(f"{name} {line}", body)
         if self.allow_ipython:
             self.helpers.add("ipython")
-            return (f"_nbtrack_ipython().run_cell_magic({name!r}, {line!r}, {body!r})")
+            return f"_nbtrack_ipython().run_cell_magic({name!r}, {line!r}, {body!r})"
         raise self.unknown("%%", name)
 
     def _body(self, body: str, what: str) -> str:
-        inner = translate_cell(body, label=f"{self.label} ({what})",
-                               allow_ipython=self.allow_ipython)
+        inner = translate_cell(
+            body, label=f"{self.label} ({what})", allow_ipython=self.allow_ipython
+        )
         if inner.track is not None:
             raise self.fail(f"{what} around %%track cannot be exported")
         self.helpers.update(inner.helpers)
@@ -507,8 +607,11 @@ class _Cell:
         code = self._body(body, "%%time")
         if line.strip():
             code = self._body(line, "%%time") + code
-        return ("_nbtrack_t0 = _time.perf_counter()\n" + code +
-                "print(f\"Wall time: {_time.perf_counter() - _nbtrack_t0:.3f} s\")\n")
+        return (
+            "_nbtrack_t0 = _time.perf_counter()\n"
+            + code
+            + 'print(f"Wall time: {_time.perf_counter() - _nbtrack_t0:.3f} s")\n'
+        )
 
     def _cell_prun(self, line: str, body: str) -> str:
         return "# %%prun: profiled in the notebook, run plainly here\n" + self._body(body, "%%prun")
@@ -535,8 +638,9 @@ class _Cell:
         stdout = "--no-stdout" not in flags
         stderr = "--no-stderr" not in flags
         target = names[0] if names else "_nbtrack_captured"
-        return (f"with _nbtrack_capture(stdout={stdout}, stderr={stderr}) as {target}:\n"
-                + (indent(code, "    ") if code.strip() else "    pass\n"))
+        return f"with _nbtrack_capture(stdout={stdout}, stderr={stderr}) as {target}:\n" + (
+            indent(code, "    ") if code.strip() else "    pass\n"
+        )
 
     def _cell_writefile(self, line: str, body: str) -> str:
         words = shlex.split(line)
@@ -576,8 +680,12 @@ def _ipython_call(node: ast.AST) -> str | None:
     if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
         return None
     owner = node.func.value
-    if (isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name)
-            and owner.func.id == "get_ipython" and not owner.args):
+    if (
+        isinstance(owner, ast.Call)
+        and isinstance(owner.func, ast.Name)
+        and owner.func.id == "get_ipython"
+        and not owner.args
+    ):
         return node.func.attr
     return None
 
@@ -606,8 +714,9 @@ def _position(text: str, offsets: list[int], lineno: int, col: int) -> int:
     return start + len(text[start:end].encode("utf-8")[:col].decode("utf-8", "ignore"))
 
 
-def translate_cell(source: str, *, label: str = "the cell", allow_ipython: bool = False
-                   ) -> Translation:
+def translate_cell(
+    source: str, *, label: str = "the cell", allow_ipython: bool = False
+) -> Translation:
     """Translate one cell's IPython source to plain Python.
 
     ``label`` names the cell in errors (``"cell In[4]"``). Raises :class:`ExportError` for
@@ -643,11 +752,14 @@ def _translate(source: str, label: str, allow_ipython: bool) -> Translation:
             inner = translate_cell(body, label=label, allow_ipython=allow_ipython)
             if inner.track is not None:
                 raise cell.fail("%%track inside %%track cannot be exported")
-            return Translation(code=inner.code, helpers=inner.helpers, track=options,
-                               magics=("%%track", *inner.magics))
+            return Translation(
+                code=inner.code,
+                helpers=inner.helpers,
+                track=options,
+                magics=("%%track", *inner.magics),
+            )
         code = cell.cell_magic(name, line, body, None)
-        return Translation(code=code, helpers=frozenset(cell.helpers),
-                           magics=tuple(cell.magics))
+        return Translation(code=code, helpers=frozenset(cell.helpers), magics=tuple(cell.magics))
 
     # Most cells are plain Python: no need for IPython's transformer at all.
     try:
@@ -690,8 +802,10 @@ def _automagic(source: str) -> str | None:
 def _syntax_error(label: str, exc: SyntaxError) -> CellSyntaxError:
     where = f"line {exc.lineno}" if exc.lineno else "somewhere"
     text = f": {exc.text.strip()}" if exc.text and exc.text.strip() else ""
-    return CellSyntaxError(f"{label} has a syntax error at {where} ({exc.msg}){text}; fix the "
-                       "cell (it cannot have run as written)")
+    return CellSyntaxError(
+        f"{label} has a syntax error at {where} ({exc.msg}){text}; fix the "
+        "cell (it cannot have run as written)"
+    )
 
 
 @dataclass
@@ -730,8 +844,9 @@ def _rewrite(code: str, tree: ast.Module, cell: _Cell) -> str:
         if statement is not None:
             start = offsets[statement.lineno - 1]
             assert statement.end_lineno is not None
-            end = offsets[statement.end_lineno] if statement.end_lineno < len(offsets) \
-                else len(code)
+            end = (
+                offsets[statement.end_lineno] if statement.end_lineno < len(offsets) else len(code)
+            )
             pad = " " * statement.col_offset
             text = translated if isinstance(translated, str) else _src(translated)
             nested = statement.col_offset > 0
@@ -753,21 +868,25 @@ def _rewrite(code: str, tree: ast.Module, cell: _Cell) -> str:
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id == "get_ipython" and id(node) not in handled:
             if not cell.allow_ipython:
-                raise cell.fail("the cell calls get_ipython(), which does not exist under "
-                                "plain python; remove the call, or export with "
-                                "--allow-ipython")
+                raise cell.fail(
+                    "the cell calls get_ipython(), which does not exist under "
+                    "plain python; remove the call, or export with "
+                    "--allow-ipython"
+                )
             cell.helpers.add("ipython")
             start = _position(code, offsets, node.lineno, node.col_offset)
             end = _position(code, offsets, node.lineno, node.col_offset + len("get_ipython"))
             edits.append(_Edit(start, end, "_nbtrack_ipython"))
     edits.sort(key=lambda e: e.start, reverse=True)
     for edit in edits:
-        code = code[:edit.start] + edit.text + code[edit.end:]
+        code = code[: edit.start] + edit.text + code[edit.end :]
     try:
         ast.parse(code)
     except SyntaxError as exc:  # our own translation broke the cell: say so plainly
-        raise cell.fail(f"could not translate the cell's magics into valid Python ({exc.msg} "
-                        f"at line {exc.lineno}); please report this") from None
+        raise cell.fail(
+            f"could not translate the cell's magics into valid Python ({exc.msg} "
+            f"at line {exc.lineno}); please report this"
+        ) from None
     return code
 
 
@@ -790,5 +909,6 @@ def _translate_call(kind: str, call: ast.Call, statement: bool, cell: _Cell) -> 
         return cell.getoutput(command, statement)
     if cell.allow_ipython:
         return cell.keep_ipython(call)
-    raise cell.fail(f"get_ipython().{kind}(...) cannot be exported; export with "
-                    "--allow-ipython to keep it")
+    raise cell.fail(
+        f"get_ipython().{kind}(...) cannot be exported; export with --allow-ipython to keep it"
+    )

@@ -58,8 +58,11 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         """True when the script succeeded and every metric matched."""
-        return (self.returncode == 0 and self.reproduced is not None
-                and all(row.ok for row in self.rows))
+        return (
+            self.returncode == 0
+            and self.reproduced is not None
+            and all(row.ok for row in self.rows)
+        )
 
     @property
     def mismatches(self) -> list[MetricRow]:
@@ -68,27 +71,45 @@ class VerifyReport:
     def table(self) -> str:
         """The metric, recorded, reproduced, difference table."""
         head = ["metric", "recorded", "reproduced", "difference", ""]
-        body = [[row.metric, _fmt(row.recorded), _fmt(row.reproduced), _fmt(row.difference),
-                 "ok" if row.ok else "MISMATCH"] for row in self.rows]
+        body = [
+            [
+                row.metric,
+                _fmt(row.recorded),
+                _fmt(row.reproduced),
+                _fmt(row.difference),
+                "ok" if row.ok else "MISMATCH",
+            ]
+            for row in self.rows
+        ]
         widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                 for r in [head, *body]]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in [head, *body]
+        ]
         lines.insert(1, "  ".join("-" * w for w in widths).rstrip())
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        tolerance = "exact" if not (self.rtol or self.atol) else \
-            f"rtol={self.rtol:g}, atol={self.atol:g}"
+        tolerance = (
+            "exact" if not (self.rtol or self.atol) else f"rtol={self.rtol:g}, atol={self.atol:g}"
+        )
         if self.returncode != 0:
-            return (f"the exported script failed (exit status {self.returncode}); its "
-                    f"output ends with:\n{self.output.rstrip()}")
+            return (
+                f"the exported script failed (exit status {self.returncode}); its "
+                f"output ends with:\n{self.output.rstrip()}"
+            )
         if self.reproduced is None:
-            return ("the exported script ran but recorded no run; export it without "
-                    "--no-track to verify it")
-        verdict = ("reproduced" if self.ok else
-                   f"NOT reproduced: {len(self.mismatches)} metric(s) differ")
-        return (f"run #{self.original} → run #{self.reproduced} ({tolerance}): {verdict}\n"
-                + self.table())
+            return (
+                "the exported script ran but recorded no run; export it without "
+                "--no-track to verify it"
+            )
+        verdict = (
+            "reproduced" if self.ok else f"NOT reproduced: {len(self.mismatches)} metric(s) differ"
+        )
+        return (
+            f"run #{self.original} → run #{self.reproduced} ({tolerance}): {verdict}\n"
+            + self.table()
+        )
 
 
 def _fmt(value: float | None) -> str:
@@ -105,8 +126,13 @@ def _close(a: float, b: float, rtol: float, atol: float) -> bool:
     return abs(a - b) <= atol + rtol * abs(a)
 
 
-def compare_metrics(recorded: dict[str, float], reproduced: dict[str, float], *,
-                    rtol: float = 0.0, atol: float = 0.0) -> tuple[MetricRow, ...]:
+def compare_metrics(
+    recorded: dict[str, float],
+    reproduced: dict[str, float],
+    *,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+) -> tuple[MetricRow, ...]:
     """A row per metric in either run; a metric missing from one side is a mismatch."""
     rows = []
     for key in sorted(set(recorded) | set(reproduced)):
@@ -124,9 +150,17 @@ def _python_path() -> str:
     return here if not current else here + os.pathsep + current
 
 
-def verify(script: str | os.PathLike[str], record: RunRecord, *, rtol: float = 0.0,
-           atol: float = 0.0, args: Sequence[str] = (), cwd: str | os.PathLike[str] | None = None,
-           timeout: float | None = None, python: str | None = None) -> VerifyReport:
+def verify(
+    script: str | os.PathLike[str],
+    record: RunRecord,
+    *,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+    args: Sequence[str] = (),
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+    python: str | None = None,
+) -> VerifyReport:
     """Run ``script`` with ``python`` (this interpreter by default) in a fresh process and
     compare the run it records with ``record``.
 
@@ -142,21 +176,29 @@ def verify(script: str | os.PathLike[str], record: RunRecord, *, rtol: float = 0
     store = record.store
     if cwd is None:
         notebook = Path(record.notebook) if record.notebook else None
-        cwd = notebook.parent if notebook is not None and notebook.parent.is_dir() \
-            else path.parent
+        cwd = notebook.parent if notebook is not None and notebook.parent.is_dir() else path.parent
     before = {row[0] for row in store.list_runs(columns=("id",))}
     env = dict(os.environ)
     env[config.ENV_STORE] = str(store.path)
     env["PYTHONPATH"] = _python_path()
     env.setdefault("MPLBACKEND", "Agg")
     try:
-        done = subprocess.run([python or sys.executable, str(path), *args], cwd=str(cwd),
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, timeout=timeout)
+        done = subprocess.run(
+            [python or sys.executable, str(path), *args],
+            cwd=str(cwd),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
         returncode, output = done.returncode, done.stdout
     except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else \
-            (exc.stdout or "")
+        out = (
+            exc.stdout.decode(errors="replace")
+            if isinstance(exc.stdout, bytes)
+            else (exc.stdout or "")
+        )
         returncode, output = 124, out + f"\n(stopped after {timeout} s)"
     from nbtrack.query import load_record
 
@@ -168,10 +210,21 @@ def verify(script: str | os.PathLike[str], record: RunRecord, *, rtol: float = 0
         if Path(str(candidate.extra.get("script") or "")).resolve() == path:
             new = candidate
             break
-    rows = compare_metrics(record.metrics, new.metrics if new is not None else {},
-                           rtol=rtol, atol=atol) if new is not None else ()
+    rows = (
+        compare_metrics(
+            record.metrics, new.metrics if new is not None else {}, rtol=rtol, atol=atol
+        )
+        if new is not None
+        else ()
+    )
     if new is not None and new.status != "finished" and returncode == 0:
         returncode = 1
-    return VerifyReport(rows=rows, returncode=returncode, original=record.number,
-                        reproduced=new.number if new is not None else None,
-                        output=output[-OUTPUT_TAIL:], rtol=rtol, atol=atol)
+    return VerifyReport(
+        rows=rows,
+        returncode=returncode,
+        original=record.number,
+        reproduced=new.number if new is not None else None,
+        output=output[-OUTPUT_TAIL:],
+        rtol=rtol,
+        atol=atol,
+    )

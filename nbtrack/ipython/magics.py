@@ -27,8 +27,11 @@ _MISSING = object()
 
 def _notebook_path(shell: Any) -> str | None:
     """The notebook this kernel serves, when the front end told the kernel."""
-    for candidate in (os.environ.get("NBTRACK_NOTEBOOK"), shell.user_ns.get("__session__"),
-                      os.environ.get("JPY_SESSION_NAME")):
+    for candidate in (
+        os.environ.get("NBTRACK_NOTEBOOK"),
+        shell.user_ns.get("__session__"),
+        os.environ.get("JPY_SESSION_NAME"),
+    ):
         if candidate and str(candidate).endswith(".ipynb"):
             path = os.path.abspath(str(candidate))
             if os.path.exists(path):
@@ -83,23 +86,49 @@ class TrackMagics(Magics):
 
     @no_var_expand
     @magic_arguments()
-    @argument("--name", "-n", default=None,
-              help="Run name; by convention task/model/variant, e.g. digits/mlp/baseline.")
-    @argument("--seed", "-s", type=int, default=None,
-              help="Seed random, NumPy's global RNG and PyTorch (CPU and CUDA) before the cell.")
-    @argument("--deterministic", action="store_true",
-              help="Turn on PyTorch deterministic algorithms and cuDNN determinism.")
-    @argument("--tag", "-t", action="append", default=[], metavar="TAG",
-              help="Tag the run (repeatable).")
+    @argument(
+        "--name",
+        "-n",
+        default=None,
+        help="Run name; by convention task/model/variant, e.g. digits/mlp/baseline.",
+    )
+    @argument(
+        "--seed",
+        "-s",
+        type=int,
+        default=None,
+        help="Seed random, NumPy's global RNG and PyTorch (CPU and CUDA) before the cell.",
+    )
+    @argument(
+        "--deterministic",
+        action="store_true",
+        help="Turn on PyTorch deterministic algorithms and cuDNN determinism.",
+    )
+    @argument(
+        "--tag", "-t", action="append", default=[], metavar="TAG", help="Tag the run (repeatable)."
+    )
     @argument("--note", default=None, help="A free-text note stored with the run.")
-    @argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-              help="Override a parameter's literal value before the cell runs (repeatable).")
-    @argument("--no-data", action="store_true",
-              help="Do not fingerprint the arrays, DataFrames, tensors and files the cell reads.")
-    @argument("--no-env", action="store_true",
-              help="Do not capture the environment (packages, hardware, git).")
-    @argument("--quiet", "-q", action="store_true",
-              help="Do not show the run summary after the cell.")
+    @argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="Override a parameter's literal value before the cell runs (repeatable).",
+    )
+    @argument(
+        "--no-data",
+        action="store_true",
+        help="Do not fingerprint the arrays, DataFrames, tensors and files the cell reads.",
+    )
+    @argument(
+        "--no-env",
+        action="store_true",
+        help="Do not capture the environment (packages, hardware, git).",
+    )
+    @argument(
+        "--quiet", "-q", action="store_true", help="Do not show the run summary after the cell."
+    )
     @cell_magic
     def track(self, line: str, cell: str) -> None:
         """Run the cell and record it as an nbtrack run.
@@ -123,7 +152,9 @@ class TrackMagics(Magics):
             # posix splitting so that quoted values (--note "two words") lose their quotes
             args = self.track.parser.parse_args(shlex.split(line))
         except ValueError as exc:
-            raise UsageError(f"%%track: cannot parse the options ({exc}); check the quotes") from None
+            raise UsageError(
+                f"%%track: cannot parse the options ({exc}); check the quotes"
+            ) from None
         shell = self.shell
         try:
             overrides = dict(parse_set_option(text) for text in args.overrides)
@@ -165,12 +196,21 @@ class TrackMagics(Magics):
 
         ns = shell.user_ns
         spec = RunSpec(
-            name=args.name, seed=args.seed, deterministic=args.deterministic, tags=args.tag,
-            note=args.note, capture_env=not args.no_env, capture_data=not args.no_data,
-            kind="cell", source=source, code=raw, history=_history(shell),
-            notebook=_notebook_path(shell), cwd=os.getcwd(), namespace=ns,
-            extra={"magic_line": line, "overrides": overrides,
-                   "execution_count": count},
+            name=args.name,
+            seed=args.seed,
+            deterministic=args.deterministic,
+            tags=args.tag,
+            note=args.note,
+            capture_env=not args.no_env,
+            capture_data=not args.no_data,
+            kind="cell",
+            source=source,
+            code=raw,
+            history=_history(shell),
+            notebook=_notebook_path(shell),
+            cwd=os.getcwd(),
+            namespace=ns,
+            extra={"magic_line": line, "overrides": overrides, "execution_count": count},
         )
         if spec.seed is not None and not 0 <= spec.seed < 2**32:
             raise UsageError(f"--seed {spec.seed} is out of range: use 0 to 2**32 - 1")
@@ -200,8 +240,9 @@ class TrackMagics(Magics):
         if expr_code is not None and not shell.displayhook.semicolon_at_end_of_expression(source):
             shell.displayhook(result)
 
-    def _end(self, run: Any, saved: Any, exc: BaseException | None, quiet: bool,
-             live: Any = None) -> None:
+    def _end(
+        self, run: Any, saved: Any, exc: BaseException | None, quiet: bool, live: Any = None
+    ) -> None:
         ns = self.shell.user_ns
         current = ns.get("track")
         if current is run or isinstance(current, DetachedRun):  # the cell may rebind `track`
@@ -228,8 +269,10 @@ class TrackMagics(Magics):
         except NbtrackError as exc:
             if live is not None:
                 live.finish(None)
-            print(f"nbtrack: run #{run.number} recorded, but its summary cannot be shown: {exc}",
-                  file=sys.stderr)
+            print(
+                f"nbtrack: run #{run.number} recorded, but its summary cannot be shown: {exc}",
+                file=sys.stderr,
+            )
 
     @line_magic
     def nbtrack(self, line: str) -> Any:
@@ -252,20 +295,21 @@ class TrackMagics(Magics):
             return self._export(rest)
         handler = _COMMANDS.get(command)
         if handler is None:
-            raise UsageError(f"%nbtrack: unknown command {command!r}; use one of: "
-                             f"{', '.join(_COMMANDS)}, export")
+            raise UsageError(
+                f"%nbtrack: unknown command {command!r}; use one of: {', '.join(_COMMANDS)}, export"
+            )
         try:
             return handler(rest)
         except NbtrackError as exc:
             raise UsageError(str(exc)) from None
 
-
     def _export(self, rest: str) -> None:
         from nbtrack.export.command import magic_export
 
         try:
-            status, message = magic_export(rest, notebook=_notebook_path(self.shell),
-                                           history=_history(self.shell))
+            status, message = magic_export(
+                rest, notebook=_notebook_path(self.shell), history=_history(self.shell)
+            )
         except NbtrackError as exc:
             raise UsageError(str(exc)) from None
         if message:
@@ -289,7 +333,9 @@ def _set_store(path: str) -> None:
     from nbtrack.store.sqlite import open_store
 
     if not path:
-        raise UsageError("%nbtrack store: give the folder to use, e.g. %nbtrack store ../shared/.nbtrack")
+        raise UsageError(
+            "%nbtrack store: give the folder to use, e.g. %nbtrack store ../shared/.nbtrack"
+        )
     folder = os.path.abspath(os.path.expanduser(path.strip("'\"")))
     open_store(folder)  # fails here, with its own message, if the folder is unusable
     config.set_store_dir(folder)

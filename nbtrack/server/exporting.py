@@ -48,5 +48,4 @@ def export_script(root_dir: str, notebook: Path, run: str | None) -> dict[str, A
             text, notes, number = result.script, list(result.notes), record.number
         target = free_path(notebook.parent, f"{notebook.stem}_run{number}")
     target = Path(write_script(text, target))  # atomic; refuses to overwrite
-    return {"path": api_path(root_dir, target), "file": str(target), "run": number,
-            "notes": notes}
+    return {"path": api_path(root_dir, target), "file": str(target), "run": number, "notes": notes}

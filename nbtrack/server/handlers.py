@@ -111,7 +111,9 @@ class RunsHandler(NbtrackHandler):
     @tornado.web.authenticated
     @translate_errors
     async def get(self) -> None:
-        await self.answer(payloads.runs_payload, self.notebook(self.get_query_argument("path", None)))
+        await self.answer(
+            payloads.runs_payload, self.notebook(self.get_query_argument("path", None))
+        )
 
 
 class RunHandler(NbtrackHandler):
@@ -152,16 +154,20 @@ class ExportHandler(NbtrackHandler):
         if run is not None and not isinstance(run, (str, int)):
             raise _http(400, "bad-request", "'run' must be a run number or id")
         root = self.root_dir()
-        await self.answer(exporting.export_script, root, notebook,
-                          None if run is None else str(run))
+        await self.answer(
+            exporting.export_script, root, notebook, None if run is None else str(run)
+        )
 
 
 def setup_handlers(web_app: Any) -> None:
     """Register the handlers under ``<base_url>/nbtrack/``."""
     base = url_path_join(web_app.settings["base_url"], "nbtrack")
-    web_app.add_handlers(".*$", [
-        (url_path_join(base, "runs"), RunsHandler),
-        (url_path_join(base, "run"), RunHandler),
-        (url_path_join(base, "diff"), DiffHandler),
-        (url_path_join(base, "export"), ExportHandler),
-    ])
+    web_app.add_handlers(
+        ".*$",
+        [
+            (url_path_join(base, "runs"), RunsHandler),
+            (url_path_join(base, "run"), RunHandler),
+            (url_path_join(base, "diff"), DiffHandler),
+            (url_path_join(base, "export"), ExportHandler),
+        ],
+    )

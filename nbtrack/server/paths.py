@@ -43,7 +43,9 @@ def notebook_file(root_dir: str | os.PathLike[str], api_path: str) -> Path:
     return candidate
 
 
-def api_path(root_dir: str | os.PathLike[str], file_path: str | os.PathLike[str] | None) -> str | None:
+def api_path(
+    root_dir: str | os.PathLike[str], file_path: str | os.PathLike[str] | None
+) -> str | None:
     """``file_path`` as a contents path relative to ``root_dir``, or ``None`` when outside it."""
     if not file_path:
         return None

@@ -20,8 +20,22 @@ from nbtrack.query import RunRecord, diff_records, load_record
 from nbtrack.store.sqlite import Store, decode_row
 
 #: Columns the run list needs; the code itself is sent once per distinct hash.
-LIST_COLUMNS = ("id", "number", "name", "status", "start_time", "end_time", "notebook",
-                "tags", "note", "params", "metrics", "error", "extra", "code_hash")
+LIST_COLUMNS = (
+    "id",
+    "number",
+    "name",
+    "status",
+    "start_time",
+    "end_time",
+    "notebook",
+    "tags",
+    "note",
+    "params",
+    "metrics",
+    "error",
+    "extra",
+    "code_hash",
+)
 
 
 class NoStoreError(StoreError):
@@ -90,10 +104,16 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
     start, end = row["start_time"], row["end_time"]
     error = row["error"] or None
     return {
-        "id": row["id"], "number": row["number"], "name": row["name"], "status": row["status"],
-        "start_time": start, "end_time": end,
+        "id": row["id"],
+        "number": row["number"],
+        "name": row["name"],
+        "status": row["status"],
+        "start_time": start,
+        "end_time": end,
         "duration": None if end is None or start is None else end - start,
-        "tags": row["tags"], "note": row["note"], "params": row["params"],
+        "tags": row["tags"],
+        "note": row["note"],
+        "params": row["params"],
         "metrics": dict(row["metrics"]),
         "error": None if not error else f"{error.get('type', 'Error')}: {error.get('message', '')}",
         "execution_count": row["extra"].get("execution_count"),
@@ -116,14 +136,29 @@ def runs_payload(notebook: Path) -> dict[str, Any]:
                     rows[row["id"]] = row
             runs = sorted((_summary(r) for r in rows.values()), key=lambda r: -r["number"])
             hashes = [r["code_hash"] for r in runs if r["code_hash"]]
-            codes = {h: blob.decode("utf-8", "replace")
-                     for h, blob in store.get_blobs(hashes).items()}
+            codes = {
+                h: blob.decode("utf-8", "replace") for h, blob in store.get_blobs(hashes).items()
+            }
             total = store.count_runs()
     except NoStoreError as exc:
-        return {"store": str(folder), "store_exists": False, "runs": [], "codes": {},
-                "other_runs": 0, "message": str(exc)}
-    return json_safe({"store": str(folder), "store_exists": True, "runs": runs, "codes": codes,
-                      "other_runs": total - len(runs), "message": None})
+        return {
+            "store": str(folder),
+            "store_exists": False,
+            "runs": [],
+            "codes": {},
+            "other_runs": 0,
+            "message": str(exc),
+        }
+    return json_safe(
+        {
+            "store": str(folder),
+            "store_exists": True,
+            "runs": runs,
+            "codes": codes,
+            "other_runs": total - len(runs),
+            "message": None,
+        }
+    )
 
 
 def record_payload(record: RunRecord, notebook: Path) -> dict[str, Any]:
@@ -134,9 +169,13 @@ def record_payload(record: RunRecord, notebook: Path) -> dict[str, Any]:
     data["history"] = [n for n, _ in data["history"]]
     data["execution_count"] = record.extra.get("execution_count")
     mine = record.notebook is None or record.notebook in _notebook_keys(notebook)
-    data["notice"] = None if mine else (
-        f"run #{record.number} was recorded by another notebook ({record.notebook}); "
-        "it shares this folder's store"
+    data["notice"] = (
+        None
+        if mine
+        else (
+            f"run #{record.number} was recorded by another notebook ({record.notebook}); "
+            "it shares this folder's store"
+        )
     )
     return json_safe(data)
 

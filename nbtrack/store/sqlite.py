@@ -37,14 +37,47 @@ from nbtrack.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 #: Columns of ``runs`` that hold JSON text, with the value used when they are empty.
 JSON_COLUMNS: dict[str, Any] = {
-    "tags": [], "params": {}, "metrics": {}, "seeds": [], "git": {}, "inputs": [],
-    "models": [], "history": [], "warnings": [], "extra": {}, "error": None,
+    "tags": [],
+    "params": {},
+    "metrics": {},
+    "seeds": [],
+    "git": {},
+    "inputs": [],
+    "models": [],
+    "history": [],
+    "warnings": [],
+    "extra": {},
+    "error": None,
 }
 RUN_COLUMNS = (
-    "id", "number", "name", "status", "kind", "start_time", "end_time", "heartbeat", "pid",
-    "hostname", "notebook", "note", "tags", "params", "metrics", "seed", "deterministic",
-    "seeds", "rng_hash", "env_hash", "git", "inputs", "models", "code_hash", "history",
-    "error", "warnings", "extra",
+    "id",
+    "number",
+    "name",
+    "status",
+    "kind",
+    "start_time",
+    "end_time",
+    "heartbeat",
+    "pid",
+    "hostname",
+    "notebook",
+    "note",
+    "tags",
+    "params",
+    "metrics",
+    "seed",
+    "deterministic",
+    "seeds",
+    "rng_hash",
+    "env_hash",
+    "git",
+    "inputs",
+    "models",
+    "code_hash",
+    "history",
+    "error",
+    "warnings",
+    "extra",
 )
 #: A running run whose heartbeat is older than this (seconds), on another host, is crashed.
 STALE_AFTER = 600.0
@@ -119,7 +152,9 @@ class Store:
                 ) from exc
         with translate_sqlite_errors(self.db_path):
             self._conn = sqlite3.connect(
-                str(self.db_path), timeout=config.busy_timeout(), isolation_level=None,
+                str(self.db_path),
+                timeout=config.busy_timeout(),
+                isolation_level=None,
                 check_same_thread=False,
             )
             try:
@@ -199,17 +234,26 @@ class Store:
     # -- runs ---------------------------------------------------------------------------
     def create_run(self, run_id: str, fields: dict[str, Any]) -> int:
         """Insert a new run and return its per-store number."""
-        row = {"id": run_id, "pid": os.getpid(), "hostname": socket.gethostname(),
-               "heartbeat": time.time(), **fields}
+        row = {
+            "id": run_id,
+            "pid": os.getpid(),
+            "hostname": socket.gethostname(),
+            "heartbeat": time.time(),
+            **fields,
+        }
         columns, values = self._encode(row)
         placeholders = ",".join("?" * len(columns))
         with self.transaction() as conn:
-            number = 1 + conn.execute(
-                "SELECT MAX(COALESCE((SELECT MAX(number) FROM runs), 0),"
-                " COALESCE((SELECT value FROM meta WHERE key='last_number'), 0))"
-            ).fetchone()[0]
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_number', ?)",
-                         (number,))
+            number = (
+                1
+                + conn.execute(
+                    "SELECT MAX(COALESCE((SELECT MAX(number) FROM runs), 0),"
+                    " COALESCE((SELECT value FROM meta WHERE key='last_number'), 0))"
+                ).fetchone()[0]
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_number', ?)", (number,)
+            )
             conn.execute(
                 f"INSERT INTO runs (number, {','.join(columns)}) VALUES (?, {placeholders})",
                 (number, *values),
@@ -266,8 +310,13 @@ class Store:
         raise UnknownRunError(ref, self.path)
 
     def list_runs(
-        self, *, name: str | None = None, status: str | None = None, tag: str | None = None,
-        columns: Sequence[str] = RUN_COLUMNS, notebook: str | None = None,
+        self,
+        *,
+        name: str | None = None,
+        status: str | None = None,
+        tag: str | None = None,
+        columns: Sequence[str] = RUN_COLUMNS,
+        notebook: str | None = None,
     ) -> list[tuple[Any, ...]]:
         """Rows of runs, oldest first, filtered; ``name`` may be a glob (``digits/*``)."""
         where, args = [], []
@@ -307,9 +356,7 @@ class Store:
     def mark_crashed(self) -> int:
         """Mark runs left 'running' by a process that no longer exists as 'crashed'."""
         host = socket.gethostname()
-        rows = self._query(
-            "SELECT id, pid, hostname, heartbeat FROM runs WHERE status='running'"
-        )
+        rows = self._query("SELECT id, pid, hostname, heartbeat FROM runs WHERE status='running'")
         dead = []
         now = time.time()
         for run_id, pid, hostname, heartbeat in rows:
@@ -319,8 +366,13 @@ class Store:
             elif heartbeat is not None and now - float(heartbeat) > STALE_AFTER:
                 dead.append(run_id)
         if dead:
-            error = dumps({"type": "Crashed", "message": "the process running this run died "
-                           "before the run finished", "traceback": ""})
+            error = dumps(
+                {
+                    "type": "Crashed",
+                    "message": "the process running this run died before the run finished",
+                    "traceback": "",
+                }
+            )
             with self.transaction() as conn:
                 for run_id in dead:
                     conn.execute(
@@ -332,7 +384,9 @@ class Store:
 
     # -- metrics ------------------------------------------------------------------------
     def append_metrics(
-        self, run_id: str, points: Sequence[tuple[str, int, float, float]],
+        self,
+        run_id: str,
+        points: Sequence[tuple[str, int, float, float]],
         latest: dict[str, float] | None = None,
     ) -> None:
         """Append metric points ``(key, step, value, timestamp)`` and each metric's last value."""
@@ -359,10 +413,13 @@ class Store:
 
     def metric_points(self, run_id: str, key: str) -> list[tuple[int, float]]:
         """``(step, value)`` of one metric of a run, in logging order (for charts)."""
-        return [(int(step), float("nan") if value is None else float(value))
-                for step, value in self._query(
-                    "SELECT step, value FROM metrics WHERE run_id=? AND key=? ORDER BY rowid",
-                    (run_id, key))]
+        return [
+            (int(step), float("nan") if value is None else float(value))
+            for step, value in self._query(
+                "SELECT step, value FROM metrics WHERE run_id=? AND key=? ORDER BY rowid",
+                (run_id, key),
+            )
+        ]
 
     # -- blobs (environment snapshots, code, RNG states) ---------------------------------
     def check_blob_cache(self) -> None:
@@ -398,7 +455,8 @@ class Store:
         if new:
             with self.transaction() as conn:
                 conn.executemany(
-                    "INSERT OR IGNORE INTO blobs (hash, kind, data, created) VALUES (?,?,?,?)", new)
+                    "INSERT OR IGNORE INTO blobs (hash, kind, data, created) VALUES (?,?,?,?)", new
+                )
             self._known_blobs.update(item[0] for item in new)
         return hashes
 
@@ -433,7 +491,7 @@ class Store:
         out: dict[str, bytes] = {}
         unique = list(dict.fromkeys(digests))
         for start in range(0, len(unique), 500):
-            chunk = unique[start:start + 500]
+            chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for digest, data in self._query(
                 f"SELECT hash, data FROM blobs WHERE hash IN ({marks})", chunk
@@ -465,10 +523,12 @@ class Store:
         digest = hasher.hexdigest()
         target = self.artifact_file(digest)
         if not target.exists():
+
             def copy(out: Any) -> None:
                 with open(source, "rb") as fh:
                     for chunk in iter(lambda: fh.read(8 << 20), b""):
                         out.write(chunk)
+
             self._atomic_write(target, copy)
         return digest, size
 
@@ -487,8 +547,9 @@ class Store:
         except OSError as exc:
             raise ArtifactError(f"cannot write artifact into {target.parent}: {exc}") from exc
 
-    def add_artifact(self, run_id: str, name: str, kind: str, digest: str, size: int,
-                     meta: dict[str, Any]) -> None:
+    def add_artifact(
+        self, run_id: str, name: str, kind: str, digest: str, size: int, meta: dict[str, Any]
+    ) -> None:
         with self.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO artifacts (run_id, name, kind, hash, size, meta, created)"
@@ -502,7 +563,8 @@ class Store:
             (name, kind, digest, size, json.loads(meta))
             for name, kind, digest, size, meta in self._query(
                 "SELECT name, kind, hash, size, meta FROM artifacts WHERE run_id=? "
-                "ORDER BY created", (run_id,)
+                "ORDER BY created",
+                (run_id,),
             )
         ]
 
@@ -540,15 +602,17 @@ class Store:
             used.update(h for h in (env_hash, rng_hash, code_hash) if h)
             used.update(entry[1] for entry in json.loads(history))
         removed_blobs = 0
-        all_blobs = [h for (h,) in self._query("SELECT hash FROM blobs WHERE created <= ?",
-                                               (cutoff,))]
+        all_blobs = [
+            h for (h,) in self._query("SELECT hash FROM blobs WHERE created <= ?", (cutoff,))
+        ]
         orphans = [h for h in all_blobs if h not in used]
         if orphans:
             with self.transaction() as conn:
                 conn.executemany("DELETE FROM blobs WHERE hash=?", [(h,) for h in orphans])
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('gc_generation', 1) "
-                    "ON CONFLICT(key) DO UPDATE SET value = value + 1")
+                    "ON CONFLICT(key) DO UPDATE SET value = value + 1"
+                )
             removed_blobs = len(orphans)
             self._known_blobs.clear()
             self._text_hashes.clear()

@@ -48,8 +48,9 @@ class CompareWidget:
     :attr:`view`, :attr:`figures`, :attr:`diff` and :attr:`error`.
     """
 
-    def __init__(self, runs: Any = None, metric: str | None = None, *, store: Any = None,
-                 page_size: int = 25) -> None:
+    def __init__(
+        self, runs: Any = None, metric: str | None = None, *, store: Any = None, page_size: int = 25
+    ) -> None:
         import ipywidgets as W
 
         self._problems: dict[str, str] = {}
@@ -68,33 +69,54 @@ class CompareWidget:
             self._problems["runs"] = "; ".join(self._runs.problems)
 
         self._error = W.HTML("", layout=W.Layout(display="none"))
-        self._name = W.Text(placeholder="name or glob", description="name",
-                            continuous_update=False, layout=W.Layout(width="210px"))
-        self._tag = W.Dropdown(options=[ANY], value=ANY, description="tag",
-                               layout=W.Layout(width="170px"))
-        self._status = W.Dropdown(options=[ANY], value=ANY, description="status",
-                                  layout=W.Layout(width="180px"))
-        self._query_box = W.Text(placeholder="metrics.val_acc > 0.9 and params.lr < 0.01",
-                                 description="query", continuous_update=False,
-                                 layout=W.Layout(flex="1 1 auto", min_width="260px"))
-        self._refresh = W.Button(description="refresh", icon="refresh",
-                                 tooltip="read new runs from the store",
-                                 layout=W.Layout(width="100px"))
-        self._metric = W.Dropdown(options=[], description="metric",
-                                  layout=W.Layout(width="260px"))
+        self._name = W.Text(
+            placeholder="name or glob",
+            description="name",
+            continuous_update=False,
+            layout=W.Layout(width="210px"),
+        )
+        self._tag = W.Dropdown(
+            options=[ANY], value=ANY, description="tag", layout=W.Layout(width="170px")
+        )
+        self._status = W.Dropdown(
+            options=[ANY], value=ANY, description="status", layout=W.Layout(width="180px")
+        )
+        self._query_box = W.Text(
+            placeholder="metrics.val_acc > 0.9 and params.lr < 0.01",
+            description="query",
+            continuous_update=False,
+            layout=W.Layout(flex="1 1 auto", min_width="260px"),
+        )
+        self._refresh = W.Button(
+            description="refresh",
+            icon="refresh",
+            tooltip="read new runs from the store",
+            layout=W.Layout(width="100px"),
+        )
+        self._metric = W.Dropdown(options=[], description="metric", layout=W.Layout(width="260px"))
         self._table = _run_table()
-        self._smoothing = W.FloatSlider(value=0.0, min=0.0, max=0.99, step=0.01,
-                                        description="smoothing", readout_format=".2f",
-                                        continuous_update=False)
-        self._scatter_x = W.Dropdown(options=[], description="x param",
-                                     layout=W.Layout(width="260px"))
+        self._smoothing = W.FloatSlider(
+            value=0.0,
+            min=0.0,
+            max=0.99,
+            step=0.01,
+            description="smoothing",
+            readout_format=".2f",
+            continuous_update=False,
+        )
+        self._scatter_x = W.Dropdown(
+            options=[], description="x param", layout=W.Layout(width="260px")
+        )
         self._unchanged = W.Checkbox(value=False, description="show unchanged", indent=False)
         self._diff_html = W.HTML("", layout=W.Layout(max_height="460px", overflow="auto"))
         self._curves = figures.new_widget(figures.curves_spec([], ""))
         self._parallel = figures.new_widget(figures.parallel_spec(_no_frame(), [], ""))
         self._scatter = figures.new_widget(figures.scatter_spec(_no_frame(), None, ""))
-        for name, fig in (("curves", self._curves), ("parallel", self._parallel),
-                          ("scatter", self._scatter)):
+        for name, fig in (
+            ("curves", self._curves),
+            ("parallel", self._parallel),
+            ("scatter", self._scatter),
+        ):
             fig.add_class(f"nbtrack-{name}")
         self._table.add_class("nbtrack-runtable")
         self._diff_html.add_class("nbtrack-diffpanel")
@@ -102,18 +124,28 @@ class CompareWidget:
         # Figures have fixed widths (see figures.WIDTH): a plotly widget sized by its
         # container can render at its default size before the container is laid out.
         row = {"layout": W.Layout(flex_flow="row wrap", align_items="flex-start")}
-        self.widget = W.VBox([
-            W.HTML(f"<style>{render.CSS}</style>"),
-            self._error,
-            W.HBox([self._name, self._tag, self._status, self._query_box, self._refresh],
-                   layout=W.Layout(flex_flow="row wrap")),
-            self._metric,
-            self._table,
-            W.HBox([W.VBox([self._smoothing, self._curves]),
-                    W.VBox([self._scatter_x, self._scatter])], **row),
-            W.Box([self._parallel], layout=W.Layout(overflow="auto", width="100%")),
-            W.VBox([W.HTML("<b>diff</b>"), self._unchanged, self._diff_html]),
-        ], layout=W.Layout(width="auto"))
+        self.widget = W.VBox(
+            [
+                W.HTML(f"<style>{render.CSS}</style>"),
+                self._error,
+                W.HBox(
+                    [self._name, self._tag, self._status, self._query_box, self._refresh],
+                    layout=W.Layout(flex_flow="row wrap"),
+                ),
+                self._metric,
+                self._table,
+                W.HBox(
+                    [
+                        W.VBox([self._smoothing, self._curves]),
+                        W.VBox([self._scatter_x, self._scatter]),
+                    ],
+                    **row,
+                ),
+                W.Box([self._parallel], layout=W.Layout(overflow="auto", width="100%")),
+                W.VBox([W.HTML("<b>diff</b>"), self._unchanged, self._diff_html]),
+            ],
+            layout=W.Layout(width="auto"),
+        )
         self.widget.add_class("nbtrack-compare")
 
         self._show_problems()
@@ -139,8 +171,10 @@ class CompareWidget:
 
     def __repr__(self) -> str:
         count = 0 if self._view is None else len(self._view)
-        return (f"<nbtrack compare: {count} runs shown, selected {self.selected}, "
-                f"metric {self.metric!r}{', error: ' + self.error if self.error else ''}>")
+        return (
+            f"<nbtrack compare: {count} runs shown, selected {self.selected}, "
+            f"metric {self.metric!r}{', error: ' + self.error if self.error else ''}>"
+        )
 
     # -- the public, scriptable state -----------------------------------------------------------
     @property
@@ -166,8 +200,9 @@ class CompareWidget:
         if isinstance(refs, (int, str)):
             refs = [refs]
         numbers, unknown = self._runs.resolve_numbers(refs)
-        self._set_problem("select", f"not among the compared runs: {', '.join(unknown)}"
-                          if unknown else None)
+        self._set_problem(
+            "select", f"not among the compared runs: {', '.join(unknown)}" if unknown else None
+        )
         self._table.selected = numbers
 
     @property
@@ -268,8 +303,11 @@ class CompareWidget:
         column = value if value.startswith("params.") else f"params.{value}"
         options = [v for _, v in self._scatter_x.options]
         if column not in options:
-            self._set_problem("scatter", f"no param {value!r}; params: "
-                              + ", ".join(o[len('params.'):] for o in options[:15]))
+            self._set_problem(
+                "scatter",
+                f"no param {value!r}; params: "
+                + ", ".join(o[len("params.") :] for o in options[:15]),
+            )
             return
         self._set_problem("scatter", None)
         self._scatter_x.value = column
@@ -324,15 +362,28 @@ class CompareWidget:
         include: Any = True if plotlyjs == "inline" else "cdn"
         parts = []
         for key, fig in self.figures.items():
-            parts.append(f"<div class='figure {key}'>"
-                         + fig.to_html(full_html=False, include_plotlyjs=include) + "</div>")
+            parts.append(
+                f"<div class='figure {key}'>"
+                + fig.to_html(full_html=False, include_plotlyjs=include)
+                + "</div>"
+            )
             include = False
         view = self._view if self._view is not None else _no_frame()
         columns = self._runs.columns if self._runs is not None else []
         best = best_numbers(view, [c for c in columns if c.startswith("metrics.")])
-        filters = ", ".join(f"{k}={v!r}" for k, v in (
-            ("name", self.name_filter), ("tag", self.tag), ("status", self.status),
-            ("query", self.query)) if v) or "none"
+        filters = (
+            ", ".join(
+                f"{k}={v!r}"
+                for k, v in (
+                    ("name", self.name_filter),
+                    ("tag", self.tag),
+                    ("status", self.status),
+                    ("query", self.query),
+                )
+                if v
+            )
+            or "none"
+        )
         page = (
             "<!doctype html><html><head><meta charset='utf-8'><title>nbtrack compare</title>"
             f"<style>{render.CSS} body{{font-family:sans-serif;font-size:12px}} "
@@ -344,8 +395,10 @@ class CompareWidget:
             + (f"<p class='nbtrack-error'>{html.escape(self.error)}</p>" if self.error else "")
             + render.static_table(view, columns, best, self.selected)
             + "".join(parts)
-            + "<h3>diff</h3>" + (self.diff_html or "<p>select two runs to diff them</p>")
-            + "</body></html>")
+            + "<h3>diff</h3>"
+            + (self.diff_html or "<p>select two runs to diff them</p>")
+            + "</body></html>"
+        )
         target.write_text(page, encoding="utf-8")
         return target
 
@@ -359,8 +412,9 @@ class CompareWidget:
 
     def _show_problems(self) -> None:
         text = self.error
-        self._error.value = (f"<div class='nbtrack-error'>nbtrack: {html.escape(text)}</div>"
-                             if text else "")
+        self._error.value = (
+            f"<div class='nbtrack-error'>nbtrack: {html.escape(text)}</div>" if text else ""
+        )
         self._error.layout.display = "block" if text else "none"
 
     def _set_choice(self, dropdown: Any, value: str | None, what: str) -> None:
@@ -376,8 +430,11 @@ class CompareWidget:
         if runs is None:
             return
         if runs.empty and "runs" not in self._problems:
-            self._set_problem("empty", f"no runs to compare in the store at {runs.store.path}; "
-                              "track a cell with %%track or nbtrack.run(), then refresh()")
+            self._set_problem(
+                "empty",
+                f"no runs to compare in the store at {runs.store.path}; "
+                "track a cell with %%track or nbtrack.run(), then refresh()",
+            )
         else:
             self._set_problem("empty", None)
         self._busy = True
@@ -403,12 +460,14 @@ class CompareWidget:
             self._metric.value = choice
             params = runs.param_columns
             previous = self._scatter_x.value
-            self._scatter_x.options = [(p[len("params."):], p) for p in params]
-            self._scatter_x.value = previous if previous in params else (
-                params[0] if params else None)
+            self._scatter_x.options = [(p[len("params.") :], p) for p in params]
+            self._scatter_x.value = (
+                previous if previous in params else (params[0] if params else None)
+            )
             self._table.columns = [
                 {"key": c, "label": render.column_label(c)[1], "group": render.column_label(c)[0]}
-                for c in runs.columns]
+                for c in runs.columns
+            ]
             still = [n for n in self._table.selected if n in set(runs.numbers())]
             if still != list(self._table.selected):
                 self._table.selected = still
@@ -420,9 +479,14 @@ class CompareWidget:
         if runs is None:
             self._view = _no_frame()
             return
-        self._view = runs.view(name=self.name_filter, tag=self.tag, status=self.status,
-                               query=self._query, sort_by=self._table.sort_by,
-                               ascending=self._table.ascending)
+        self._view = runs.view(
+            name=self.name_filter,
+            tag=self.tag,
+            status=self.status,
+            query=self._query,
+            sort_by=self._table.sort_by,
+            ascending=self._table.ascending,
+        )
 
     def _update_all(self) -> None:
         self._compute_view()
@@ -446,14 +510,15 @@ class CompareWidget:
         page = min(table.page, count - 1)
         start = page * self.page_size
         best = self._best()
-        rows = render.table_rows(view.iloc[start:start + self.page_size], columns, best)
+        rows = render.table_rows(view.iloc[start : start + self.page_size], columns, best)
         total = len(runs.frame) if runs is not None else 0
         chosen = len(table.selected)
         hidden = len(set(table.selected) - set(view["number"].tolist())) if len(view) else chosen
         summary = f"{len(view)} of {total} runs"
         if chosen:
-            summary += f" · {chosen} selected" + (f" ({hidden} hidden by the filters)"
-                                                   if hidden else "")
+            summary += f" · {chosen} selected" + (
+                f" ({hidden} hidden by the filters)" if hidden else ""
+            )
         metric = self.metric
         best_run = best.get(metric_column(metric), -1) if metric else -1
         with table.hold_trait_notifications():
@@ -462,7 +527,7 @@ class CompareWidget:
             table.rows = rows
             table.best_run = best_run
             table.summary = summary
-            table.empty_message = ("no runs match the filters" if total else "no runs yet")
+            table.empty_message = "no runs match the filters" if total else "no runs yet"
 
     def _curve_runs(self) -> tuple[list[int], str]:
         """The runs whose curves are drawn: the selection, else the best few shown."""
@@ -475,7 +540,8 @@ class CompareWidget:
         from nbtrack.query import lower_is_better
 
         ranked = view.dropna(subset=[column]).sort_values(
-            column, ascending=lower_is_better(metric), kind="stable")
+            column, ascending=lower_is_better(metric), kind="stable"
+        )
         numbers = [int(n) for n in ranked["number"].head(DEFAULT_CURVES).tolist()]
         return numbers, f"best {len(numbers)} shown (select runs to compare)"
 
@@ -505,7 +571,9 @@ class CompareWidget:
         else:
             frame = self.view
             title = f"params → {metric} (all {len(frame)} shown runs; select to narrow)"
-        figures.apply(self._parallel, figures.parallel_spec(frame, runs.param_columns, metric, title))
+        figures.apply(
+            self._parallel, figures.parallel_spec(frame, runs.param_columns, metric, title)
+        )
 
     def _draw_scatter(self) -> None:
         runs, metric = self._runs, self.metric
@@ -513,16 +581,20 @@ class CompareWidget:
             figures.apply(self._scatter, figures.scatter_spec(_no_frame(), None, ""))
             return
         best = self._best().get(metric_column(metric))
-        figures.apply(self._scatter, figures.scatter_spec(
-            self.view, self.scatter_param, metric, self.selected, best))
+        figures.apply(
+            self._scatter,
+            figures.scatter_spec(self.view, self.scatter_param, metric, self.selected, best),
+        )
 
     def _draw_diff(self) -> None:
         selected = self.selected
         runs = self._runs
         if runs is None or len(selected) < 2:
             self._diff, self._diff_key = None, None
-            self._diff_html.value = ("<div style='color:#57606a'>select two runs to see what "
-                                     "differs: params, seeds, environment, inputs, code</div>")
+            self._diff_html.value = (
+                "<div style='color:#57606a'>select two runs to see what "
+                "differs: params, seeds, environment, inputs, code</div>"
+            )
             return
         key = (selected[0], selected[1])
         if key != self._diff_key:
@@ -531,18 +603,23 @@ class CompareWidget:
             try:
                 self._diff = diff_records(
                     load_record(runs.store, str(runs.row(key[0])["id"])),
-                    load_record(runs.store, str(runs.row(key[1])["id"])))
+                    load_record(runs.store, str(runs.row(key[1])["id"])),
+                )
                 self._diff_key = key
                 self._set_problem("diff", None)
             except NbtrackError as exc:
                 self._set_problem("diff", f"cannot diff #{key[0]} and #{key[1]}: {exc}")
                 return
         assert self._diff is not None
-        note = ("" if len(selected) == 2 else
-                f"<div style='color:#57606a'>diffing the first two of {len(selected)} "
-                "selected runs</div>")
-        self._diff_html.value = note + render.diff_html(self._diff,
-                                                        show_unchanged=self.show_unchanged)
+        note = (
+            ""
+            if len(selected) == 2
+            else f"<div style='color:#57606a'>diffing the first two of {len(selected)} "
+            "selected runs</div>"
+        )
+        self._diff_html.value = note + render.diff_html(
+            self._diff, show_unchanged=self.show_unchanged
+        )
 
     # -- observers ------------------------------------------------------------------------
     def _on_filter(self, _: Any) -> None:
@@ -616,7 +693,8 @@ def _no_frame() -> pandas.DataFrame:
     return pd.DataFrame({"number": [], "name": [], "status": []})
 
 
-def compare(runs: Any = None, metric: str | None = None, *, store: Any = None,
-            page_size: int = 25) -> CompareWidget:
+def compare(
+    runs: Any = None, metric: str | None = None, *, store: Any = None, page_size: int = 25
+) -> CompareWidget:
     """The compare widget (see :func:`nbtrack.compare`)."""
     return CompareWidget(runs, metric, store=store, page_size=page_size)

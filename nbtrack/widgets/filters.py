@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 #: Longest query text accepted; keeps the parser far from its recursion limit.
 MAX_QUERY_LENGTH = 2000
 
-ALLOWED = ("comparisons (== != < <= > >= in, not in), and/or/not, numbers, strings, "
-           "lists, and column names such as metrics.val_acc or params.lr")
+ALLOWED = (
+    "comparisons (== != < <= > >= in, not in), and/or/not, numbers, strings, "
+    "lists, and column names such as metrics.val_acc or params.lr"
+)
 
 
 class QueryError(UsageError):
@@ -44,11 +46,23 @@ class Column:
 
 
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-    ast.Gt: operator.gt, ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
 }
-_SYMBOLS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">",
-            ast.GtE: ">=", ast.In: "in", ast.NotIn: "not in"}
+_SYMBOLS = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+}
 
 
 _dotted = dotted_name
@@ -67,17 +81,23 @@ class _Checker:
         if dotted in self.known:
             return Column(dotted)
         # A bare key is accepted when it names exactly one param or metric.
-        matches = [c for c in self.columns
-                   if c in (f"params.{dotted}", f"metrics.{dotted}")]
+        matches = [c for c in self.columns if c in (f"params.{dotted}", f"metrics.{dotted}")]
         if len(matches) == 1:
             return Column(matches[0])
         if len(matches) > 1:
-            raise QueryError(f"{dotted!r} is both a param and a metric; write "
-                             f"{' or '.join(matches)}")
+            raise QueryError(
+                f"{dotted!r} is both a param and a metric; write {' or '.join(matches)}"
+            )
         close = [c for c in self.columns if c.split(".")[-1] == dotted.split(".")[-1]]
-        hint = f"; did you mean {', '.join(close)}?" if close else (
-            "; columns are " + ", ".join(self.columns[:12])
-            + (", …" if len(self.columns) > 12 else ""))
+        hint = (
+            f"; did you mean {', '.join(close)}?"
+            if close
+            else (
+                "; columns are "
+                + ", ".join(self.columns[:12])
+                + (", …" if len(self.columns) > 12 else "")
+            )
+        )
         raise QueryError(f"unknown column {dotted!r} in the query{hint}")
 
     def check(self, node: ast.AST) -> Any:
@@ -114,8 +134,10 @@ class _Checker:
         if isinstance(node, (ast.Name, ast.Attribute)):
             dotted = _dotted(node)
             if dotted is None:
-                raise QueryError(f"attribute access is only for column names such as "
-                                 f"metrics.val_acc; use {ALLOWED}")
+                raise QueryError(
+                    f"attribute access is only for column names such as "
+                    f"metrics.val_acc; use {ALLOWED}"
+                )
             return ("col", self.resolve(dotted))
         if isinstance(node, ast.Call):
             raise QueryError(f"function calls are not allowed in a query; use {ALLOWED}")
@@ -162,14 +184,17 @@ def parse_query(text: str, columns: Sequence[str]) -> RunQuery | None:
     if not text:
         return None
     if len(text) > MAX_QUERY_LENGTH:
-        raise QueryError(f"the query is {len(text)} characters long; the limit is "
-                         f"{MAX_QUERY_LENGTH}")
+        raise QueryError(
+            f"the query is {len(text)} characters long; the limit is {MAX_QUERY_LENGTH}"
+        )
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         where = f" at column {exc.offset}" if exc.offset else ""
-        raise QueryError(f"the query is not valid{where}: {exc.msg}; example: "
-                         "metrics.val_acc > 0.9 and params.lr < 0.01") from None
+        raise QueryError(
+            f"the query is not valid{where}: {exc.msg}; example: "
+            "metrics.val_acc > 0.9 and params.lr < 0.01"
+        ) from None
     except (RecursionError, MemoryError, ValueError):
         raise QueryError("the query is too deeply nested") from None
     try:
@@ -180,6 +205,7 @@ def parse_query(text: str, columns: Sequence[str]) -> RunQuery | None:
 
 
 # -- evaluation over a DataFrame --------------------------------------------------------------
+
 
 def _evaluate(node: Any, frame: pandas.DataFrame) -> Any:
     kind = node[0]
@@ -261,8 +287,9 @@ def _compare(op: type[ast.cmpop], left: Any, right: Any, frame: pandas.DataFrame
         return fn(left, right).fillna(False).astype(bool) & left.notna() & right.notna()
     lvals = left.tolist() if left_series else [left] * len(frame)
     rvals = right.tolist() if right_series else [right] * len(frame)
-    return pd.Series([_safe_op(fn, a, b) for a, b in zip(lvals, rvals)], index=frame.index,
-                     dtype=bool)
+    return pd.Series(
+        [_safe_op(fn, a, b) for a, b in zip(lvals, rvals)], index=frame.index, dtype=bool
+    )
 
 
 def numeric(value: Any) -> bool:
@@ -280,8 +307,11 @@ def _contains(left: Any, right: Any, frame: pandas.DataFrame) -> pandas.Series:
     if isinstance(right, list):
         if isinstance(left, pd.Series):
             wanted = list(right)
-            return left.map(lambda v: not _missing(v) and any(
-                v == w and isinstance(v, bool) == isinstance(w, bool) for w in wanted)
+            return left.map(
+                lambda v: (
+                    not _missing(v)
+                    and any(v == w and isinstance(v, bool) == isinstance(w, bool) for w in wanted)
+                )
             ).astype(bool)
         return pd.Series(left in right, index=frame.index, dtype=bool)
     if isinstance(right, pd.Series):
@@ -296,8 +326,9 @@ def _contains(left: Any, right: Any, frame: pandas.DataFrame) -> pandas.Series:
                 return item in container
             return False
 
-        return pd.Series([member(a, b) for a, b in zip(lvals, right.tolist())],
-                         index=frame.index, dtype=bool)
+        return pd.Series(
+            [member(a, b) for a, b in zip(lvals, right.tolist())], index=frame.index, dtype=bool
+        )
     if isinstance(right, str) and not isinstance(left, pd.Series):
         return pd.Series(isinstance(left, str) and left in right, index=frame.index, dtype=bool)
     if isinstance(right, str):
@@ -307,6 +338,7 @@ def _contains(left: Any, right: Any, frame: pandas.DataFrame) -> pandas.Series:
 
 # -- the simple filters ---------------------------------------------------------------------
 
+
 def name_mask(frame: pandas.DataFrame, pattern: str) -> pandas.Series:
     """Runs whose name matches ``pattern``: a glob (``digits/*``) or else a substring."""
     import fnmatch
@@ -314,8 +346,11 @@ def name_mask(frame: pandas.DataFrame, pattern: str) -> pandas.Series:
     import pandas as pd
 
     pattern = (pattern or "").strip()
-    names = frame["name"].fillna("").astype(str) if "name" in frame else pd.Series(
-        "", index=frame.index)
+    names = (
+        frame["name"].fillna("").astype(str)
+        if "name" in frame
+        else pd.Series("", index=frame.index)
+    )
     if not pattern:
         return pd.Series(True, index=frame.index, dtype=bool)
     if any(ch in pattern for ch in "*?["):

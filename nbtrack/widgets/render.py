@@ -27,7 +27,7 @@ def column_label(column: str) -> tuple[str, str]:
     """``(group, label)`` for a frame column: ``("params", "lr")`` for ``params.lr``."""
     for group in ("params", "metrics"):
         if column.startswith(group + "."):
-            return group, column[len(group) + 1:]
+            return group, column[len(group) + 1 :]
     labels = {"number": "#", "start_time": "started", "duration": "duration"}
     return "", labels.get(column, column)
 
@@ -50,8 +50,9 @@ def format_cell(column: str, value: Any) -> str:
     return fmt_value(value, 28)
 
 
-def table_rows(view: pandas.DataFrame, columns: Sequence[str],
-               best: dict[str, int]) -> list[dict[str, Any]]:
+def table_rows(
+    view: pandas.DataFrame, columns: Sequence[str], best: dict[str, int]
+) -> list[dict[str, Any]]:
     """Rows for the table widget: the formatted cells and which cells hold a best value."""
     rows = []
     records = view[list(columns)].to_dict("list") if len(view) else {c: [] for c in columns}
@@ -59,18 +60,30 @@ def table_rows(view: pandas.DataFrame, columns: Sequence[str],
     statuses = view["status"].tolist() if len(view) else []
     for i, number in enumerate(numbers):
         cells = [format_cell(c, records[c][i]) for c in columns]
-        rows.append({"number": number, "cells": cells, "status": str(statuses[i]),
-                     "best": [j for j, c in enumerate(columns) if best.get(c) == number]})
+        rows.append(
+            {
+                "number": number,
+                "cells": cells,
+                "status": str(statuses[i]),
+                "best": [j for j, c in enumerate(columns) if best.get(c) == number],
+            }
+        )
     return rows
 
 
-def static_table(view: pandas.DataFrame, columns: Sequence[str], best: dict[str, int],
-                 selected: Sequence[int] = ()) -> str:
+def static_table(
+    view: pandas.DataFrame,
+    columns: Sequence[str],
+    best: dict[str, int],
+    selected: Sequence[int] = (),
+) -> str:
     """The filtered runs as one HTML table (for ``save_html``), best values in bold green."""
     head = "".join(f"<th>{html.escape(column_label(c)[1])}</th>" for c in columns)
     names = [column_label(c)[0] for c in columns]
-    groups = "".join(f"<th>{html.escape(g if i == 0 or names[i - 1] != g else '')}</th>"
-                     for i, g in enumerate(names))
+    groups = "".join(
+        f"<th>{html.escape(g if i == 0 or names[i - 1] != g else '')}</th>"
+        for i, g in enumerate(names)
+    )
     chosen = set(selected)
     body = []
     for row in table_rows(view, columns, best):
@@ -80,19 +93,25 @@ def static_table(view: pandas.DataFrame, columns: Sequence[str], best: dict[str,
             cells.append(f"<td{style}>{html.escape(text)}</td>")
         cls = " class='selected'" if row["number"] in chosen else ""
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
-    return (f"<table class='nbtrack-runs'><thead><tr class='groups'>{groups}</tr>"
-            f"<tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+    return (
+        f"<table class='nbtrack-runs'><thead><tr class='groups'>{groups}</tr>"
+        f"<tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
 
 
 def _diff_row(key: str, a: Any, b: Any, changed: bool) -> str:
     if not changed:
-        return (f"<tr class='same'><td><code>{html.escape(key)}</code></td>"
-                f"<td colspan='2' style='color:{MUTED}'>{html.escape(fmt_value(a, 60))}</td></tr>")
+        return (
+            f"<tr class='same'><td><code>{html.escape(key)}</code></td>"
+            f"<td colspan='2' style='color:{MUTED}'>{html.escape(fmt_value(a, 60))}</td></tr>"
+        )
     left = REMOVED if a != ABSENT else CHANGED
     right = ADDED if b != ABSENT else CHANGED
-    return (f"<tr class='changed'><td><code>{html.escape(key)}</code></td>"
-            f"<td style='background:{left}'>{html.escape(fmt_value(a, 60))}</td>"
-            f"<td style='background:{right}'>{html.escape(fmt_value(b, 60))}</td></tr>")
+    return (
+        f"<tr class='changed'><td><code>{html.escape(key)}</code></td>"
+        f"<td style='background:{left}'>{html.escape(fmt_value(a, 60))}</td>"
+        f"<td style='background:{right}'>{html.escape(fmt_value(b, 60))}</td></tr>"
+    )
 
 
 def diff_html(d: RunDiff, *, show_unchanged: bool = False) -> str:
@@ -110,12 +129,19 @@ def diff_html(d: RunDiff, *, show_unchanged: bool = False) -> str:
     unchanged: dict[str, dict[str, Any]] = {}
     if show_unchanged:
         unchanged = {
-            "params": {k: a.params[k] for k in a.params
-                       if k in b.params and a.params[k] == b.params[k]},
-            "metrics": {k: a.metrics[k] for k in a.metrics
-                        if k in b.metrics and a.metrics[k] == b.metrics[k]},
-            "seeds": {k: v for k, v in (("seed", a.seed), ("deterministic", a.deterministic))
-                      if v == (b.seed if k == "seed" else b.deterministic)},
+            "params": {
+                k: a.params[k] for k in a.params if k in b.params and a.params[k] == b.params[k]
+            },
+            "metrics": {
+                k: a.metrics[k]
+                for k in a.metrics
+                if k in b.metrics and a.metrics[k] == b.metrics[k]
+            },
+            "seeds": {
+                k: v
+                for k, v in (("seed", a.seed), ("deterministic", a.deterministic))
+                if v == (b.seed if k == "seed" else b.deterministic)
+            },
         }
     any_rows = False
     for section, rows in d.sections.items():
@@ -123,8 +149,10 @@ def diff_html(d: RunDiff, *, show_unchanged: bool = False) -> str:
         if not rows and not same:
             continue
         any_rows = True
-        parts.append(f"<tbody><tr><th colspan='3' class='section'>{html.escape(section)}"
-                     f"{'' if rows else ' (no differences)'}</th></tr>")
+        parts.append(
+            f"<tbody><tr><th colspan='3' class='section'>{html.escape(section)}"
+            f"{'' if rows else ' (no differences)'}</th></tr>"
+        )
         merged = [(k, va, vb, True) for k, va, vb in rows]
         merged += [(k, v, v, False) for k, v in same.items()]
         merged.sort(key=lambda r: str(r[0]))
@@ -135,15 +163,24 @@ def diff_html(d: RunDiff, *, show_unchanged: bool = False) -> str:
         any_rows = True
         lines = []
         for line in d.code_diff.splitlines():
-            colour = (ADDED if line.startswith("+") and not line.startswith("+++") else
-                      REMOVED if line.startswith("-") and not line.startswith("---") else "")
+            colour = (
+                ADDED
+                if line.startswith("+") and not line.startswith("+++")
+                else REMOVED
+                if line.startswith("-") and not line.startswith("---")
+                else ""
+            )
             style = f" style='background:{colour}'" if colour else ""
             lines.append(f"<div{style}>{html.escape(line) or '&nbsp;'}</div>")
-        parts.append("<div class='section'><b>code</b></div>"
-                     f"<pre class='nbtrack-codediff'>{''.join(lines)}</pre>")
+        parts.append(
+            "<div class='section'><b>code</b></div>"
+            f"<pre class='nbtrack-codediff'>{''.join(lines)}</pre>"
+        )
     if not any_rows:
-        parts.append(f"<div style='color:{MUTED}'>runs #{a.number} and #{b.number} differ in "
-                     "nothing compared (params, seeds, environment, inputs, code)</div>")
+        parts.append(
+            f"<div style='color:{MUTED}'>runs #{a.number} and #{b.number} differ in "
+            "nothing compared (params, seeds, environment, inputs, code)</div>"
+        )
     parts.append("</div>")
     return "".join(parts)
 

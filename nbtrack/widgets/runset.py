@@ -75,8 +75,10 @@ class RunSet:
             elif "number" in runs.columns:
                 refs = runs["number"].tolist()
             else:
-                self.problems.append("the DataFrame has neither an 'id' nor a 'number' "
-                                     "column; pass nbtrack.runs() or a list of run refs")
+                self.problems.append(
+                    "the DataFrame has neither an 'id' nor a 'number' "
+                    "column; pass nbtrack.runs() or a list of run refs"
+                )
                 return []
         elif isinstance(runs, (str, int)):
             refs = [runs]
@@ -84,8 +86,10 @@ class RunSet:
             try:
                 refs = list(runs)
             except TypeError:
-                self.problems.append(f"cannot compare a {type(runs).__name__}; pass "
-                                     "nbtrack.runs(...) or a list of run numbers or ids")
+                self.problems.append(
+                    f"cannot compare a {type(runs).__name__}; pass "
+                    "nbtrack.runs(...) or a list of run numbers or ids"
+                )
                 return []
         ids: list[str] = []
         unknown: list[str] = []
@@ -97,7 +101,8 @@ class RunSet:
         if unknown:
             self.problems.append(
                 f"no run matches {', '.join(unknown[:10])}{' …' if len(unknown) > 10 else ''}"
-                f" in the store at {self.store.path}")
+                f" in the store at {self.store.path}"
+            )
         return list(dict.fromkeys(ids))
 
     def _empty(self) -> pandas.DataFrame:
@@ -132,8 +137,7 @@ class RunSet:
     @property
     def metrics(self) -> list[str]:
         """Metric names (without the ``metrics.`` prefix) that at least one run has."""
-        return [c[len("metrics."):] for c in self.metric_columns
-                if self.frame[c].notna().any()]
+        return [c[len("metrics.") :] for c in self.metric_columns if self.frame[c].notna().any()]
 
     @property
     def columns(self) -> list[str]:
@@ -170,9 +174,16 @@ class RunSet:
         return found, unknown
 
     # -- the view: filter, sort, page --------------------------------------------------------
-    def view(self, *, name: str = "", tag: str | None = None, status: str | None = None,
-             query: RunQuery | None = None, sort_by: str | None = None,
-             ascending: bool = True) -> pandas.DataFrame:
+    def view(
+        self,
+        *,
+        name: str = "",
+        tag: str | None = None,
+        status: str | None = None,
+        query: RunQuery | None = None,
+        sort_by: str | None = None,
+        ascending: bool = True,
+    ) -> pandas.DataFrame:
         """The runs passing the filters, sorted; the index stays the frame's row index."""
         from nbtrack.widgets.filters import name_mask, status_mask, tag_mask
 
@@ -211,7 +222,7 @@ class RunSet:
         """The ``metric`` curve of each run in ``numbers`` that logged it."""
         import numpy as np
 
-        key = metric_column(metric)[len("metrics."):]
+        key = metric_column(metric)[len("metrics.") :]
         out = []
         for number in numbers:
             if number not in self._by_number:
@@ -220,8 +231,14 @@ class RunSet:
             if not steps:
                 continue
             row = self.row(number)
-            out.append(Curve(number, run_label(number, row.get("name")),
-                             np.asarray(steps, dtype=float), np.asarray(values, dtype=float)))
+            out.append(
+                Curve(
+                    number,
+                    run_label(number, row.get("name")),
+                    np.asarray(steps, dtype=float),
+                    np.asarray(values, dtype=float),
+                )
+            )
         return out
 
 
@@ -237,8 +254,7 @@ def sort_frame(frame: pandas.DataFrame, column: str, ascending: bool = True) -> 
     """``frame`` sorted by ``column``; numbers before strings before missing values."""
     series = frame[column]
     if series.dtype.kind in "iufmM" or str(series.dtype).startswith("datetime"):
-        return frame.sort_values(column, ascending=ascending, na_position="last",
-                                 kind="stable")
+        return frame.sort_values(column, ascending=ascending, na_position="last", kind="stable")
     keys = [_sort_key(v) for v in series.tolist()]
     present = [i for i, k in enumerate(keys) if k[0] < 3]
     missing = [i for i, k in enumerate(keys) if k[0] == 3]
@@ -295,11 +311,16 @@ def ema(values: numpy.ndarray, smoothing: float) -> numpy.ndarray:
 
 def check_metric(runset: RunSet, metric: str) -> str:
     """The metric name (no prefix) if some run has it, else a one-line :class:`NbtrackError`."""
-    name = metric_column(str(metric))[len("metrics."):]
+    name = metric_column(str(metric))[len("metrics.") :]
     known = runset.metrics
     if name not in known:
         listed = ", ".join(known[:15]) + (" …" if len(known) > 15 else "")
-        raise NbtrackError(f"no run here logged the metric {name!r}; "
-                           + (f"logged metrics: {listed}" if known else "these runs logged no "
-                              "metrics (log some with track.log(...))"))
+        raise NbtrackError(
+            f"no run here logged the metric {name!r}; "
+            + (
+                f"logged metrics: {listed}"
+                if known
+                else "these runs logged no metrics (log some with track.log(...))"
+            )
+        )
     return name

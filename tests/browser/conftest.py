@@ -36,9 +36,16 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = os.environ.get("NBTRACK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 #: Flags checked on this project's machines (docs: LABEXTENSION.md).
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 LAB_START_TIMEOUT = 60.0
 
 
@@ -70,8 +77,11 @@ class JupyterLab:
 
         nb = nbformat.v4.new_notebook()
         nb.cells = [nbformat.v4.new_code_cell(src) for src in sources]
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                     "language": "python"}
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
         path = self.root / name
         nbformat.write(nb, path)
         return path
@@ -96,20 +106,44 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab
     tracker = config / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
     tracker.mkdir(parents=True)
     (tracker / "tracker.jupyterlab-settings").write_text(
-        json.dumps({"autoStartDefaultKernel": True}))
+        json.dumps({"autoStartDefaultKernel": True})
+    )
     port, token = _free_port(), "nbtrack-browser-tests"
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_RUNTIME_DIR": str(runtime),
-           "NBTRACK_STORE": str(store), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(config),
+        "JUPYTER_RUNTIME_DIR": str(runtime),
+        "NBTRACK_STORE": str(store),
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("JUPYTER_PATH", None)
     log = base / "jupyter-lab.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser",
-             "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
-             f"--ServerApp.root_dir={root}"],
-            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
-    lab = JupyterLab(url=f"http://127.0.0.1:{port}/", token=token, root=root, store=store,
-                     log=log, process=process)
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--allow-root",
+                "--no-browser",
+                "--ip=127.0.0.1",
+                f"--port={port}",
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={root}",
+            ],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    lab = JupyterLab(
+        url=f"http://127.0.0.1:{port}/",
+        token=token,
+        root=root,
+        store=store,
+        log=log,
+        process=process,
+    )
     deadline = time.monotonic() + LAB_START_TIMEOUT
     while True:
         if process.poll() is not None:
@@ -120,8 +154,10 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             if time.monotonic() > deadline:
                 process.terminate()
-                pytest.fail(f"jupyter lab did not answer within {LAB_START_TIMEOUT:.0f} s:\n"
-                            f"{lab.log_tail()}")
+                pytest.fail(
+                    f"jupyter lab did not answer within {LAB_START_TIMEOUT:.0f} s:\n"
+                    f"{lab.log_tail()}"
+                )
             time.sleep(0.25)
     try:
         yield lab
@@ -149,18 +185,24 @@ class _SharedChromium:
     def get(self) -> Any:
         if self._browser is None:
             if not Path(CHROMIUM).exists():
-                pytest.fail(f"Chromium not found at {CHROMIUM}: install it (apt-get install -y "
-                            "--no-install-recommends chromium fonts-dejavu-core) or set "
-                            "NBTRACK_CHROMIUM; browser tests never skip silently",
-                            pytrace=False)
+                pytest.fail(
+                    f"Chromium not found at {CHROMIUM}: install it (apt-get install -y "
+                    "--no-install-recommends chromium fonts-dejavu-core) or set "
+                    "NBTRACK_CHROMIUM; browser tests never skip silently",
+                    pytrace=False,
+                )
             try:
                 from playwright.sync_api import sync_playwright
             except ImportError:
-                pytest.fail("Python playwright is missing: pip install playwright (no browser "
-                            "download is needed: the system Chromium is used)", pytrace=False)
+                pytest.fail(
+                    "Python playwright is missing: pip install playwright (no browser "
+                    "download is needed: the system Chromium is used)",
+                    pytrace=False,
+                )
             self._playwright = sync_playwright().start()
-            self._browser = self._playwright.chromium.launch(executable_path=CHROMIUM,
-                                                             args=CHROMIUM_ARGS)
+            self._browser = self._playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS
+            )
         return self._browser
 
     def stop(self) -> None:
@@ -219,7 +261,8 @@ class LabPage:
             " const name = document.querySelector('.jp-NotebookPanel .jp-KernelName');"
             " return s && s.getAttribute('data-status') === 'idle' && name"
             " && !/No Kernel|Select Kernel/.test(name.textContent); }",
-            timeout=timeout * 1000)
+            timeout=timeout * 1000,
+        )
 
     def run_all_cells(self) -> None:
         """Run menu → Run All Cells."""
@@ -236,12 +279,18 @@ class LabPage:
                 const done = prompts.slice(0, count)
                     .filter(p => /\\[\\d+\\]/.test(p.textContent)).length;
                 return done >= count && !prompts.some(p => p.textContent.includes('*'));
-            }""", arg=count, timeout=timeout * 1000)
+            }""",
+            arg=count,
+            timeout=timeout * 1000,
+        )
 
     def cell_output(self, index: int) -> Any:
         """The output area of code cell ``index`` (from 0)."""
-        return self.page.locator(".jp-NotebookPanel .jp-CodeCell").nth(index).locator(
-            ".jp-Cell-outputArea")
+        return (
+            self.page.locator(".jp-NotebookPanel .jp-CodeCell")
+            .nth(index)
+            .locator(".jp-Cell-outputArea")
+        )
 
     def screenshot(self, name: str, locator: Any = None) -> Path:
         """Save a PNG under ``test-artifacts/`` (the page, or just ``locator``)."""

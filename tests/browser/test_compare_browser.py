@@ -56,8 +56,10 @@ def test_compare_renders_table_parallel_coordinates_curves_and_reacts_to_clicks(
     assert out.locator("tr.best-run").get_attribute("data-number") == "6"  # highest val_acc
     assert out.locator("td.best").count() >= 2  # best val_acc and best loss cells
 
-    page.wait_for_function("(el) => el.querySelectorAll('.js-plotly-plot .main-svg').length >= 3",
-                           arg=out.element_handle())
+    page.wait_for_function(
+        "(el) => el.querySelectorAll('.js-plotly-plot .main-svg').length >= 3",
+        arg=out.element_handle(),
+    )
     assert out.locator(".js-plotly-plot").count() == 3
     curves = out.locator(".js-plotly-plot.nbtrack-curves")
     parallel = out.locator(".js-plotly-plot.nbtrack-parallel")
@@ -84,7 +86,8 @@ def test_compare_renders_table_parallel_coordinates_curves_and_reacts_to_clicks(
     out.locator(".nbtrack-table th.sortable[data-key='name']").click()
     page.wait_for_function(
         "(el) => el.querySelector('tr.run').getAttribute('data-number') === '2'",
-        arg=out.element_handle())
+        arg=out.element_handle(),
+    )
     lab_page.screenshot("compare-after-clicks.png", out)
 
 

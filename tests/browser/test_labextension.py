@@ -34,7 +34,8 @@ TOKEN = "nbtrack-browser-test"
 # Missing prerequisites fail loudly: CI installs chromium and builds the extension.
 assert Path(CHROMIUM).exists(), "no chromium: apt-get install chromium (tests/run_all.sh does)"
 assert (BUILT / "package.json").exists(), (
-    "the JupyterLab extension is not built: pip install -e . (or cd labextension && jlpm build:prod)")
+    "the JupyterLab extension is not built: pip install -e . (or cd labextension && jlpm build:prod)"
+)
 from playwright import sync_api  # noqa: E402
 
 TRACKED_1 = "%%track --name demo\nlr = 0.1\ntrack.log(acc=0.9, loss=0.1)"
@@ -64,8 +65,11 @@ def _free_port() -> int:
 def _write_notebook(path: Path, sources: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
 
 
@@ -79,14 +83,17 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     # Work before `pip install` has put the extension into sys.prefix: point JUPYTER_PATH
     # at the freshly built assets and enable the server extension in this lab's config.
     (data / "labextensions" / "nbtrack").symlink_to(BUILT, target_is_directory=True)
-    (config_dir / "jupyter_server_config.json").write_text(json.dumps(
-        {"ServerApp": {"jpserver_extensions": {"nbtrack.server": True}}}))
+    (config_dir / "jupyter_server_config.json").write_text(
+        json.dumps({"ServerApp": {"jpserver_extensions": {"nbtrack.server": True}}})
+    )
     settings = config_dir / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
 
-    _write_notebook(root / "exp" / "train.ipynb", ["%load_ext nbtrack", TRACKED_1, TRACKED_2,
-                                                    "print('untracked')"])
+    _write_notebook(
+        root / "exp" / "train.ipynb",
+        ["%load_ext nbtrack", TRACKED_1, TRACKED_2, "print('untracked')"],
+    )
     _write_notebook(root / "exp" / "slow.ipynb", ["%load_ext nbtrack", SLOW])
     _write_notebook(root / "bad" / "broken.ipynb", ["%load_ext nbtrack"])
     (root / "bad" / ".nbtrack").mkdir()
@@ -94,13 +101,29 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NBTRACK_", "JUPYTER_"))}
-    env.update(JUPYTER_CONFIG_DIR=str(config_dir), JUPYTER_RUNTIME_DIR=str(runtime),
-               JUPYTER_PATH=str(data), NBTRACK_SUMMARY="0")
+    env.update(
+        JUPYTER_CONFIG_DIR=str(config_dir),
+        JUPYTER_RUNTIME_DIR=str(runtime),
+        JUPYTER_PATH=str(data),
+        NBTRACK_SUMMARY="0",
+    )
     log = open(base / "lab.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", "--ip=127.0.0.1",
-         f"--port={port}", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--allow-root",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={root}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=root,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -128,9 +151,19 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 @pytest.fixture(scope="module")
 def page(lab: dict) -> Iterator:
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"])
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
         context = browser.new_context(viewport={"width": 1500, "height": 950})
         pg = context.new_page()
         pg.set_default_timeout(30_000)
@@ -159,8 +192,9 @@ def open_notebook(page, lab: dict, path: str) -> None:
         select.click()
     except sync_api.TimeoutError:
         pass
-    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']",
-                           timeout=60_000)
+    page.wait_for_selector(
+        ".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000
+    )
 
 
 def command(page, label: str) -> None:
@@ -238,7 +272,8 @@ def test_compare_command_inserts_and_runs_the_compare_cell(page, lab) -> None:
     sync_api.expect(cells).to_have_count(before + 1)
     inserted = cells.nth(3)
     sync_api.expect(inserted.locator(".cm-content")).to_have_text(
-        "import nbtrack\nnbtrack.compare()", use_inner_text=True)
+        "import nbtrack\nnbtrack.compare()", use_inner_text=True
+    )
     # It was run: an execution count appears (its output is the compare widget's business).
     sync_api.expect(inserted.locator(".jp-InputPrompt")).to_contain_text("[", timeout=30_000)
     sync_api.expect(inserted.locator(".jp-InputPrompt")).not_to_contain_text("[*]", timeout=60_000)
@@ -252,13 +287,20 @@ def test_export_run_command_writes_a_script_that_runs(page, lab) -> None:
     dialog.locator("button.jp-mod-accept").click()
     script = lab["root"] / "exp" / "train_run2.py"
     # The script opens in an editor tab, and it runs.
-    sync_api.expect(page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab",
-                                has_text="train_run2.py")).to_be_visible()
+    sync_api.expect(
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="train_run2.py")
+    ).to_be_visible()
     shot(page, "05-exported-script")
     assert script.is_file()
     env = {**os.environ, "NBTRACK_STORE": str(lab["root"] / "exported-store")}
-    done = subprocess.run([sys.executable, str(script)], cwd=script.parent, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=script.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
 
 
