@@ -26,7 +26,7 @@ from typing import Any
 
 from nbtrack import config
 from nbtrack.artifacts import default_name, save_artifact
-from nbtrack.errors import NbtrackError, StoreError, UsageError
+from nbtrack.errors import NbtrackError, StoreError
 from nbtrack.model import ArtifactInfo, HistoryEntry, RunStatus
 from nbtrack.store.sqlite import Store, dumps, open_store
 
@@ -515,10 +515,10 @@ def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None
     Raises :class:`nbtrack.errors.StoreError` only when the store cannot be opened or
     written; every capture failure becomes a warning on the run instead.
     """
-    if spec.seed is not None and not 0 <= spec.seed < 2**32:
-        raise UsageError(
-            f"seed {spec.seed} is out of range: use a whole number from 0 to 2**32 - 1"
-        )
+    if spec.seed is not None:
+        from nbtrack.capture.seeds import check_seed
+
+        check_seed(spec.seed)
     if not isinstance(store, Store):
         store = open_store(store)
     store.check_blob_cache()

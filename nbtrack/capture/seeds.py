@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 __all__ = [
+    "check_seed",
+    "SEED_MAX",
     "cell_imports_torch",
     "seed_everything",
     "set_deterministic",
@@ -56,7 +58,23 @@ _TORCH_PACKAGES = frozenset(
     {"torch", "torchvision", "torchaudio", "torchtext", "lightning", "pytorch_lightning"}
 )
 
-_MAX_NUMPY_SEED = 2**32 - 1  # np.random.seed accepts 0 .. 2**32 - 1
+#: The largest seed: ``np.random.seed`` accepts 0 .. 2**32 - 1, the narrowest of the RNGs.
+SEED_MAX = 2**32 - 1
+
+
+def check_seed(seed: object, option: str = "seed") -> int:
+    """``seed`` when it is a usable seed (an int from 0 to :data:`SEED_MAX`), else a
+    :class:`UsageError` naming ``option`` (``--seed`` for the magic, ``seed`` for the API).
+
+    The one definition of the seed range: the magic, the script API and
+    :func:`seed_everything` all check through it.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise UsageError(
+            f"{option} {seed!r} is out of range: use a whole number from 0 to {SEED_MAX} "
+            "(2**32 - 1, NumPy's limit)"
+        )
+    return seed
 
 
 def _torch_module(torch_too: bool) -> ModuleType | None:
@@ -135,10 +153,7 @@ def seed_everything(seed: int, *, torch_too: bool, numpy_too: bool = True) -> li
     (lazy: it does not initialize CUDA). Returns e.g. ``["random", "numpy", "torch",
     "torch.cuda"]``. Raises :class:`UsageError` unless ``0 <= seed < 2**32`` (NumPy's range).
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= _MAX_NUMPY_SEED:
-        raise UsageError(
-            f"bad seed {seed!r}: a seed must be an integer from 0 to {_MAX_NUMPY_SEED}"
-        )
+    check_seed(seed)
     random.seed(seed)
     seeded = ["random"]
     if numpy_too or "numpy" in sys.modules:
