@@ -24,8 +24,7 @@ async function request<T>(
 ): Promise<T> {
   const settings = ServerConnection.makeSettings();
   const search = new URLSearchParams(query).toString();
-  const url =
-    URLExt.join(settings.baseUrl, 'nbtrack', endpoint) + (search ? `?${search}` : '');
+  const url = URLExt.join(settings.baseUrl, 'nbtrack', endpoint) + (search ? `?${search}` : '');
   let response: Response;
   try {
     response = await ServerConnection.makeRequest(url, init, settings);

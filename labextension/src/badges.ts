@@ -50,7 +50,9 @@ export function updateBadges(
     const html =
       `<span class="nbtrack-badge-label">nbtrack</span> <b>#${run.number}</b> ` +
       `<span class="nbtrack-status ${statusClass(run.status)}">${escapeHtml(run.status)}</span>` +
-      (metric ? ` <span class="nbtrack-metric">${escapeHtml(metric[0])} <b>${escapeHtml(metric[1])}</b></span>` : '') +
+      (metric
+        ? ` <span class="nbtrack-metric">${escapeHtml(metric[0])} <b>${escapeHtml(metric[1])}</b></span>`
+        : '') +
       ` <span class="nbtrack-duration">${escapeHtml(formatDuration(runDuration(run, now)))}</span>`;
     if (badge.innerHTML !== html) {
       badge.innerHTML = html;

@@ -2,17 +2,8 @@
  * nbtrack in JupyterLab: the Runs panel, tracked-cell badges, and the commands
  * "Export notebook to script", "Export run to script", "Compare runs" and "Open run".
  */
-import {
-  ILabShell,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
-import {
-  ICommandPalette,
-  InputDialog,
-  Notification,
-  ToolbarButton
-} from '@jupyterlab/apputils';
+import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette, InputDialog, Notification, ToolbarButton } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
@@ -141,7 +132,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: () => openScript()
     });
     app.commands.addCommand(CommandIDs.exportRun, {
-      label: args => (args.number ? `Export run #${args.number} to script` : 'Export run to script'),
+      label: args =>
+        args.number ? `Export run #${args.number} to script` : 'Export run to script',
       caption: 'Write what one run needs as a Python script next to the notebook and open it',
       isEnabled: hasNotebook,
       execute: async args => {
@@ -198,9 +190,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
         palette.addItem({ command, category: 'nbtrack' });
       }
     }
-    [CommandIDs.exportNotebook, CommandIDs.exportRun, CommandIDs.compareRuns, CommandIDs.openRun].forEach(
-      (command, index) =>
-        app.contextMenu.addItem({ command, selector: '.jp-Notebook', rank: 60 + index })
+    [
+      CommandIDs.exportNotebook,
+      CommandIDs.exportRun,
+      CommandIDs.compareRuns,
+      CommandIDs.openRun
+    ].forEach((command, index) =>
+      app.contextMenu.addItem({ command, selector: '.jp-Notebook', rank: 60 + index })
     );
     app.docRegistry.addWidgetExtension('Notebook', {
       createNew: (nb: NotebookPanel) => {

@@ -145,7 +145,9 @@ export class RunsPanel extends Widget {
 
   private itemHtml(run: IRunSummary, now: number, open: boolean): string {
     const metrics = headlineMetrics(run.metrics)
-      .map(([k, v]) => `<span class="nbtrack-metric">${escapeHtml(k)} <b>${escapeHtml(v)}</b></span>`)
+      .map(
+        ([k, v]) => `<span class="nbtrack-metric">${escapeHtml(k)} <b>${escapeHtml(v)}</b></span>`
+      )
       .join('');
     const checked = this._checked.includes(run.number) ? 'checked' : '';
     return (
@@ -213,7 +215,10 @@ export class RunsPanel extends Widget {
       }
     } catch (error) {
       if (request === this._detailRequest) {
-        const what = detail.kind === 'run' ? `run #${detail.number}` : `the diff of #${detail.a} and #${detail.b}`;
+        const what =
+          detail.kind === 'run'
+            ? `run #${detail.number}`
+            : `the diff of #${detail.a} and #${detail.b}`;
         const message = error instanceof Error ? error.message : String(error);
         this._details.innerHTML = `<p class="nbtrack-error-text">Cannot show ${escapeHtml(what)}: ${escapeHtml(message)}</p>`;
         this._detailKey = ''; // try again on the next poll

@@ -16,9 +16,7 @@ function table(rows: Array<[string, string]>, cls = 'nbtrack-kv'): string {
   if (rows.length === 0) {
     return '<p class="nbtrack-empty">none</p>';
   }
-  const body = rows
-    .map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${v}</td></tr>`)
-    .join('');
+  const body = rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${v}</td></tr>`).join('');
   return `<table class="${cls}"><tbody>${body}</tbody></table>`;
 }
 
@@ -41,7 +39,10 @@ export function environmentRows(env: Record<string, any>): Array<[string, string
   }
   const os = env.os;
   if (os && typeof os === 'object') {
-    rows.push(['os', text([os.system, os.release].filter(Boolean).join(' ') || JSON.stringify(os))]);
+    rows.push([
+      'os',
+      text([os.system, os.release].filter(Boolean).join(' ') || JSON.stringify(os))
+    ]);
   } else if (os) {
     rows.push(['os', text(os)]);
   }
@@ -50,7 +51,9 @@ export function environmentRows(env: Record<string, any>): Array<[string, string
   }
   const gpu = env.gpu;
   if (gpu && typeof gpu === 'object' && Object.keys(gpu).length) {
-    const name = gpu.name ?? (Array.isArray(gpu.devices) ? gpu.devices.map((d: any) => d.name ?? d).join(', ') : '');
+    const name =
+      gpu.name ??
+      (Array.isArray(gpu.devices) ? gpu.devices.map((d: any) => d.name ?? d).join(', ') : '');
     rows.push(['gpu', text(name || JSON.stringify(gpu))]);
   }
   const packages = env.packages;
@@ -59,7 +62,10 @@ export function environmentRows(env: Record<string, any>): Array<[string, string
     const notable = ['numpy', 'pandas', 'torch', 'scikit-learn', 'tensorflow', 'jax']
       .filter(n => n in packages)
       .map(n => `${n} ${packages[n]}`);
-    rows.push(['packages', text(`${names.length} installed${notable.length ? ': ' + notable.join(', ') : ''}`)]);
+    rows.push([
+      'packages',
+      text(`${names.length} installed${notable.length ? ': ' + notable.join(', ') : ''}`)
+    ]);
   }
   return rows;
 }
@@ -100,7 +106,10 @@ export function renderRunDetails(run: IRunDetails): string {
       table(
         Object.entries(run.metrics).map(([k, v]) => {
           const points = run.metric_points[k] ?? 0;
-          return [k, text(v) + (points > 1 ? ` <span class="nbtrack-dim">(${points} steps)</span>` : '')];
+          return [
+            k,
+            text(v) + (points > 1 ? ` <span class="nbtrack-dim">(${points} steps)</span>` : '')
+          ];
         })
       )
     )
@@ -117,7 +126,10 @@ export function renderRunDetails(run: IRunDetails): string {
   const gitRows: Array<[string, string]> = [];
   for (const key of ['commit', 'branch', 'dirty']) {
     if (key in run.git) {
-      gitRows.push([`git ${key}`, text(key === 'commit' ? String(run.git[key]).slice(0, 10) : run.git[key])]);
+      gitRows.push([
+        `git ${key}`,
+        text(key === 'commit' ? String(run.git[key]).slice(0, 10) : run.git[key])
+      ]);
     }
   }
   parts.push(section('Environment', table([...environmentRows(run.environment), ...gitRows])));
@@ -126,8 +138,12 @@ export function renderRunDetails(run: IRunDetails): string {
       'Inputs',
       table(
         run.inputs.map(input => {
-          const shape = input.meta && 'shape' in input.meta ? ` ${JSON.stringify(input.meta.shape)}` : '';
-          return [input.name, `<code>${escapeHtml(String(input.hash ?? '').slice(0, 12))}</code>${escapeHtml(shape)}`];
+          const shape =
+            input.meta && 'shape' in input.meta ? ` ${JSON.stringify(input.meta.shape)}` : '';
+          return [
+            input.name,
+            `<code>${escapeHtml(String(input.hash ?? '').slice(0, 12))}</code>${escapeHtml(shape)}`
+          ];
         })
       )
     )

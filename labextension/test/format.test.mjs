@@ -15,10 +15,21 @@ import {
 } from '../lib/format.js';
 
 const run = (over = {}) => ({
-  id: 'abc', number: 7, name: 'digits/mlp', status: 'finished', start_time: 100,
-  end_time: 112.5, duration: 12.5, tags: ['baseline'], note: 'first try',
-  params: { lr: 0.001, epochs: 5 }, metrics: { acc: 0.91234, loss: 0.2 }, error: null,
-  execution_count: 3, code_hash: 'h1', ...over
+  id: 'abc',
+  number: 7,
+  name: 'digits/mlp',
+  status: 'finished',
+  start_time: 100,
+  end_time: 112.5,
+  duration: 12.5,
+  tags: ['baseline'],
+  note: 'first try',
+  params: { lr: 0.001, epochs: 5 },
+  metrics: { acc: 0.91234, loss: 0.2 },
+  error: null,
+  execution_count: 3,
+  code_hash: 'h1',
+  ...over
 });
 
 test('formatDuration picks a unit a person reads at a glance', () => {
@@ -47,7 +58,10 @@ test('formatValue keeps four significant digits and marks missing values', () =>
 });
 
 test('headline metrics are the first ones logged', () => {
-  assert.deepEqual(headlineMetrics({ acc: 0.5, loss: 1.25, f1: 0.3 }), [['acc', '0.5'], ['loss', '1.25']]);
+  assert.deepEqual(headlineMetrics({ acc: 0.5, loss: 1.25, f1: 0.3 }), [
+    ['acc', '0.5'],
+    ['loss', '1.25']
+  ]);
   assert.deepEqual(headlineMetrics({ acc: null }, 1), [['acc', '—']]);
   assert.deepEqual(headlineMetrics({}), []);
 });

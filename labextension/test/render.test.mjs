@@ -4,11 +4,16 @@ import assert from 'node:assert/strict';
 import { diffLineClass, environmentRows, renderDiff, renderRunDetails } from '../lib/render.js';
 
 const diff = {
-  a: 3, b: 4, names: { a: 'train', b: 'train' },
+  a: 3,
+  b: 4,
+  names: { a: 'train', b: 'train' },
   sections: {
     params: [{ key: 'lr', a: 0.1, b: 0.2 }],
     metrics: [{ key: 'acc', a: 0.8, b: null }],
-    seeds: [], environment: [], data: [], code: []
+    seeds: [],
+    environment: [],
+    data: [],
+    code: []
   },
   code_diff: '--- run 3\n+++ run 4\n@@ -1 +1 @@\n-lr = 0.1\n+lr = <0.2>\n'
 };
@@ -17,7 +22,10 @@ test('the diff shows one table per section that differs, and the code diff', () 
   const html = renderDiff(diff);
   assert.match(html, /#3 train ↔ #4 train/);
   assert.match(html, /<h3>Params<\/h3>/);
-  assert.match(html, /<th>lr<\/th><td class="nbtrack-diff-a">0.1<\/td><td class="nbtrack-diff-b">0.2<\/td>/);
+  assert.match(
+    html,
+    /<th>lr<\/th><td class="nbtrack-diff-a">0.1<\/td><td class="nbtrack-diff-b">0.2<\/td>/
+  );
   assert.match(html, /<td class="nbtrack-diff-b">—<\/td>/);
   assert.doesNotMatch(html, /<h3>Seeds<\/h3>/);
   assert.match(html, /<span class="nbtrack-diff-add">\+lr = &lt;0.2&gt;<\/span>/);
@@ -38,15 +46,39 @@ test('diff line classes', () => {
 });
 
 const details = {
-  id: 'f00d', number: 4, name: '<script>', status: 'failed', start_time: 0, end_time: 2,
-  duration: 2, tags: ['t'], note: null, params: { lr: 0.2 }, metrics: { acc: 0.5 },
-  metric_points: { acc: 3 }, execution_count: 4, kind: 'cell', notebook: '/x/train.ipynb',
-  seed: 42, deterministic: false, seed_calls: [], git: { commit: '0123456789abcdef', dirty: true },
-  environment: { python: { version: '3.11.2' }, os: { system: 'Linux', release: '6.1' },
-    hostname: 'box', packages: { numpy: '2.0', pandas: '2.2', foo: '1' } },
+  id: 'f00d',
+  number: 4,
+  name: '<script>',
+  status: 'failed',
+  start_time: 0,
+  end_time: 2,
+  duration: 2,
+  tags: ['t'],
+  note: null,
+  params: { lr: 0.2 },
+  metrics: { acc: 0.5 },
+  metric_points: { acc: 3 },
+  execution_count: 4,
+  kind: 'cell',
+  notebook: '/x/train.ipynb',
+  seed: 42,
+  deterministic: false,
+  seed_calls: [],
+  git: { commit: '0123456789abcdef', dirty: true },
+  environment: {
+    python: { version: '3.11.2' },
+    os: { system: 'Linux', release: '6.1' },
+    hostname: 'box',
+    packages: { numpy: '2.0', pandas: '2.2', foo: '1' }
+  },
   inputs: [{ name: 'X', hash: 'abcdef0123456789', meta: { shape: [10, 2] } }],
-  models: [], code: 'lr = 0.2', history: [1, 2], artifacts: [{ name: 'model', kind: 'pickle', hash: 'h', size: 2048, meta: {} }],
-  error: { type: 'ValueError', message: 'bad <lr>' }, warnings: ['seed not set'], extra: {},
+  models: [],
+  code: 'lr = 0.2',
+  history: [1, 2],
+  artifacts: [{ name: 'model', kind: 'pickle', hash: 'h', size: 2048, meta: {} }],
+  error: { type: 'ValueError', message: 'bad <lr>' },
+  warnings: ['seed not set'],
+  extra: {},
   notice: 'run #4 was recorded by another notebook'
 };
 
@@ -66,7 +98,9 @@ test('run details show every section, escaped', () => {
 
 test('environment summary', () => {
   assert.deepEqual(environmentRows(details.environment), [
-    ['python', '3.11.2'], ['os', 'Linux 6.1'], ['host', 'box'],
+    ['python', '3.11.2'],
+    ['os', 'Linux 6.1'],
+    ['host', 'box'],
     ['packages', '3 installed: numpy 2.0, pandas 2.2']
   ]);
   assert.deepEqual(environmentRows({}), []);
