@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 #: Environment variable naming the store folder.
 ENV_STORE = "NBTRACK_STORE"
@@ -88,3 +89,52 @@ def find_store_dir(start: str | os.PathLike[str] | None = None) -> Path | None:
         if (candidate / DB_FILENAME).is_file():
             return candidate
     return None
+
+
+# -- the project config file -----------------------------------------------------------------
+#: The project's config file, found from the working directory upwards (like the store).
+PROJECT_CONFIG_FILENAME = "nbtrack.toml"
+
+_project_cache: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
+def find_project_config(start: str | os.PathLike[str] | None = None) -> Path | None:
+    """The nearest ``nbtrack.toml`` in ``start`` (default: the working directory) or above."""
+    here = Path(start or os.getcwd()).absolute()
+    for folder in (here, *here.parents):
+        candidate = folder / PROJECT_CONFIG_FILENAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def project_config(
+    start: str | os.PathLike[str] | None = None,
+) -> tuple[Path, dict[str, Any]] | None:
+    """``(path, parsed TOML)`` of the nearest ``nbtrack.toml``, or ``None`` when there is none.
+
+    Parsed once per file version (path, mtime and size), so asking again is a few ``stat``
+    calls. A file that is not valid TOML is a one-line :class:`~nbtrack.errors.UsageError`.
+    """
+    path = find_project_config(start)
+    if path is None:
+        return None
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    key = (info.st_mtime_ns, info.st_size)
+    cached = _project_cache.get(path)
+    if cached is not None and cached[0] == key:
+        return path, cached[1]
+    import tomllib
+
+    from nbtrack.errors import UsageError
+
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{path} cannot be read ({exc}); fix or remove the file") from None
+    _project_cache[path] = (key, data)
+    return path, data
