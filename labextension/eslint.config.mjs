@@ -20,14 +20,5 @@ export default defineConfig([
     files: ['test/**/*.mjs', '*.mjs'],
     languageOptions: { globals: globals.node }
   },
-  {
-    rules: {
-      // `_name` marks a parameter a callback signature requires but the body does not use.
-      '@typescript-eslint/no-unused-vars': [
-        'error',
-        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }
-      ]
-    }
-  },
   prettier
 ]);

@@ -4,7 +4,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import type { IDiffReply, IExportReply, IRunDetails, IRunsReply } from './tokens';
+import type { IDiffReply, IErrorReply, IExportReply, IRunDetails, IRunsReply } from './tokens';
 
 /** An answer from the server that is not a success, with the server's own words. */
 export class NbtrackRequestError extends Error {
@@ -15,6 +15,30 @@ export class NbtrackRequestError extends Error {
   ) {
     super(message);
   }
+}
+
+/** The body as JSON, or null when it is empty or not JSON (a proxy's HTML error page, say). */
+function parseJson(text: string): unknown {
+  if (!text) {
+    return null;
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+/** The server extension's own error answer, if that is what `data` is. */
+function errorReply(data: unknown): IErrorReply | null {
+  if (data === null || typeof data !== 'object') {
+    return null;
+  }
+  const { message, reason } = data as Partial<Record<keyof IErrorReply, unknown>>;
+  if (typeof message !== 'string') {
+    return null;
+  }
+  return { message, reason: typeof reason === 'string' ? reason : '' };
 }
 
 async function request<T>(
@@ -35,16 +59,11 @@ async function request<T>(
       'network-error'
     );
   }
-  const text = await response.text();
-  let data: any = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null;
-  }
+  const data = parseJson(await response.text());
   if (!response.ok) {
-    if (data && typeof data.message === 'string') {
-      throw new NbtrackRequestError(data.message, response.status, data.reason ?? '');
+    const error = errorReply(data);
+    if (error) {
+      throw new NbtrackRequestError(error.message, response.status, error.reason);
     }
     const hint =
       response.status === 404

@@ -1,15 +1,15 @@
 /**
- * nbtrack in JupyterLab: the Runs panel, tracked-cell badges, and the commands
- * "Export notebook to script", "Export run to script", "Compare runs" and "Open run".
+ * nbtrack in JupyterLab: the Runs panel, tracked-cell badges, and the commands of
+ * commands.ts. This module only wires them together when JupyterLab starts the plugin.
  */
 import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette, InputDialog, Notification, ToolbarButton } from '@jupyterlab/apputils';
+import { ICommandPalette } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 
-import { exportScript } from './api';
 import { clearBadges, updateBadges } from './badges';
+import { addCommandItems, addCommands, notebookPath } from './commands';
 import { RunsModel } from './model';
 import { RunsPanel } from './panel';
 
@@ -17,29 +17,6 @@ const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16"
 <path class="jp-icon3" fill="#616161" d="M3 3h2v16h16v2H3zm4 12l4-5 3 3 5-7 1.6 1.2-6.4 9-3-3-3.2 4z"/></svg>`;
 
 export const nbtrackIcon = new LabIcon({ name: 'nbtrack:runs', svgstr: ICON_SVG });
-
-export namespace CommandIDs {
-  export const exportNotebook = 'nbtrack:export-notebook';
-  export const exportRun = 'nbtrack:export-run';
-  export const compareRuns = 'nbtrack:compare-runs';
-  export const openRun = 'nbtrack:open-run';
-  export const refresh = 'nbtrack:refresh';
-}
-
-/** The cell the "Compare runs" command inserts and runs. */
-export const COMPARE_SOURCE = 'import nbtrack\nnbtrack.compare()';
-
-function notebookPath(panel: NotebookPanel | null): string | null {
-  if (!panel) {
-    return null;
-  }
-  const context = panel.context as { localPath?: string; path: string };
-  return context.localPath ?? context.path;
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'nbtrack:plugin',
@@ -98,129 +75,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
-    const hasNotebook = () => current() !== null;
-    const openScript = async (run?: number) => {
-      const path = notebookPath(current());
-      if (!path) {
-        return;
-      }
-      try {
-        await current()!.context.save();
-        const reply = await exportScript(path, run);
-        if (reply.path) {
-          await docManager.openOrReveal(reply.path);
-        }
-        Notification.success(`nbtrack wrote ${reply.path ?? reply.file}`, { autoClose: 4000 });
-      } catch (error) {
-        Notification.error(`nbtrack could not export: ${message(error)}`, { autoClose: false });
-      }
-    };
-    const askRun = async (label: string): Promise<number | null> => {
-      const preset = panel.openRun ?? model.reply?.runs[0]?.number;
-      const result = await InputDialog.getNumber({
-        title: label,
-        label: 'Run number',
-        value: preset ?? 1
-      });
-      return result.button.accept && result.value !== null ? result.value : null;
-    };
-
-    app.commands.addCommand(CommandIDs.exportNotebook, {
-      label: 'Export notebook to script',
-      caption: 'Write the notebook as a Python script next to it and open it',
-      isEnabled: hasNotebook,
-      execute: () => openScript()
-    });
-    app.commands.addCommand(CommandIDs.exportRun, {
-      label: args =>
-        args.number ? `Export run #${args.number} to script` : 'Export run to script',
-      caption: 'Write what one run needs as a Python script next to the notebook and open it',
-      isEnabled: hasNotebook,
-      execute: async args => {
-        const number =
-          typeof args.number === 'number' ? args.number : await askRun('Export run to script');
-        if (number !== null) {
-          await openScript(number);
-        }
-      }
-    });
-    app.commands.addCommand(CommandIDs.compareRuns, {
-      label: 'Compare runs',
-      caption: 'Insert and run a cell with nbtrack.compare()',
-      isEnabled: hasNotebook,
-      execute: async () => {
-        const nb = current();
-        if (!nb) {
-          return;
-        }
-        NotebookActions.insertBelow(nb.content);
-        const cell = nb.content.activeCell;
-        if (!cell) {
-          return;
-        }
-        cell.model.sharedModel.setSource(COMPARE_SOURCE);
-        await NotebookActions.run(nb.content, nb.sessionContext);
-      }
-    });
-    app.commands.addCommand(CommandIDs.openRun, {
-      label: args => (args.number ? `Open run #${args.number}` : 'Open run'),
-      caption: 'Show one run of this notebook in the nbtrack Runs panel',
-      isEnabled: hasNotebook,
-      execute: async args => {
-        const number = typeof args.number === 'number' ? args.number : await askRun('Open run');
-        if (number !== null) {
-          app.shell.activateById(panel.id);
-          panel.showRun(number);
-        }
-      }
-    });
-    app.commands.addCommand(CommandIDs.refresh, {
-      label: 'Refresh runs',
-      execute: () => model.refresh()
-    });
-
-    if (palette) {
-      for (const command of [
-        CommandIDs.exportNotebook,
-        CommandIDs.exportRun,
-        CommandIDs.compareRuns,
-        CommandIDs.openRun,
-        CommandIDs.refresh
-      ]) {
-        palette.addItem({ command, category: 'nbtrack' });
-      }
-    }
-    [
-      CommandIDs.exportNotebook,
-      CommandIDs.exportRun,
-      CommandIDs.compareRuns,
-      CommandIDs.openRun
-    ].forEach((command, index) =>
-      app.contextMenu.addItem({ command, selector: '.jp-Notebook', rank: 60 + index })
-    );
-    app.docRegistry.addWidgetExtension('Notebook', {
-      createNew: (nb: NotebookPanel) => {
-        const buttons = [
-          new ToolbarButton({
-            className: 'nbtrack-toolbar-export',
-            label: 'Export',
-            tooltip: 'nbtrack: export notebook to script',
-            onClick: () => void app.commands.execute(CommandIDs.exportNotebook)
-          }),
-          new ToolbarButton({
-            className: 'nbtrack-toolbar-compare',
-            label: 'Compare',
-            tooltip: 'nbtrack: compare runs',
-            onClick: () => void app.commands.execute(CommandIDs.compareRuns)
-          })
-        ];
-        buttons.forEach((button, i) => nb.toolbar.insertItem(10 + i, `nbtrack-${i}`, button));
-        return {
-          dispose: () => buttons.forEach(b => b.dispose()),
-          isDisposed: false
-        } as any;
-      }
-    });
+    addCommands(app, { tracker, docManager, model, panel });
+    addCommandItems(app, palette);
   }
 };
 

@@ -28,17 +28,24 @@ function text(value: unknown): string {
   return escapeHtml(formatValue(value));
 }
 
+/** A JSON object whose fields are read one by one: the environment's shape varies by machine. */
+type JsonObject = Record<string, unknown>;
+
+function isObject(value: unknown): value is JsonObject {
+  return value !== null && typeof value === 'object';
+}
+
 /** A short environment summary: Python, OS, host, CPU/GPU, package count. */
-export function environmentRows(env: Record<string, any>): Array<[string, string]> {
+export function environmentRows(env: JsonObject): Array<[string, string]> {
   const rows: Array<[string, string]> = [];
   const python = env.python;
-  if (python && typeof python === 'object') {
+  if (isObject(python)) {
     rows.push(['python', text(python.version ?? python.implementation ?? JSON.stringify(python))]);
   } else if (python) {
     rows.push(['python', text(python)]);
   }
   const os = env.os;
-  if (os && typeof os === 'object') {
+  if (isObject(os)) {
     rows.push([
       'os',
       text([os.system, os.release].filter(Boolean).join(' ') || JSON.stringify(os))
@@ -50,14 +57,17 @@ export function environmentRows(env: Record<string, any>): Array<[string, string
     rows.push(['host', text(env.hostname)]);
   }
   const gpu = env.gpu;
-  if (gpu && typeof gpu === 'object' && Object.keys(gpu).length) {
+  if (isObject(gpu) && Object.keys(gpu).length) {
+    const devices = gpu.devices;
     const name =
       gpu.name ??
-      (Array.isArray(gpu.devices) ? gpu.devices.map((d: any) => d.name ?? d).join(', ') : '');
+      (Array.isArray(devices)
+        ? devices.map((d: unknown) => (isObject(d) ? d.name : undefined) ?? d).join(', ')
+        : '');
     rows.push(['gpu', text(name || JSON.stringify(gpu))]);
   }
   const packages = env.packages;
-  if (packages && typeof packages === 'object') {
+  if (isObject(packages)) {
     const names = Object.keys(packages);
     const notable = ['numpy', 'pandas', 'torch', 'scikit-learn', 'tensorflow', 'jax']
       .filter(n => n in packages)

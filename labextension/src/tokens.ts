@@ -1,7 +1,20 @@
 /**
- * The JSON the nbtrack server extension answers, mirrored from nbtrack/server/payloads.py.
- * Keep the two in step: a field added there is added here.
+ * The extension's names, each defined once: the command ids, and the JSON the nbtrack server
+ * extension answers, mirrored from nbtrack/server/payloads.py.
+ * Keep the payloads in step with Python: a field added there is added here.
  */
+
+/**
+ * The ids of the extension's commands. Palette entries, menus, toolbar buttons and keyboard
+ * shortcuts in user settings all name a command by its id, so an id never changes.
+ */
+export const CommandIDs = {
+  exportNotebook: 'nbtrack:export-notebook',
+  exportRun: 'nbtrack:export-run',
+  compareRuns: 'nbtrack:compare-runs',
+  openRun: 'nbtrack:open-run',
+  refresh: 'nbtrack:refresh'
+} as const;
 
 export type RunStatus = 'running' | 'finished' | 'failed' | 'crashed' | 'interrupted' | string;
 

@@ -105,3 +105,11 @@ test('environment summary', () => {
   ]);
   assert.deepEqual(environmentRows({}), []);
 });
+
+test('the gpu row names each device, whatever shape the environment gives it', () => {
+  const gpuRow = gpu => environmentRows({ gpu }).find(([key]) => key === 'gpu');
+  assert.deepEqual(gpuRow({ name: 'H100' }), ['gpu', 'H100']);
+  assert.deepEqual(gpuRow({ devices: [{ name: 'A100' }, 'T4'] }), ['gpu', 'A100, T4']);
+  assert.deepEqual(gpuRow({ count: 0 }), ['gpu', '{&quot;count&quot;:0}']);
+  assert.equal(gpuRow({}), undefined);
+});
