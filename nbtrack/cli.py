@@ -11,11 +11,10 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from nbtrack import __version__, config
-from nbtrack.errors import NbtrackError, StoreError
+from nbtrack.errors import NbtrackError
 
 EPILOG = """\
 The store is found like git finds its repository: $NBTRACK_STORE if set, else the nearest
@@ -33,18 +32,8 @@ examples:
 def _open(args: argparse.Namespace) -> Any:
     from nbtrack.store.sqlite import Store
 
-    folder = Path(args.store).expanduser() if args.store else config.find_store_dir()
-    if folder is None:
-        raise StoreError(
-            "no nbtrack store here: no .nbtrack/ folder in this directory or above it; run a "
-            f"tracked cell first, or pass --store PATH / set {config.ENV_STORE}"
-        )
-    if (
-        folder.name != config.STORE_DIRNAME
-        and (folder / config.STORE_DIRNAME / config.DB_FILENAME).exists()
-    ):
-        folder = folder / config.STORE_DIRNAME  # accept the folder that holds .nbtrack/
-    store = Store(folder, create=False)
+    # Reading never creates a store: a missing one is an error that says what to do.
+    store = Store(config.command_store_dir(args.store, search_upwards=True), create=False)
     store.mark_crashed()
     return store
 
@@ -124,7 +113,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Show one run."""
-    from nbtrack.query import get_run
+    from nbtrack.query import get_run, metric_deltas
     from nbtrack.summary import run_text
 
     store = _open(args)
@@ -138,7 +127,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             }
         _print_json(data)
         return 0
-    print(run_text(record))
+    print(run_text(record, metric_deltas(record)))
     env = record.environment
     if env:
         python = env.get("python", {}).get("version", "?")

@@ -7,6 +7,8 @@ Resolution order for the store folder:
 3. for the command line: the nearest ``.nbtrack/`` folder found upwards from the working
    directory (like git finds ``.git``); for kernels and scripts: ``.nbtrack/`` in the working
    directory (created on first use).
+
+:func:`command_store_dir` is that order, for every command and magic that reads a store.
 """
 
 from __future__ import annotations
@@ -75,20 +77,35 @@ def default_store_dir(cwd: str | os.PathLike[str] | None = None) -> Path:
     return Path(cwd or os.getcwd()) / STORE_DIRNAME
 
 
-def find_store_dir(start: str | os.PathLike[str] | None = None) -> Path | None:
-    """The store the CLI reads: ``$NBTRACK_STORE`` or the nearest ``.nbtrack/`` upwards.
+def command_store_dir(
+    explicit: str | os.PathLike[str] | None = None,
+    *,
+    search_upwards: bool,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Path:
+    """The store folder a command means; the one rule for every command and magic.
 
-    Returns ``None`` when there is none.
+    1. ``explicit`` (``--store PATH``); a folder that holds ``.nbtrack/`` means that store;
+    2. this process's choice (``%nbtrack store PATH``), then ``$NBTRACK_STORE``;
+    3. with ``search_upwards`` (the command line): the nearest ``.nbtrack/`` holding a store,
+       from the working directory upwards, as git finds ``.git``;
+    4. ``.nbtrack`` in the working directory, where a kernel's first tracked run creates it.
+
+    Kernels pass ``search_upwards=False`` so that ``%nbtrack`` reads the store their tracked
+    cells write to. The folder may not exist yet: opening it says so.
     """
-    env = os.environ.get(ENV_STORE)
-    if env:
-        return Path(env).expanduser()
-    here = Path(start or os.getcwd()).resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / STORE_DIRNAME
-        if (candidate / DB_FILENAME).is_file():
-            return candidate
-    return None
+    if explicit is not None and str(explicit):
+        folder = Path(explicit).expanduser()
+        if folder.name != STORE_DIRNAME and (folder / STORE_DIRNAME / DB_FILENAME).exists():
+            folder = folder / STORE_DIRNAME
+        return folder
+    if search_upwards and _store_override is None and not os.environ.get(ENV_STORE):
+        here = Path(cwd or os.getcwd()).resolve()
+        for folder in (here, *here.parents):
+            candidate = folder / STORE_DIRNAME
+            if (candidate / DB_FILENAME).is_file():
+                return candidate
+    return default_store_dir(cwd)
 
 
 # -- the project config file -----------------------------------------------------------------

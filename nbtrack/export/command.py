@@ -118,21 +118,9 @@ def build_parser(prog: str = "nbtrack export") -> argparse.ArgumentParser:
 
 
 def _cli_store(path: str | None) -> Any:
-    from nbtrack.errors import StoreError
     from nbtrack.store.sqlite import Store
 
-    folder = Path(path).expanduser() if path else config.find_store_dir()
-    if folder is None:
-        raise StoreError(
-            "no nbtrack store here: no .nbtrack/ folder in this directory or above "
-            f"it; pass --store PATH or set {config.ENV_STORE}"
-        )
-    if (
-        folder.name != config.STORE_DIRNAME
-        and (folder / config.STORE_DIRNAME / config.DB_FILENAME).exists()
-    ):
-        folder = folder / config.STORE_DIRNAME
-    return Store(folder, create=False)
+    return Store(config.command_store_dir(path, search_upwards=True), create=False)
 
 
 def run_export(
@@ -322,7 +310,9 @@ def magic_export(
         args.notebook = notebook
     from nbtrack.store.sqlite import open_store
 
-    store = open_store(args.store or config.default_store_dir()) if args.run_ref else None
+    # The kernel's own store (where its tracked cells write), not one found further up.
+    folder = config.command_store_dir(args.store, search_upwards=False)
+    store = open_store(folder) if args.run_ref else None
     return run_export(args, store=store, history=history)
 
 

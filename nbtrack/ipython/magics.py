@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import ast
 import os
-import shlex
 import sys
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments
 
 from nbtrack import config
 from nbtrack.errors import NbtrackError, StoreError
 from nbtrack.model import HistoryEntry
 from nbtrack.tracker import DetachedRun
+from nbtrack.trackline import parse_track_line, usage_text
 
 _MISSING = object()
 
@@ -64,20 +63,32 @@ def _show(obj: Any) -> None:
 
 
 class _Summary:
-    """What a tracked cell shows when it ends: HTML in notebooks, text in terminals."""
+    """What a tracked cell shows when it ends: HTML in notebooks, text in terminals.
 
-    def __init__(self, record: Any) -> None:
+    The deltas against the best earlier run are computed here, once, when the summary is
+    made (``deltas=None``: from the record's store); rendering is pure.
+    """
+
+    def __init__(self, record: Any, deltas: Any = None) -> None:
         self.record = record
+        if deltas is None:
+            from nbtrack.query import metric_deltas
+
+            try:
+                deltas = metric_deltas(record)
+            except NbtrackError:
+                deltas = {}  # the store went away: show the run without comparisons
+        self.deltas = deltas
 
     def __repr__(self) -> str:
         from nbtrack.summary import run_text
 
-        return run_text(self.record)
+        return run_text(self.record, self.deltas)
 
     def _repr_html_(self) -> str:
         from nbtrack.summary import run_html
 
-        return run_html(self.record)
+        return run_html(self.record, self.deltas)
 
 
 @magics_class
@@ -85,50 +96,6 @@ class TrackMagics(Magics):
     """The nbtrack magics."""
 
     @no_var_expand
-    @magic_arguments()
-    @argument(
-        "--name",
-        "-n",
-        default=None,
-        help="Run name; by convention task/model/variant, e.g. digits/mlp/baseline.",
-    )
-    @argument(
-        "--seed",
-        "-s",
-        type=int,
-        default=None,
-        help="Seed random, NumPy's global RNG and PyTorch (CPU and CUDA) before the cell.",
-    )
-    @argument(
-        "--deterministic",
-        action="store_true",
-        help="Turn on PyTorch deterministic algorithms and cuDNN determinism.",
-    )
-    @argument(
-        "--tag", "-t", action="append", default=[], metavar="TAG", help="Tag the run (repeatable)."
-    )
-    @argument("--note", default=None, help="A free-text note stored with the run.")
-    @argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        dest="overrides",
-        help="Override a parameter's literal value before the cell runs (repeatable).",
-    )
-    @argument(
-        "--no-data",
-        action="store_true",
-        help="Do not fingerprint the arrays, DataFrames, tensors and files the cell reads.",
-    )
-    @argument(
-        "--no-env",
-        action="store_true",
-        help="Do not capture the environment (packages, hardware, git).",
-    )
-    @argument(
-        "--quiet", "-q", action="store_true", help="Do not show the run summary after the cell."
-    )
     @cell_magic
     def track(self, line: str, cell: str) -> None:
         """Run the cell and record it as an nbtrack run.
@@ -145,21 +112,15 @@ class TrackMagics(Magics):
             %%track --name digits/mlp/baseline --set lr=3e-3 --set epochs=5
         """
         __tracebackhide__ = True  # noqa: F841 -- hides this frame in IPython tracebacks
-        from nbtrack.capture.params import apply_overrides, parse_set_option
+        from nbtrack.capture.params import apply_overrides
         from nbtrack.tracker import RunSpec, start_run
 
         try:
-            # posix splitting so that quoted values (--note "two words") lose their quotes
-            args = self.track.parser.parse_args(shlex.split(line))
-        except ValueError as exc:
-            raise UsageError(
-                f"%%track: cannot parse the options ({exc}); check the quotes"
-            ) from None
-        shell = self.shell
-        try:
-            overrides = dict(parse_set_option(text) for text in args.overrides)
+            args = parse_track_line(line)
         except NbtrackError as exc:
             raise UsageError(str(exc)) from None
+        shell = self.shell
+        overrides = dict(args.overrides)
 
         raw = cell
         if overrides:
@@ -199,7 +160,7 @@ class TrackMagics(Magics):
             name=args.name,
             seed=args.seed,
             deterministic=args.deterministic,
-            tags=args.tag,
+            tags=list(args.tags),
             note=args.note,
             capture_env=not args.no_env,
             capture_data=not args.no_data,
@@ -212,8 +173,6 @@ class TrackMagics(Magics):
             namespace=ns,
             extra={"magic_line": line, "overrides": overrides, "execution_count": count},
         )
-        if spec.seed is not None and not 0 <= spec.seed < 2**32:
-            raise UsageError(f"--seed {spec.seed} is out of range: use 0 to 2**32 - 1")
         reason = ""
         try:
             run = start_run(spec)
@@ -318,10 +277,17 @@ class TrackMagics(Magics):
             raise UsageError("the exported script did not reproduce the run (see the table above)")
 
 
+# `%%track?` shows the grammar's own help, so it lists exactly the options the parser takes.
+# Indented like the docstring it extends, so IPython's cleandoc dedents both alike.
+TrackMagics.track.__doc__ = (TrackMagics.track.__doc__ or "").rstrip() + (
+    "\n\n" + "".join(f"        {ln}".rstrip() + "\n" for ln in usage_text().splitlines())
+)
+
+
 def _info(_: str) -> None:
     from nbtrack.store.sqlite import open_store
 
-    folder = config.default_store_dir()
+    folder = config.command_store_dir(search_upwards=False)
     if not (folder / config.DB_FILENAME).exists():
         print(f"nbtrack store: {folder} (not created yet: it appears with the first tracked run)")
         return
