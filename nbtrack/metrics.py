@@ -15,7 +15,7 @@ Cheap to import: no pandas, no IPython; the config file is read only when asked,
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -167,7 +167,7 @@ def parse_direction(value: Any, where: str) -> Direction:
         if found is not None:
             return found
     raise UsageError(
-        f"{where} = {value!r} is not a metric direction; use \"min\" or \"max\" "
+        f'{where} = {value!r} is not a metric direction; use "min" or "max" '
         '(or "minimize" / "maximize")'
     )
 
@@ -190,9 +190,7 @@ def configured_goals(start: str | Path | None = None) -> dict[str, Direction]:
     path, data = found
     table = data.get("metrics", {})
     if not isinstance(table, dict):
-        raise UsageError(
-            f"{path}: [metrics] must be a table of metric = \"min\" | \"max\" lines"
-        )
+        raise UsageError(f'{path}: [metrics] must be a table of metric = "min" | "max" lines')
     return {str(k): parse_direction(v, f"{path}: [metrics] {k}") for k, v in table.items()}
 
 
@@ -251,7 +249,7 @@ def stored_direction(goals: Mapping[str, Any], metric: str) -> tuple[Direction, 
 
 
 def resolve_goals(
-    metrics: list[str] | tuple[str, ...] | Mapping[str, Any],
+    metrics: Sequence[str] | Mapping[str, Any],
     declared: Mapping[str, Direction],
     configured: Mapping[str, Direction],
 ) -> dict[str, dict[str, str]]:
@@ -261,8 +259,8 @@ def resolve_goals(
 
 
 def runs_directions(
-    goals_newest_first: list[Mapping[str, Any]],
-    metrics: list[str],
+    goals_newest_first: Sequence[Mapping[str, Any]],
+    metrics: Sequence[str],
     configured: Mapping[str, Direction] | None = None,
 ) -> dict[str, Direction]:
     """One direction per metric for a set of runs (the compare widget's best values, sort).

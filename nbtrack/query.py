@@ -5,163 +5,30 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nbtrack.model import ArtifactInfo, Fingerprint, HistoryEntry, MetricPoint
+from nbtrack.records import MetricDelta, RunDiff, RunRecord
 from nbtrack.store.sqlite import Store, open_store
 
 if TYPE_CHECKING:
     import pandas
 
-StoreLike = Store | str | os.PathLike[str] | None
+    from nbtrack.metrics import Direction
 
-LOWER_IS_BETTER = (
-    "loss",
-    "err",
-    "mse",
-    "mae",
-    "rmse",
-    "perplexity",
-    "ppl",
-    "wer",
-    "cer",
-    "latency",
-    "time",
-    "duration",
-    "regret",
-)
+StoreLike = Store | str | os.PathLike[str] | None
 
 
 def lower_is_better(metric: str) -> bool:
-    """Whether a smaller value of ``metric`` is better, judged from its name."""
-    name = metric.lower()
-    return any(word in name for word in LOWER_IS_BETTER)
+    """Whether a smaller value of ``metric`` is better (kept for compatibility; the rule is
+    :func:`nbtrack.metrics.direction`)."""
+    from nbtrack.metrics import direction
+
+    return direction(metric) == "min"
 
 
 def _store(store: StoreLike) -> Store:
     return store if isinstance(store, Store) else open_store(store)
-
-
-@dataclass(frozen=True, repr=False)
-class RunRecord:
-    """Everything recorded about one run, as returned by :func:`nbtrack.get_run`."""
-
-    id: str
-    number: int
-    name: str | None
-    status: str
-    kind: str
-    start_time: float
-    end_time: float | None
-    notebook: str | None
-    note: str | None
-    tags: list[str]
-    params: dict[str, Any]
-    metrics: dict[str, float]
-    metric_history: dict[str, list[MetricPoint]]
-    seed: int | None
-    deterministic: bool
-    seed_calls: list[dict[str, Any]]
-    rng_state: dict[str, Any] | None
-    environment: dict[str, Any]
-    git: dict[str, Any]
-    inputs: list[Fingerprint]
-    models: list[dict[str, Any]]
-    code: str
-    history: list[HistoryEntry]
-    artifacts: list[ArtifactInfo]
-    error: dict[str, Any] | None
-    warnings: list[str]
-    extra: dict[str, Any]
-    store: Store = field(repr=False, compare=False)
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds from start to end, or ``None`` while running."""
-        return None if self.end_time is None else self.end_time - self.start_time
-
-    def load_artifact(self, name: str) -> Any:
-        """The artifact called ``name``: a path for files and folders, else the object."""
-        from nbtrack.artifacts import load_artifact
-        from nbtrack.errors import ArtifactError
-
-        for art in self.artifacts:
-            if art.name == name:
-                return load_artifact(self.store, art.kind, art.hash, art.meta)
-        names = ", ".join(a.name for a in self.artifacts) or "none"
-        raise ArtifactError(f"run #{self.number} has no artifact {name!r} (it has: {names})")
-
-    def restore_rng(self) -> list[str]:
-        """Put ``random``, NumPy and torch RNGs back in the state they had at the run's start."""
-        from nbtrack.capture.seeds import restore_rng_state
-        from nbtrack.errors import NbtrackError
-
-        if not self.rng_state:
-            raise NbtrackError(f"run #{self.number} has no recorded RNG state")
-        return restore_rng_state(self.rng_state)
-
-    def metric_frame(self, key: str | None = None) -> pandas.DataFrame:
-        """The metric history as a DataFrame with columns metric, step, value, timestamp."""
-        import pandas as pd
-
-        rows = [
-            (k, p.step, p.value, p.timestamp)
-            for k, points in self.metric_history.items()
-            if key is None or k == key
-            for p in points
-        ]
-        return pd.DataFrame(rows, columns=["metric", "step", "value", "timestamp"])
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict of the run (what ``nbtrack show --json`` prints)."""
-        return {
-            "id": self.id,
-            "number": self.number,
-            "name": self.name,
-            "status": self.status,
-            "kind": self.kind,
-            "start_time": self.start_time,
-            "end_time": self.end_time,
-            "duration": self.duration,
-            "notebook": self.notebook,
-            "note": self.note,
-            "tags": self.tags,
-            "params": self.params,
-            "metrics": self.metrics,
-            "metric_history": {
-                k: [[p.step, p.value, p.timestamp] for p in v]
-                for k, v in self.metric_history.items()
-            },
-            "seed": self.seed,
-            "deterministic": self.deterministic,
-            "seed_calls": self.seed_calls,
-            "environment": self.environment,
-            "git": self.git,
-            "inputs": [i.to_dict() for i in self.inputs],
-            "models": self.models,
-            "code": self.code,
-            "history": [[h.execution_count, h.source] for h in self.history],
-            "artifacts": [
-                {"name": a.name, "kind": a.kind, "hash": a.hash, "size": a.size, "meta": a.meta}
-                for a in self.artifacts
-            ],
-            "error": self.error,
-            "warnings": self.warnings,
-            "extra": self.extra,
-        }
-
-    def __str__(self) -> str:
-        from nbtrack.summary import run_text
-
-        return run_text(self)
-
-    __repr__ = __str__  # a notebook's text/plain output stays one screen, not every field
-
-    def _repr_html_(self) -> str:
-        from nbtrack.summary import run_html
-
-        return run_html(self)
 
 
 def load_record(store: Store, run_id: str, *, full: bool = True) -> RunRecord:
@@ -219,6 +86,7 @@ def load_record(store: Store, run_id: str, *, full: bool = True) -> RunRecord:
         warnings=row["warnings"],
         extra=row["extra"],
         store=store,
+        goals=row["goals"],
     )
 
 
@@ -313,49 +181,6 @@ def _fast_json_loads() -> Any:
     return loads
 
 
-@dataclass(frozen=True, repr=False)
-class RunDiff:
-    """What differs between two runs, section by section.
-
-    ``sections`` maps a section name (params, seeds, environment, data, code) to a list of
-    ``(key, value in a, value in b)`` rows; only differences are listed. ``code_diff`` is a
-    unified diff of the two runs' code.
-    """
-
-    a: RunRecord
-    b: RunRecord
-    sections: dict[str, list[tuple[str, Any, Any]]]
-    code_diff: str
-
-    @property
-    def empty(self) -> bool:
-        """True when the runs differ in nothing compared."""
-        return not any(self.sections.values()) and not self.code_diff
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "a": self.a.number,
-            "b": self.b.number,
-            "sections": {
-                k: [{"key": key, "a": va, "b": vb} for key, va, vb in rows]
-                for k, rows in self.sections.items()
-            },
-            "code_diff": self.code_diff,
-        }
-
-    def __str__(self) -> str:
-        from nbtrack.summary import diff_text
-
-        return diff_text(self)
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        from nbtrack.summary import diff_html
-
-        return diff_html(self)
-
-
 _MISSING = "—"
 
 
@@ -447,28 +272,94 @@ def diff(a: Any, b: Any, *, store: StoreLike = None) -> RunDiff:
     return diff_records(load_record(st, st.resolve(a)), load_record(st, st.resolve(b)))
 
 
-def best_previous(record: RunRecord) -> dict[str, tuple[float, int]]:
-    """For each metric of ``record``: the best value among earlier finished runs of its name.
+def best_previous(record: RunRecord, store: Store | None = None) -> dict[str, tuple[float, int]]:
+    """For each metric of ``record``: the best value among earlier finished runs of its name,
+    judged in the direction ``record`` used (:meth:`RunRecord.direction`).
 
-    Returns ``metric -> (best value, run number)``.
+    Returns ``metric -> (best value, run number)``. ``store`` defaults to the record's.
     """
     if not record.name:
         return {}
+    from nbtrack.metrics import is_better
+
+    st = store if store is not None else record.store
+    directions: dict[str, Direction] = {}
     best: dict[str, tuple[float, int]] = {}
-    rows = record.store.list_runs(
-        name=record.name, status="finished", columns=("number", "metrics")
-    )
+    rows = st.list_runs(name=record.name, status="finished", columns=("number", "metrics"))
     for number, metrics in rows:
         if number >= record.number:
             continue
         for key, value in json.loads(metrics).items():
             if key not in record.metrics or value is None:
                 continue
-            v = float(value)
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                continue  # a value a foreign writer left that is not a number
             if v != v:  # NaN is never best
                 continue
+            if key not in directions:
+                directions[key] = record.direction(key)
             current = best.get(key)
-            better = current is None or (v < current[0] if lower_is_better(key) else v > current[0])
-            if better:
+            if current is None or is_better(v, current[0], directions[key]):
                 best[key] = (v, int(number))
     return best
+
+
+def metric_deltas(record: RunRecord, store: Store | None = None) -> dict[str, MetricDelta]:
+    """Each metric of ``record`` against the best earlier finished run of the same name.
+
+    What the summary after a tracked cell and ``nbtrack show`` pass to
+    :func:`nbtrack.summary.run_text`; ``store`` defaults to the record's.
+    """
+    out: dict[str, MetricDelta] = {}
+    for key, (best, number) in best_previous(record, store).items():
+        value = record.metrics.get(key)
+        if value is None or value != value:
+            continue
+        out[key] = MetricDelta(value - best, number, record.direction(key))
+    return out
+
+
+def runs_directions(store: Store, ids: list[str] | None = None) -> dict[str, Direction]:
+    """One direction per metric for the runs ``ids`` (default: every run in ``store``).
+
+    Stored declared/configured directions of the newest run win, then the rule as it stands
+    (see :func:`nbtrack.metrics.runs_directions`). A bad ``nbtrack.toml`` falls back to names.
+    """
+    from nbtrack.errors import NbtrackError
+    from nbtrack.metrics import configured_goals
+    from nbtrack.metrics import runs_directions as combine
+
+    wanted = set(ids) if ids is not None else None
+    goals: list[dict[str, Any]] = []
+    names: dict[str, None] = {}
+    for run_id, raw_goals, raw_metrics in reversed(
+        store.list_runs(columns=("id", "goals", "metrics"))
+    ):
+        if wanted is not None and run_id not in wanted:
+            continue
+        goals.append(json.loads(raw_goals) if raw_goals else {})
+        names.update(dict.fromkeys(json.loads(raw_metrics) if raw_metrics else {}))
+    try:
+        configured = configured_goals()
+    except NbtrackError:
+        configured = {}
+    return combine(goals, list(names), configured)
+
+
+__all__ = [
+    "MetricDelta",
+    "RunDiff",
+    "RunRecord",
+    "StoreLike",
+    "best_previous",
+    "diff",
+    "diff_records",
+    "get_run",
+    "load_record",
+    "lower_is_better",
+    "metric_deltas",
+    "runs",
+    "runs_directions",
+]

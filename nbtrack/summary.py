@@ -1,16 +1,22 @@
 """Human-readable views of runs and diffs: plain text for terminals, HTML for notebooks.
 
-Pure functions of records; the magic, the CLI and ``_repr_html_`` call them.
+Pure functions of records: nothing here opens the store. Deltas against the best earlier
+run are computed by whoever shows the summary (:func:`nbtrack.query.metric_deltas`) and
+passed in; without them the summary shows the values alone.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nbtrack.query import RunDiff, RunRecord
+    from nbtrack.records import MetricDelta, RunDiff, RunRecord
+
+#: The deltas a summary may be given: metric -> change against the best earlier run.
+Deltas = Mapping[str, "MetricDelta"] | None
 
 STATUS_COLOURS = {
     "finished": "#1a7f37",
@@ -19,6 +25,7 @@ STATUS_COLOURS = {
     "crashed": "#cf222e",
     "running": "#0969da",
 }
+VERDICT_COLOURS = {"better": "#1a7f37", "worse": "#cf222e", "same": "#57606a"}
 
 
 def fmt_value(value: Any, width: int = 40) -> str:
@@ -45,19 +52,9 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m"
 
 
-def metric_deltas(record: RunRecord) -> dict[str, tuple[float, int, bool]]:
-    """For each metric: ``(change vs best earlier run, that run's number, improved?)``."""
-    from nbtrack.query import best_previous, lower_is_better
-
-    out = {}
-    for key, (best, number) in best_previous(record).items():
-        value = record.metrics.get(key)
-        if value is None or value != value:
-            continue
-        change = value - best
-        improved = change < 0 if lower_is_better(key) else change > 0
-        out[key] = (change, number, improved)
-    return out
+def _verdict(delta: MetricDelta) -> str:
+    """``better`` / ``worse`` / ``same`` in the metric's own direction."""
+    return "better" if delta.improved else "worse" if delta.worse else "same"
 
 
 def _headline(record: RunRecord) -> str:
@@ -65,8 +62,9 @@ def _headline(record: RunRecord) -> str:
     return f"run #{record.number} {name} — {record.status} in {fmt_duration(record.duration)}"
 
 
-def run_text(record: RunRecord, *, deltas: bool = True) -> str:
-    """A compact plain-text summary of a run."""
+def run_text(record: RunRecord, deltas: Deltas = None) -> str:
+    """A compact plain-text summary of a run; ``deltas`` adds each metric's change against
+    the best earlier run (``+0.02 vs best #3, better``)."""
     lines = [f"nbtrack: {_headline(record)}  (id {record.id[:12]})"]
     if record.params:
         lines.append(
@@ -77,13 +75,13 @@ def run_text(record: RunRecord, *, deltas: bool = True) -> str:
             f"  seed:    {record.seed}" + (" (deterministic)" if record.deterministic else "")
         )
     if record.metrics:
-        changes = metric_deltas(record) if deltas else {}
+        changes = deltas or {}
         parts = []
         for key, value in record.metrics.items():
             text = f"{key}={fmt_value(value)}"
-            if key in changes:
-                change, number, improved = changes[key]
-                text += f" ({change:+.4g} vs best #{number}{', better' if improved else ''})"
+            delta = changes.get(key)
+            if delta is not None:
+                text += f" ({delta.change:+.4g} vs best #{delta.best_number}, {_verdict(delta)})"
             parts.append(text)
         lines.append("  metrics: " + ", ".join(parts))
     if record.inputs:
@@ -117,8 +115,8 @@ def _table(rows: list[tuple[str, str]], title: str) -> str:
     )
 
 
-def run_html(record: RunRecord, *, deltas: bool = True) -> str:
-    """The run summary as an HTML snippet for notebooks."""
+def run_html(record: RunRecord, deltas: Deltas = None) -> str:
+    """The run summary as an HTML snippet for notebooks (``deltas`` as for :func:`run_text`)."""
     colour = STATUS_COLOURS.get(record.status, "#57606a")
     parts = [
         "<div class='nbtrack-summary' style='font-family:var(--jp-ui-font-family,sans-serif);"
@@ -134,16 +132,17 @@ def run_html(record: RunRecord, *, deltas: bool = True) -> str:
             _table([(k, html.escape(fmt_value(v))) for k, v in record.params.items()], "params")
         )
     if record.metrics:
-        changes = metric_deltas(record) if deltas else {}
+        changes = deltas or {}
         rows = []
         for key, value in record.metrics.items():
             cell = html.escape(fmt_value(value))
-            if key in changes:
-                change, number, improved = changes[key]
-                tint = "#1a7f37" if improved else "#cf222e"
+            delta = changes.get(key)
+            if delta is not None:
+                verdict = _verdict(delta)
+                tint = VERDICT_COLOURS[verdict]
                 cell += (
-                    f" <span style='color:{tint}'>{change:+.4g}</span>"
-                    f" <span style='color:#57606a'>vs best #{number}</span>"
+                    f" <span style='color:{tint}' title='{verdict}'>{delta.change:+.4g}</span>"
+                    f" <span style='color:#57606a'>vs best #{delta.best_number}, {verdict}</span>"
                 )
             rows.append((key, cell))
         parts.append(_table(rows, "metrics"))

@@ -27,6 +27,7 @@ from typing import Any
 from nbtrack import config
 from nbtrack.artifacts import default_name, save_artifact
 from nbtrack.errors import NbtrackError, StoreError
+from nbtrack.metrics import Direction, configured_goals, goal_entry, parse_goals, resolve_goals
 from nbtrack.model import ArtifactInfo, HistoryEntry, RunStatus
 from nbtrack.store.sqlite import Store, dumps, open_store
 
@@ -55,17 +56,55 @@ class RunSpec:
     cwd: str | None = None
     namespace: Mapping[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Declared metric directions, ``{"val_loss": "min"}`` (see :mod:`nbtrack.metrics`).
+    goals: dict[str, str] = field(default_factory=dict)
 
 
-_active: list[ActiveRun] = []
-_retry: list[ActiveRun] = []  # finished runs whose last writes met a locked store
-_active_lock = threading.Lock()
+class Captures:
+    """Runs capture steps for one run: a step that fails becomes a warning on the run,
+    never an exception in the user's code. :attr:`warnings` is what the run stores."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        """Record ``message`` on the run and show it as a :class:`TrackingWarning`."""
+        self.warnings.append(message)
+        warnings.warn(f"nbtrack: {message}", TrackingWarning, stacklevel=4)
+
+    def __call__(
+        self, what: str, fn: Callable[[], Any], default: Any = None, *, store_errors: bool = True
+    ) -> Any:
+        """``fn()``, or ``default`` with a warning naming ``what`` when it fails."""
+        try:
+            return fn()
+        except StoreError:
+            if store_errors:
+                raise  # a locked or unwritable store: give up at once, not once per capture
+            self.warnings.append(f"{what} not stored: the store was not writable")
+            return default
+        except Exception as exc:
+            self.warn(f"{what} not captured: {type(exc).__name__}: {exc}")
+            return default
+
+
+@dataclass
+class StartFacts:
+    """What a run records about its start, captured by :func:`capture_start`."""
+
+    params: dict[str, Any]
+    extra: dict[str, Any]  # the spec's extra plus cwd, seeds applied, deterministic settings
+    seed_calls: list[dict[str, Any]]  # seeding calls found in the code
+    rng_hash: str | None  # blob of the RNG state before the code ran
+    inputs: list[dict[str, Any]]  # fingerprints of the data the code reads
+    code_hash: str | None
+    history: list[list[Any]]  # [execution count, blob hash] of each cell that ran before
+    env_hash: str | None  # blob of the environment snapshot
 
 
 def current_run() -> ActiveRun | None:
     """The innermost run being recorded in this process, or ``None``."""
-    with _active_lock:
-        return _active[-1] if _active else None
+    return _runs.current()
 
 
 class ActiveRun:
@@ -75,30 +114,94 @@ class ActiveRun:
     tags. Attributes ``id`` (globally unique) and ``number`` (short, per store) name the run.
     """
 
-    def __init__(self, store: Store, spec: RunSpec) -> None:
+    def __init__(
+        self,
+        store: Store,
+        spec: RunSpec,
+        facts: StartFacts,
+        captures: Captures,
+        start_time: float,
+        goals: Mapping[str, Direction] | None = None,
+    ) -> None:
+        """Use :meth:`start` (or :func:`nbtrack.run`): it captures ``facts`` and writes the run."""
         self.store = store
         self.spec = spec
         self.id = uuid.uuid4().hex
         self.number = 0
         self.name = spec.name
         self.status = RunStatus.RUNNING
-        self.start_time = time.time()
+        self.start_time = start_time
         self.end_time: float | None = None
-        self.warnings: list[str] = []
+        self._captures = captures
+        self.warnings: list[str] = captures.warnings
         self.tags: list[str] = list(dict.fromkeys(spec.tags))
-        self.params: dict[str, Any] = {}
+        self.params: dict[str, Any] = facts.params
+        self._goals: dict[str, Direction] = dict(goals or {})
         self._buffer: list[tuple[str, int, float, float]] = []
         self._steps: dict[str, int] = {}
         self._latest: dict[str, float] = {}
         self._flush_lock = threading.Lock()
         self._git_thread: threading.Thread | None = None
         self._git: dict[str, Any] | None = None
-        self._env_hash: str | None = None
+        self._env_hash: str | None = facts.env_hash
         self._closed = False
         self._beat = time.time()
         self._pending: dict[str, Any] = {}
         self._artifact_names: set[str] = set()
         self._listeners: list[Callable[[ActiveRun], None]] = []
+
+    @classmethod
+    def start(cls, spec: RunSpec, store: Store | str | os.PathLike[str] | None = None) -> ActiveRun:
+        """Start recording a run: seed, snapshot RNG state, capture params, inputs and code.
+
+        Raises :class:`nbtrack.errors.StoreError` only when the store cannot be opened or
+        written, and :class:`~nbtrack.errors.UsageError` for a bad seed or goal; every
+        capture failure becomes a warning on the run instead.
+        """
+        if spec.seed is not None:
+            from nbtrack.capture.seeds import check_seed
+
+            check_seed(spec.seed)
+        goals = parse_goals(spec.goals, "goals") if spec.goals else {}
+        if not isinstance(store, Store):
+            store = open_store(store)
+        store.check_blob_cache()
+        spec = _without_secrets(spec)
+        start_time = time.time()
+        captures = Captures()
+        facts = capture_start(spec, store, captures)
+        run = cls(store, spec, facts, captures, start_time, goals)
+        if spec.capture_env:
+            run._start_git(
+                spec.notebook and str(Path(spec.notebook).parent) or spec.cwd or os.getcwd()
+            )
+        run.number = store.create_run(run.id, run._start_row(facts))
+        _runs.add(run)
+        return run
+
+    def _start_row(self, facts: StartFacts) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "name": spec.name,
+            "status": "running",
+            "kind": spec.kind,
+            "start_time": self.start_time,
+            "notebook": spec.notebook,
+            "note": spec.note,
+            "tags": self.tags,
+            "params": self.params,
+            "seed": spec.seed,
+            "deterministic": int(spec.deterministic),
+            "seeds": facts.seed_calls,
+            "rng_hash": facts.rng_hash,
+            "env_hash": facts.env_hash,
+            "inputs": facts.inputs,
+            "code_hash": facts.code_hash,
+            "history": facts.history,
+            "warnings": self.warnings,
+            "extra": facts.extra,
+            "goals": self._declared_goals(),
+        }
 
     def __repr__(self) -> str:
         return f"<nbtrack run #{self.number} {self.name or ''} ({self.status})>"
@@ -217,6 +320,31 @@ class ActiveRun:
         except Exception as exc:
             self._warn(f"input {name!r} was not fingerprinted: {exc}")
 
+    def goal(self, **directions: str) -> None:
+        """Declare which way metrics should go, e.g. ``track.goal(val_loss="min", acc="max")``.
+
+        ``"min"``/``"max"`` (or ``"minimize"``/``"maximize"``). A declaration beats the
+        ``[metrics]`` table of ``nbtrack.toml``, which beats the guess from the metric's name;
+        the summary's "better"/"worse", the compare widget's best values and later sweeps
+        and gates all use it. The directions are stored with the run. A bad value is a
+        one-line :class:`~nbtrack.errors.UsageError`.
+        """
+        self._goals.update(parse_goals(directions))
+        self._safe_update({"goals": self._declared_goals()})
+
+    def _declared_goals(self) -> dict[str, dict[str, str]]:
+        return {m: goal_entry(d, "declared") for m, d in self._goals.items()}
+
+    def _resolved_goals(self) -> dict[str, dict[str, str]]:
+        """Every logged or declared metric's direction, as stored when the run ends."""
+        try:
+            configured = configured_goals(self.spec.cwd)
+        except NbtrackError as exc:
+            # A bad nbtrack.toml must not cost the run: say so, judge by declarations and names.
+            self._warn(f"metric directions from nbtrack.toml not used: {exc}")
+            configured = {}
+        return resolve_goals(self.metrics, self._goals, configured)
+
     @property
     def steps(self) -> dict[str, int]:
         """The step at which each metric was last logged."""
@@ -239,8 +367,7 @@ class ActiveRun:
 
     # -- lifecycle ----------------------------------------------------------------------
     def _warn(self, message: str) -> None:
-        self.warnings.append(message)
-        warnings.warn(f"nbtrack: {message}", TrackingWarning, stacklevel=3)
+        self._captures.warn(message)
 
     def _safe_update(self, fields: dict[str, Any]) -> None:
         try:
@@ -251,16 +378,7 @@ class ActiveRun:
     def _capture(
         self, what: str, fn: Callable[[], Any], default: Any = None, *, store_errors: bool = True
     ) -> Any:
-        try:
-            return fn()
-        except StoreError:
-            if store_errors:
-                raise  # a locked or unwritable store: give up at once, not once per capture
-            self.warnings.append(f"{what} not stored: the store was not writable")
-            return default
-        except Exception as exc:
-            self._warn(f"{what} not captured: {type(exc).__name__}: {exc}")
-            return default
+        return self._captures(what, fn, default, store_errors=store_errors)
 
     def flush(self) -> None:
         """Write buffered metrics to the store now (the background thread does this too)."""
@@ -310,9 +428,7 @@ class ActiveRun:
                 "message": redact(_safe_str(exc), secrets),
                 "traceback": redact(_format_traceback(exc), secrets),
             }
-        with _active_lock:
-            if self in _active:
-                _active.remove(self)
+        _runs.discard(self)
         fields: dict[str, Any] = {
             "status": str(self.status),
             "end_time": self.end_time,
@@ -336,6 +452,9 @@ class ActiveRun:
             env_hash = self._capture("environment", self._store_environment, store_errors=False)
             if env_hash and env_hash != self._env_hash:
                 fields["env_hash"] = env_hash
+        goals = self._capture("metric directions", self._resolved_goals, None)
+        if goals is not None:
+            fields["goals"] = goals
         if self._git_thread is not None:
             self._git_thread.join(timeout=5.0 if self.spec.kind == "script" else 0.0)
             if self._git is not None:
@@ -346,9 +465,7 @@ class ActiveRun:
             # A store locked beyond the timeout: keep the metrics and the outcome in memory
             # and let the background thread write them when the lock is gone.
             self._pending = fields
-            with _active_lock:
-                _retry.append(self)
-            _Flusher.ensure_started()
+            _runs.retry_later(self)
             warnings.warn(
                 f"nbtrack: run #{self.number} is not fully written yet ({exc}); "
                 "nbtrack keeps retrying in the background",
@@ -364,10 +481,7 @@ class ActiveRun:
         self.store.update_run(self.id, fields)
 
     def _store_environment(self) -> str:
-        from nbtrack.capture.environment import environment
-
-        env = environment()
-        return self.store.put_blob("env", json.dumps(env, sort_keys=True, default=str).encode())
+        return store_environment(self.store)
 
     def _start_git(self, folder: str) -> None:
         cached = _git_cache.get(folder)
@@ -508,28 +622,21 @@ class DetachedRun:
     def input(self, obj: Any, name: str) -> None:
         """Does nothing: this run is not recorded."""
 
+    def goal(self, **directions: str) -> None:
+        """Does nothing: this run is not recorded."""
 
-def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None) -> ActiveRun:
-    """Start recording a run: seed, snapshot RNG state, capture params, inputs and code.
 
-    Raises :class:`nbtrack.errors.StoreError` only when the store cannot be opened or
-    written; every capture failure becomes a warning on the run instead.
+def capture_start(spec: RunSpec, store: Store, cap: Captures) -> StartFacts:
+    """Everything a run records at its start, in the order it must happen: seed the RNGs,
+    snapshot their state, then params, inputs, code, history and the environment.
+
+    ``spec`` is already cleaned of secrets. Failures become warnings through ``cap``; only
+    a store that cannot be written raises (:class:`~nbtrack.errors.StoreError`).
     """
-    if spec.seed is not None:
-        from nbtrack.capture.seeds import check_seed
-
-        check_seed(spec.seed)
-    if not isinstance(store, Store):
-        store = open_store(store)
-    store.check_blob_cache()
-    spec = _without_secrets(spec)
-    run = ActiveRun(store, spec)
-    cap = run._capture
-    source = spec.source
-
     from nbtrack.capture import params as params_capture
     from nbtrack.capture import seeds
 
+    source = spec.source
     torch_too = "torch" in sys.modules or bool(
         cap("torch use", lambda: seeds.cell_imports_torch(source), False)
     )
@@ -578,7 +685,6 @@ def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None
         params.update(cap("papermill parameters", notebook_defaults, {}))
         params.update(cap("parameters", lambda: params_capture.extract_params(source), {}))
     params.update(spec.params)
-    run.params = params
 
     inputs: list[dict[str, Any]] = []
     if spec.capture_data and spec.namespace is not None:
@@ -588,7 +694,7 @@ def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None
 
             fps, problems = cell_inputs(source, spec.namespace or {}, cwd=spec.cwd)
             for problem in problems:
-                run._warn(problem)
+                cap.warn(problem)
             return [fp.to_dict() for fp in fps]
 
         inputs = cap("input fingerprints", data, [])
@@ -601,37 +707,30 @@ def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None
         )
         history = [[e.execution_count, h] for e, h in zip(spec.history, hashes)]
 
-    if spec.capture_env:
-        run._env_hash = cap("environment", run._store_environment)
-        run._start_git(spec.notebook and str(Path(spec.notebook).parent) or spec.cwd or os.getcwd())
-
-    run.number = store.create_run(
-        run.id,
-        {
-            "name": spec.name,
-            "status": "running",
-            "kind": spec.kind,
-            "start_time": run.start_time,
-            "notebook": spec.notebook,
-            "note": spec.note,
-            "tags": run.tags,
-            "params": params,
-            "seed": spec.seed,
-            "deterministic": int(spec.deterministic),
-            "seeds": seed_calls,
-            "rng_hash": rng_hash,
-            "env_hash": run._env_hash,
-            "inputs": inputs,
-            "code_hash": code_hash,
-            "history": history,
-            "warnings": run.warnings,
-            "extra": extra,
-        },
+    env_hash = cap("environment", lambda: store_environment(store)) if spec.capture_env else None
+    return StartFacts(
+        params=params,
+        extra=extra,
+        seed_calls=seed_calls,
+        rng_hash=rng_hash,
+        inputs=inputs,
+        code_hash=code_hash,
+        history=history,
+        env_hash=env_hash,
     )
-    with _active_lock:
-        _active.append(run)
-    _Flusher.ensure_started()
-    return run
+
+
+def store_environment(store: Store) -> str:
+    """Snapshot the environment into ``store`` (deduplicated by content); returns its hash."""
+    from nbtrack.capture.environment import environment
+
+    env = environment()
+    return store.put_blob("env", json.dumps(env, sort_keys=True, default=str).encode())
+
+
+def start_run(spec: RunSpec, store: Store | str | os.PathLike[str] | None = None) -> ActiveRun:
+    """Start recording a run (kept for compatibility: see :meth:`ActiveRun.start`)."""
+    return ActiveRun.start(spec, store)
 
 
 def start_script_run(
@@ -645,6 +744,7 @@ def start_script_run(
     store: Any,
     capture_env: bool,
     capture_data: bool,
+    goals: Mapping[str, str] | None = None,
 ) -> ActiveRun:
     """Start a run for script code; the code recorded is the ``__main__`` file's source."""
     main = sys.modules.get("__main__")
@@ -669,31 +769,61 @@ def start_script_run(
         code=code,
         cwd=os.getcwd(),
         extra={"argv": list(sys.argv), "script": os.path.abspath(main_file) if main_file else None},
+        goals=dict(goals or {}),
     )
-    return start_run(spec, store)
+    return ActiveRun.start(spec, store)
 
 
-class _Flusher:
-    """The one background thread that writes every active run's buffered metrics."""
+class _Runs:
+    """This process's run bookkeeping: the runs being recorded, finished runs whose last
+    writes met a locked store (retried), and the one background thread that flushes both."""
 
-    _thread: threading.Thread | None = None
-    _lock = threading.Lock()
+    def __init__(self) -> None:
+        self.active: list[ActiveRun] = []
+        self.retry: list[ActiveRun] = []
+        self.lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
 
-    @classmethod
-    def ensure_started(cls) -> None:
-        with cls._lock:
-            if cls._thread is None or not cls._thread.is_alive():
-                cls._thread = threading.Thread(target=cls._loop, name="nbtrack-flush", daemon=True)
-                cls._thread.start()
+    def current(self) -> ActiveRun | None:
+        """The innermost active run."""
+        with self.lock:
+            return self.active[-1] if self.active else None
 
-    @classmethod
-    def _loop(cls) -> None:
+    def add(self, run: ActiveRun) -> None:
+        """A run started: flush it in the background from now on."""
+        with self.lock:
+            self.active.append(run)
+        self.ensure_flusher()
+
+    def discard(self, run: ActiveRun) -> None:
+        """A run finished (or failed): no more background flushes for it."""
+        with self.lock:
+            if run in self.active:
+                self.active.remove(run)
+
+    def retry_later(self, run: ActiveRun) -> None:
+        """A finished run whose final write failed: the flusher retries it."""
+        with self.lock:
+            self.retry.append(run)
+        self.ensure_flusher()
+
+    def ensure_flusher(self) -> None:
+        """Start the background flush thread unless it is running."""
+        with self._thread_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="nbtrack-flush", daemon=True
+                )
+                self._thread.start()
+
+    def _loop(self) -> None:
         interval = config.flush_interval()
         while True:
             time.sleep(interval)
-            _drain_retries()
-            with _active_lock:
-                runs = list(_active)
+            self.drain_retries()
+            with self.lock:
+                runs = list(self.active)
             for run in runs:
                 try:
                     run.flush()
@@ -705,50 +835,54 @@ class _Flusher:
                     except Exception:
                         run._listeners.remove(listener)
 
+    def drain_retries(self) -> None:
+        """Write the finished runs whose last writes met a locked store; keep those failing."""
+        with self.lock:
+            pending = list(self.retry)
+        for run in pending:
+            try:
+                run._write_final(run._pending)
+            except Exception:
+                continue
+            with self.lock:
+                self.retry.remove(run)
 
-def _drain_retries() -> None:
-    """Write the finished runs whose last writes met a locked store; keep those still failing."""
-    with _active_lock:
-        pending = list(_retry)
-    for run in pending:
-        try:
-            run._write_final(run._pending)
-        except Exception:
-            continue
-        with _active_lock:
-            _retry.remove(run)
-
-
-@atexit.register
-def _finish_at_exit() -> None:
-    # A process that exits with runs still open (no `with`, or a kernel shut down mid-cell):
-    # keep their metrics and mark them crashed rather than leave them "running".
-    _drain_retries()
-    with _active_lock:
-        runs = list(_active)
-    for run in runs:
-        try:
-            run.flush()
-            run.store.update_run(
-                run.id,
-                {
-                    "status": "crashed",
-                    "end_time": time.time(),
-                    "warnings": run.warnings,
-                    "error": {
-                        "type": "Crashed",
-                        "message": "the process exited before the run finished",
-                        "traceback": "",
+    def finish_at_exit(self) -> None:
+        """A process that exits with runs still open (no ``with``, or a kernel shut down
+        mid-cell): keep their metrics and mark them crashed rather than leave them running."""
+        self.drain_retries()
+        with self.lock:
+            runs = list(self.active)
+        for run in runs:
+            try:
+                run.flush()
+                run.store.update_run(
+                    run.id,
+                    {
+                        "status": "crashed",
+                        "end_time": time.time(),
+                        "warnings": run.warnings,
+                        "error": {
+                            "type": "Crashed",
+                            "message": "the process exited before the run finished",
+                            "traceback": "",
+                        },
                     },
-                },
-            )
-        except Exception:
-            pass
+                )
+            except Exception:
+                pass
+
+
+_runs = _Runs()
+atexit.register(_runs.finish_at_exit)
 
 
 __all__ = [
     "ActiveRun",
+    "Captures",
     "RunSpec",
+    "StartFacts",
+    "capture_start",
     "TrackingWarning",
     "current_run",
     "start_run",

@@ -7,7 +7,7 @@ rather than guessed at.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -81,4 +81,7 @@ MIGRATIONS: dict[int, list[str]] = {
         # their cache of known blobs when it changes).
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     ],
+    # Each metric's direction as the run used it: {metric: {"direction", "source"}}
+    # (nbtrack/metrics.py). Its own column, so the compare widget reads it without `extra`.
+    2: ["ALTER TABLE runs ADD COLUMN goals TEXT NOT NULL DEFAULT '{}'"],
 }

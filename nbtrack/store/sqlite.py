@@ -47,6 +47,7 @@ JSON_COLUMNS: dict[str, Any] = {
     "history": [],
     "warnings": [],
     "extra": {},
+    "goals": {},
     "error": None,
 }
 RUN_COLUMNS = (
@@ -78,6 +79,7 @@ RUN_COLUMNS = (
     "error",
     "warnings",
     "extra",
+    "goals",
 )
 #: A running run whose heartbeat is older than this (seconds), on another host, is crashed.
 STALE_AFTER = 600.0
