@@ -31,6 +31,12 @@ EXTRACT_CASES = [
     ("x: float = 1e-3", {"x": 1e-3}),
     ("x: int", {}),
     ("a = b = 2", {"a": 2, "b": 2}),
+    ("a = b = (1, 'x')", {"a": (1, "x"), "b": (1, "x")}),
+    ("a = b = []", {}),  # one list under two names: not a parameter
+    ("a = b = {'k': 1}", {}),
+    ("a = (b, c) = 1, 2", {}),  # chained with a non-name target
+    ("a = 1\na = b = []", {"a": 1}),  # a mutable chain does not remove a's binding
+    ("x = 1\nx *= 2", {"x": 1}),
     ("a, b = 1, 2", {"a": 1, "b": 2}),
     ("(a, b), c = (1, 2), 3", {"a": 1, "b": 2, "c": 3}),
     ("[a, b] = [1, 'two']", {"a": 1, "b": "two"}),
@@ -163,10 +169,14 @@ def test_apply_overrides_crlf_and_formfeed() -> None:
     assert out == "a = 1\r\n\x0cb = [9]\r\nc = 'ü'; d = 4\r\n"
 
 
-def test_apply_overrides_every_assignment_and_tuple_elements() -> None:
+def test_apply_overrides_rewrites_only_the_last_literal_binding() -> None:
+    # The parameter is the last literal binding: code between the assignments keeps
+    # reading the earlier values, as it did when the cell ran.
     source = "x = 1\nw, x = 'w', 2  # unpack\nx: float = 3.0\nif cond:\n    x = 4\n"
     out = apply_overrides(source, {"x": 9})
-    assert out == "x = 9\nw, x = 'w', 9  # unpack\nx: float = 9\nif cond:\n    x = 4\n"
+    assert out == "x = 1\nw, x = 'w', 2  # unpack\nx: float = 9\nif cond:\n    x = 4\n"
+    out = apply_overrides("x = 1\nw, x = 'w', 2  # unpack\nx *= 2\n", {"x": 9})
+    assert out == "x = 1\nw, x = 'w', 9  # unpack\nx *= 2\n"
 
 
 def test_apply_overrides_tuple_values() -> None:
@@ -215,12 +225,20 @@ def test_apply_overrides_rejects_non_literal_value() -> None:
         apply_overrides("v = 0\n", {"v": object()})
 
 
-def test_apply_overrides_chained_assignment() -> None:
-    assert apply_overrides("a = b = 2\n", {"a": 3, "b": 3}) == "a = b = 3\n"
-    with pytest.raises(UsageError, match="a = b"):
-        apply_overrides("a = b = 2\n", {"a": 3})
-    with pytest.raises(UsageError):
-        apply_overrides("a = b = 2\n", {"a": 3, "b": 4})
+def test_apply_overrides_splits_chained_assignment() -> None:
+    # One --set changes one name: the chained line becomes one assignment per name.
+    assert apply_overrides("a = b = 2  # both\n", {"a": 3}) == "a = 3; b = 2  # both\n"
+    assert apply_overrides("a = b = 2\n", {"b": 3}) == "a = 2; b = 3\n"
+    assert apply_overrides("a = b = 2\n", {"a": 3, "b": 4}) == "a = 3; b = 4\n"
+    namespace: dict[str, object] = {}
+    exec(apply_overrides("a = b = 2\n", {"a": 3}), namespace)  # noqa: S102
+    assert (namespace["a"], namespace["b"]) == (3, 2)
+
+
+def test_apply_overrides_rejects_chained_mutable() -> None:
+    # xs = ys = [] is one list under two names: not a parameter at all.
+    with pytest.raises(UsageError, match="parameters are: none"):
+        apply_overrides("xs = ys = []\n", {"xs": [1]})
 
 
 def test_apply_overrides_no_overrides_and_bad_source() -> None:

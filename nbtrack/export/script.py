@@ -5,28 +5,30 @@ Everything here produces text from plain values; nothing here runs the user's co
 
 from __future__ import annotations
 
-import ast
 import base64
 import json
 import keyword
-import math
 import os
 import re
 import tempfile
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nbtrack.errors import ExportError, UsageError
 from nbtrack.export.helpers import helper_source
+from nbtrack.pyast.bindings import parameter_values, parse_module, rewrite_bindings, value_source
+from nbtrack.pyast.names import imported_modules as modules_imported
 
 __all__ = [
     "Param",
     "ScriptSpec",
     "render",
     "parametrize",
+    "literal_values",
+    "script_params",
     "dependencies",
     "write_script",
     "imported_modules",
@@ -89,14 +91,10 @@ class ScriptSpec:
 
 
 def _literal_source(value: Any) -> str:
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"float({str(value)!r})"
-    text = repr(value)
     try:
-        ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError):
-        raise ExportError(f"parameter value {text} is not a Python literal") from None
-    return text
+        return value_source(value)
+    except ValueError as exc:
+        raise ExportError(f"parameter value {exc}") from None
 
 
 def _params_block(spec: ScriptSpec) -> str:
@@ -229,90 +227,46 @@ def _docstring(text: str) -> str:
 
 
 # --- parameters in code -------------------------------------------------------------------
-
-
-def _literal_bindings(tree: ast.Module) -> list[tuple[str, ast.expr]]:
-    """``(name, value node)`` for the top-level literal assignments, in order."""
-    found: list[tuple[str, ast.expr]] = []
-
-    def bind(target: ast.expr, value: ast.expr) -> None:
-        if isinstance(target, ast.Name):
-            try:
-                ast.literal_eval(value)
-            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                return
-            found.append((target.id, value))
-        elif (
-            isinstance(target, ast.Tuple | ast.List)
-            and isinstance(value, ast.Tuple | ast.List)
-            and len(target.elts) == len(value.elts)
-            and not any(isinstance(e, ast.Starred) for e in (*target.elts, *value.elts))
-        ):
-            for sub_target, sub_value in zip(target.elts, value.elts, strict=True):
-                bind(sub_target, sub_value)
-
-    for stmt in tree.body:
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-            bind(stmt.targets[0], stmt.value)
-        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-            bind(stmt.target, stmt.value)
-    return found
+# What a parameter binding is, and which one is rewritten, is nbtrack.pyast.bindings' rule:
+# the same one the magic records and ``--set`` rewrites, so a flag changes what it says.
 
 
 def literal_values(source: str) -> dict[str, Any]:
-    """The last top-level literal value of each name in ``source`` (``{}`` if unparsable)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return {}
-    return {name: ast.literal_eval(node) for name, node in _literal_bindings(tree)}
+    """The parameters ``source`` sets: ``{name: value}`` of each name's last top-level
+    literal binding (``{}`` if unparsable)."""
+    return parameter_values(source)
 
 
 def parametrize(source: str, names: Iterable[str], holder: str = "PARAMS") -> tuple[str, set[str]]:
-    """Replace the last top-level literal assignment of each name with ``PARAMS["name"]``.
+    """Replace the parameter binding of each name with ``PARAMS["name"]``.
 
-    Returns the new source and the names replaced. Only the last assignment is replaced,
-    so code between two assignments of a name keeps reading the first value.
+    Returns the new source and the names replaced (those with a parameter binding). Only
+    the last literal binding is replaced, so code between two assignments of a name keeps
+    reading the first value; a chained ``a = b = 1`` is split so each flag changes only
+    its own name.
     """
     wanted = set(names)
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return source, set()
-    last: dict[str, ast.expr] = {}
-    for name, node in _literal_bindings(tree):
-        if name in wanted:
-            last[name] = node
-    lines = source.splitlines(keepends=True)
-    offsets = [0]
-    for line in lines:
-        offsets.append(offsets[-1] + len(line))
-
-    def position(lineno: int, col: int) -> int:
-        line = lines[lineno - 1]
-        return offsets[lineno - 1] + len(line.encode("utf-8")[:col].decode("utf-8", "ignore"))
-
-    edits = []
-    for name, node in last.items():
-        assert node.end_lineno is not None and node.end_col_offset is not None
-        edits.append(
-            (
-                position(node.lineno, node.col_offset),
-                position(node.end_lineno, node.end_col_offset),
-                f"{holder}[{name!r}]",
-            )
-        )
-    for start, end, text in sorted(edits, reverse=True):
-        source = source[:start] + text + source[end:]
-    return source, set(last)
+    return rewrite_bindings(source, {name: f"{holder}[{name!r}]" for name in wanted})
 
 
-def script_params(recorded: Mapping[str, Any], literal: Mapping[str, Any]) -> list[Param]:
-    """Flags for the recorded params; the code's own literal wins when it is the same value
-    (a tuple stays a tuple, where the record's JSON made it a list)."""
+def script_params(
+    recorded: Mapping[str, Any],
+    literal: Mapping[str, Any],
+    replaced: Collection[str] | None = None,
+) -> list[Param]:
+    """Flags for the recorded params whose binding the code's rewrite replaced.
+
+    ``replaced`` is the union of the names :func:`parametrize` returned; without it, the
+    names in ``literal`` (the :func:`literal_values` of the same code) stand for it. A
+    recorded param with no replaced binding (``track.log_params(...)``, or a binding the
+    rule does not count) gets no flag: a flag that changes nothing would record a value
+    the run never used. The code's own literal wins when it is the same value (a tuple
+    stays a tuple, where the record's JSON made it a list).
+    """
+    flagged = set(literal) if replaced is None else set(replaced)
     out = []
     for name, value in recorded.items():
-        if not name.isidentifier() or keyword.iskeyword(name):
+        if name not in flagged or not name.isidentifier() or keyword.iskeyword(name):
             continue
         if name in literal and _json_equal(literal[name], value):
             value = literal[name]
@@ -336,16 +290,9 @@ def imported_modules(sources: Iterable[str]) -> list[str]:
     """Top-level names of the modules the code imports (absolute imports only)."""
     found: dict[str, None] = {}
     for source in sources:
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    found.setdefault(alias.name.split(".")[0])
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                found.setdefault(node.module.split(".")[0])
+        tree = parse_module(source)
+        if tree is not None:
+            found.update(dict.fromkeys(modules_imported(tree)))
     return list(found)
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nbtrack.astnames import dotted_name
+from nbtrack.pyast.names import dotted_name
 from nbtrack.errors import UsageError
 
 if TYPE_CHECKING:
