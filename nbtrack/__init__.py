@@ -32,6 +32,7 @@ __all__ = [
     "get_run",
     "diff",
     "current_run",
+    "metric_direction",
     "compare",
     "plot",
     "load_ipython_extension",
@@ -58,11 +59,13 @@ def run(
     store: Any = None,
     capture_env: bool = True,
     capture_data: bool = True,
+    goals: dict[str, str] | None = None,
 ) -> ActiveRun:
     """Start a tracked run for script code; use it as ``with nbtrack.run(...) as track:``.
 
     ``seed`` seeds ``random``, NumPy and (when imported) PyTorch; ``deterministic`` turns on
     PyTorch's deterministic algorithms. ``params`` are recorded as the run's parameters.
+    ``goals`` declares metric directions, ``{"val_loss": "min"}`` (as ``track.goal``).
     The same tracker backs the ``%%track`` magic. See :class:`nbtrack.tracker.ActiveRun`.
     """
     from nbtrack.tracker import start_script_run
@@ -77,6 +80,7 @@ def run(
         store=store,
         capture_env=capture_env,
         capture_data=capture_data,
+        goals=goals,
     )
 
 
@@ -113,6 +117,21 @@ def current_run() -> ActiveRun | None:
     from nbtrack.tracker import current_run as _current
 
     return _current()
+
+
+def metric_direction(metric: str) -> str:
+    """``"min"`` or ``"max"``: which way ``metric`` should go, by the one rule nbtrack uses.
+
+    The run being recorded's ``track.goal(...)`` first, then the ``[metrics]`` table of the
+    nearest ``nbtrack.toml``, then the metric's name (whole words: ``val_loss``, ``wer``,
+    ``latency_ms`` are "min"; ``power``, ``accuracy`` are "max"). See docs/metrics.md.
+    """
+    from nbtrack.metrics import direction
+    from nbtrack.tracker import current_run as _current
+
+    active = _current()
+    declared = active.goals if active is not None else None
+    return direction(metric, declared)
 
 
 def compare(

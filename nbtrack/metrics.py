@@ -223,6 +223,15 @@ def direction(
     return resolve(metric, None, configured_goals(start))[0]
 
 
+def display_direction(metric: str) -> Direction:
+    """:func:`direction` without declarations, for displays: a bad ``nbtrack.toml`` is
+    ignored here (the name decides) rather than breaking a chart or a table."""
+    try:
+        return direction(metric)
+    except UsageError:
+        return heuristic_direction(metric)
+
+
 def is_better(a: float, b: float, direction: Direction) -> bool:
     """Whether value ``a`` is strictly better than ``b``; NaN is never better."""
     if a != a:
@@ -289,6 +298,7 @@ __all__ = [
     "configured_goals",
     "deciding_token",
     "direction",
+    "display_direction",
     "goal_entry",
     "heuristic_direction",
     "is_better",

@@ -332,6 +332,11 @@ class ActiveRun:
         self._goals.update(parse_goals(directions))
         self._safe_update({"goals": self._declared_goals()})
 
+    @property
+    def goals(self) -> dict[str, Direction]:
+        """The directions declared so far (``track.goal``, ``nbtrack.run(goals=...)``)."""
+        return dict(self._goals)
+
     def _declared_goals(self) -> dict[str, dict[str, str]]:
         return {m: goal_entry(d, "declared") for m, d in self._goals.items()}
 

@@ -370,7 +370,8 @@ class CompareWidget:
             include = False
         view = self._view if self._view is not None else _no_frame()
         columns = self._runs.columns if self._runs is not None else []
-        best = best_numbers(view, [c for c in columns if c.startswith("metrics.")])
+        directions = self._runs.directions if self._runs is not None else {}
+        best = best_numbers(view, [c for c in columns if c.startswith("metrics.")], directions)
         filters = (
             ", ".join(
                 f"{k}={v!r}"
@@ -500,7 +501,7 @@ class CompareWidget:
         runs = self._runs
         if runs is None or self._view is None:
             return {}
-        return best_numbers(self._view, runs.metric_columns)
+        return best_numbers(self._view, runs.metric_columns, runs.directions)
 
     def _draw_table(self) -> None:
         table, view = self._table, self.view
@@ -537,10 +538,10 @@ class CompareWidget:
         column = metric_column(metric) if metric else ""
         if not metric or column not in view.columns or view.empty:
             return [], ""
-        from nbtrack.query import lower_is_better
-
+        runs = self._runs
+        ascending = runs is not None and runs.direction(metric) == "min"
         ranked = view.dropna(subset=[column]).sort_values(
-            column, ascending=lower_is_better(metric), kind="stable"
+            column, ascending=ascending, kind="stable"
         )
         numbers = [int(n) for n in ranked["number"].head(DEFAULT_CURVES).tolist()]
         return numbers, f"best {len(numbers)} shown (select runs to compare)"
@@ -572,7 +573,10 @@ class CompareWidget:
             frame = self.view
             title = f"params → {metric} (all {len(frame)} shown runs; select to narrow)"
         figures.apply(
-            self._parallel, figures.parallel_spec(frame, runs.param_columns, metric, title)
+            self._parallel,
+            figures.parallel_spec(
+                frame, runs.param_columns, metric, title, direction=runs.direction(metric)
+            ),
         )
 
     def _draw_scatter(self) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nbtrack.errors import UsageError
-from nbtrack.query import lower_is_better
+from nbtrack.metrics import Direction, display_direction
 from nbtrack.widgets.runset import Curve, ema, run_label
 
 if TYPE_CHECKING:
@@ -197,9 +197,18 @@ def _num_or_inf(text: str) -> float:
 
 
 def parallel_spec(
-    frame: pandas.DataFrame, param_columns: Sequence[str], metric: str, title: str | None = None
+    frame: pandas.DataFrame,
+    param_columns: Sequence[str],
+    metric: str,
+    title: str | None = None,
+    *,
+    direction: Direction | None = None,
 ) -> Spec:
-    """Parallel coordinates of the runs in ``frame``: each param that varies, then ``metric``."""
+    """Parallel coordinates of the runs in ``frame``: each param that varies, then ``metric``.
+
+    The colour scale runs towards the better end: ``direction`` is the metric's ("min" or
+    "max", e.g. :meth:`RunSet.direction`; by default judged from its name).
+    """
     import numpy as np
 
     column = f"metrics.{metric}"
@@ -224,7 +233,7 @@ def parallel_spec(
         "line": {
             "color": values,
             "colorscale": "Viridis",
-            "reversescale": lower_is_better(metric),
+            "reversescale": (direction or display_direction(metric)) == "min",
             "showscale": True,
             "colorbar": {"thickness": 12},
         },
@@ -235,10 +244,15 @@ def parallel_spec(
 
 
 def parallel_figure(
-    frame: pandas.DataFrame, param_columns: Sequence[str], metric: str, title: str | None = None
+    frame: pandas.DataFrame,
+    param_columns: Sequence[str],
+    metric: str,
+    title: str | None = None,
+    *,
+    direction: Direction | None = None,
 ) -> go.Figure:
     """:func:`parallel_spec` as a plotly figure."""
-    return to_figure(parallel_spec(frame, param_columns, metric, title))
+    return to_figure(parallel_spec(frame, param_columns, metric, title, direction=direction))
 
 
 def scatter_spec(

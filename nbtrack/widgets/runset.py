@@ -8,13 +8,14 @@ directly.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nbtrack.errors import AmbiguousRunError, NbtrackError, UnknownRunError
-from nbtrack.query import lower_is_better
+from nbtrack.metrics import Direction, display_direction
 from nbtrack.query import runs as query_runs
+from nbtrack.query import runs_directions
 from nbtrack.store.sqlite import Store, open_store
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ class RunSet:
         self.problems: list[str] = []
         self._ids: list[str] | None = None
         self._history: dict[str, dict[str, tuple[list[int], list[float]]]] = {}
+        #: One direction per metric for these runs (stored with the runs, else the rule).
+        self.directions: dict[str, Direction] = {}
         if runs is not None:
             self._ids = self._resolve(runs)
         self.frame = self._empty()
@@ -121,6 +124,13 @@ class RunSet:
             self._history.pop(run_id, None)
         self.frame = frame if len(frame.columns) else self._empty()
         self._by_number = {int(n): i for i, n in enumerate(self.frame["number"].tolist())}
+        ids = None if self._ids is None else [str(i) for i in self.frame["id"].tolist()]
+        self.directions = runs_directions(self.store, ids)
+
+    def direction(self, metric: str) -> Direction:
+        """``"min"`` or ``"max"`` for ``metric`` (or ``metrics.<name>``) among these runs."""
+        name = metric_column(metric)[len("metrics.") :]
+        return self.directions.get(name) or display_direction(name)
 
     @property
     def empty(self) -> bool:
@@ -274,8 +284,16 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (1, str(value))
 
 
-def best_numbers(frame: pandas.DataFrame, columns: Iterable[str]) -> dict[str, int]:
-    """For each metric column: the number of the best run in ``frame`` (NaN never wins)."""
+def best_numbers(
+    frame: pandas.DataFrame,
+    columns: Iterable[str],
+    directions: Mapping[str, Direction] | None = None,
+) -> dict[str, int]:
+    """For each metric column: the number of the best run in ``frame`` (NaN never wins).
+
+    ``directions`` maps metric names to "min"/"max" (:attr:`RunSet.directions`); a metric
+    missing from it is judged by its name.
+    """
     best: dict[str, int] = {}
     if frame.empty:
         return best
@@ -283,7 +301,9 @@ def best_numbers(frame: pandas.DataFrame, columns: Iterable[str]) -> dict[str, i
         values = frame[column]
         if values.dtype.kind not in "iuf" or not values.notna().any():
             continue
-        index = values.idxmin() if lower_is_better(column) else values.idxmax()
+        name = metric_column(column)[len("metrics.") :]
+        way = (directions or {}).get(name) or display_direction(name)
+        index = values.idxmin() if way == "min" else values.idxmax()
         best[column] = int(frame.at[index, "number"])
     return best
 
