@@ -15,6 +15,8 @@ from typing import Any
 
 from nbtrack.capture.fingerprint import fingerprint, fingerprint_file
 from nbtrack.model import Fingerprint
+from nbtrack.pyast.effects import writes_path
+from nbtrack.pyast.names import argument_names, imported_names, node_binds
 
 __all__ = ["cell_inputs", "names_loaded", "names_stored", "string_literal_paths"]
 
@@ -22,12 +24,6 @@ __all__ = ["cell_inputs", "names_loaded", "names_stored", "string_literal_paths"
 MAX_PATH_LITERAL = 4096
 #: Names IPython puts in the user namespace that are never data inputs.
 IPYTHON_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython"})
-#: Calls whose name starts with one of these write the path they are given, not read it.
-WRITER_PREFIXES = ("to_", "save", "write", "dump", "export")
-#: Calls with one of these names change the path they are given rather than read it.
-WRITER_NAMES = frozenset(
-    {"savefig", "imwrite", "mkdir", "makedirs", "remove", "unlink", "rmtree", "rmdir", "touch"}
-)
 #: Longest warning line, so one odd object can't flood the run's record.
 MAX_WARNING = 300
 
@@ -67,26 +63,7 @@ def names_stored(source: str) -> set[str]:
     tree = _parse(source)
     if tree is None:
         return set()
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            names.update(_imported_names(node))
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            names.add(node.name)
-        elif isinstance(node, ast.MatchAs | ast.MatchStar) and node.name:
-            names.add(node.name)
-        elif isinstance(node, ast.MatchMapping) and node.rest:
-            names.add(node.rest)
-    return names
-
-
-def _imported_names(node: ast.Import | ast.ImportFrom) -> list[str]:
-    # `import a.b` binds `a`; `from m import *` binds nothing we can name.
-    return [alias.asname or alias.name.split(".")[0] for alias in node.names if alias.name != "*"]
+    return {name for node in ast.walk(tree) for name in node_binds(node)}
 
 
 def string_literal_paths(source: str, cwd: str | None = None) -> list[str]:
@@ -198,7 +175,7 @@ def _written_literals(call: ast.Call) -> list[str]:
         )
         args = call.args[:1] + [kw.value for kw in call.keywords if kw.arg == "file"]
     else:
-        writes = name.startswith(WRITER_PREFIXES) or name in WRITER_NAMES
+        writes = writes_path(name)
         if writes and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call):
             # Path("out.txt").write_text(...): the path is the receiver's argument.
             args = [*args, *func.value.args]
@@ -243,7 +220,7 @@ class _ReadScanner:
                 self.expr(node.value, defined)
                 self.expr(node.target, defined)
         elif isinstance(node, ast.Import | ast.ImportFrom):
-            defined.update(_imported_names(node))
+            defined.update(imported_names(node))
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             for expr in [
                 *node.decorator_list,
@@ -253,7 +230,7 @@ class _ReadScanner:
                 self.expr(expr, defined)
             # The body runs later, when any name the cell binds before the call is bound; a
             # name the cell binds after the def is still counted (errs towards listing).
-            self.block(node.body, defined | _argument_names(node.args) | {node.name})
+            self.block(node.body, defined | argument_names(node.args) | {node.name})
             defined.add(node.name)
         elif isinstance(node, ast.ClassDef):
             for expr in [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]:
@@ -297,10 +274,7 @@ class _ReadScanner:
                     elif isinstance(pattern, ast.MatchMapping):
                         for key in pattern.keys:
                             self.expr(key, defined)
-                        if pattern.rest:
-                            inner.add(pattern.rest)
-                    if isinstance(pattern, ast.MatchAs | ast.MatchStar) and pattern.name:
-                        inner.add(pattern.name)
+                    inner.update(node_binds(pattern))
                 if case.guard is not None:
                     self.expr(case.guard, inner)
                 self.block(case.body, inner)
@@ -326,7 +300,7 @@ class _ReadScanner:
         elif isinstance(node, ast.Lambda):
             for default in [*node.args.defaults, *node.args.kw_defaults]:
                 self.expr(default, defined)
-            self.expr(node.body, defined | _argument_names(node.args))
+            self.expr(node.body, defined | argument_names(node.args))
         elif isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
             # Comprehension variables are local to it; only the first iterable is evaluated
             # in the enclosing scope.
@@ -351,11 +325,6 @@ class _ReadScanner:
     def read(self, name: str, defined: set[str]) -> None:
         if name not in defined:
             self.reads.setdefault(name)
-
-
-def _argument_names(args: ast.arguments) -> set[str]:
-    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
-    return {arg.arg for arg in every if arg is not None}
 
 
 def _input_names(tree: ast.Module, source: str) -> list[str]:

@@ -28,8 +28,15 @@ import struct
 import sys
 from typing import TYPE_CHECKING, Any
 
-from nbtrack.astnames import dotted_name
 from nbtrack.errors import UsageError
+from nbtrack.pyast.bindings import LITERAL_ERRORS, parse_module
+from nbtrack.pyast.effects import (
+    SEED_FUNCTION_KEYWORDS,
+    SEED_KEYWORDS,
+    TORCH_PACKAGES,
+    is_seed_call,
+)
+from nbtrack.pyast.names import dotted_name, imported_modules
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -52,11 +59,6 @@ RNG_STATE_FORMAT = "nbtrack.rng/1"
 
 #: cuBLAS workspace setting that makes cuBLAS deterministic on CUDA >= 10.2.
 CUBLAS_WORKSPACE_CONFIG = ":4096:8"
-
-# Packages that import torch themselves, so a cell importing them uses torch's RNG too.
-_TORCH_PACKAGES = frozenset(
-    {"torch", "torchvision", "torchaudio", "torchtext", "lightning", "pytorch_lightning"}
-)
 
 #: The largest seed: ``np.random.seed`` accepts 0 .. 2**32 - 1, the narrowest of the RNGs.
 SEED_MAX = 2**32 - 1
@@ -106,18 +108,10 @@ def cell_imports_torch(source: str) -> bool:
     after such an import torch's RNG is in play. Returns False when ``source`` does not
     parse.
     """
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    tree = parse_module(source)
+    if tree is None:
         return False
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            if any(alias.name.split(".")[0] in _TORCH_PACKAGES for alias in node.names):
-                return True
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 0 and node.module and node.module.split(".")[0] in _TORCH_PACKAGES:
-                return True
-    return False
+    return any(top in TORCH_PACKAGES for top in imported_modules(tree))
 
 
 def cell_may_load_numpy(source: str) -> bool:
@@ -128,21 +122,13 @@ def cell_may_load_numpy(source: str) -> bool:
     parse. The tracker then loads NumPy first, so its RNG state at the cell's start is
     recorded and the run can be replayed; a cell like ``x = 1`` does not pay for NumPy.
     """
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+    tree = parse_module(source)
+    if tree is None:
         return True
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            tops = [alias.name.split(".")[0] for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            tops = [node.module.split(".")[0]]
-        else:
-            continue
-        for top in tops:
-            if top == "numpy" or (top not in sys.modules and top not in sys.stdlib_module_names):
-                return True
-    return False
+    return any(
+        top == "numpy" or (top not in sys.modules and top not in sys.stdlib_module_names)
+        for top in imported_modules(tree)
+    )
 
 
 def seed_everything(seed: int, *, torch_too: bool, numpy_too: bool = True) -> list[str]:
@@ -217,49 +203,12 @@ def set_deterministic(*, torch_too: bool) -> dict[str, Any]:
 
 # --- seeds the cell sets itself -------------------------------------------------------
 
-# Last name of the called function -> which dotted prefixes count ("*": any, "": bare name).
-_SEED_FUNCTIONS: dict[str, tuple[str, ...]] = {
-    "seed": ("*",),  # random.seed, np.random.seed, numpy.random.seed, rng.seed
-    "default_rng": ("*",),  # np.random.default_rng
-    "RandomState": ("*",),  # np.random.RandomState
-    "Random": ("random", ""),  # random.Random (bare after `from random import Random`)
-    "manual_seed": ("*",),  # torch.manual_seed, torch.cuda.manual_seed, gen.manual_seed
-    "manual_seed_all": ("*",),  # torch.cuda.manual_seed_all
-    "set_seed": ("*",),  # tf.random.set_seed, transformers.set_seed, accelerate's set_seed
-    "set_random_seed": ("*",),  # keras.utils.set_random_seed
-    "seed_everything": ("*",),  # lightning / pytorch_lightning
-    "PRNGKey": ("*",),  # jax.random.PRNGKey
-}
-
-# Keyword arguments that carry a seed in any call (sklearn, xgboost, lightgbm, catboost...).
-_SEED_KEYWORDS = ("random_state", "seed", "random_seed")
-
-# Keywords that hold the seed in the seed functions themselves (random.seed(a=...)).
-_SEED_FUNCTION_KEYWORDS = ("seed", "a", "x", "random_state", "seed_value", "key")
-
-
-_dotted = dotted_name
-
-
-def _is_seed_function(func: ast.expr) -> bool:
-    if isinstance(func, ast.Name):
-        last, prefix = func.id, ""
-    elif isinstance(func, ast.Attribute):
-        last = func.attr
-        prefix = _dotted(func.value) or "*"
-    else:
-        return False
-    allowed = _SEED_FUNCTIONS.get(last)
-    if allowed is None:
-        return False
-    return "*" in allowed or prefix in allowed
-
 
 def _expr_value(source: str, node: ast.expr) -> object:
     """The literal value of ``node``, or its source text when it is not a literal."""
     try:
         return ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+    except LITERAL_ERRORS:
         text = ast.get_source_segment(source, node)
         return text if text is not None else ast.unparse(node)
 
@@ -277,22 +226,21 @@ def find_seed_calls(source: str) -> list[dict[str, Any]]:
     literal, or None for a call with no seed (which seeds from OS entropy). Lines count
     from 1 in ``source``. Returns ``[]`` when ``source`` does not parse.
     """
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    tree = parse_module(source)
+    if tree is None:
         return []
     found: list[tuple[int, int, dict[str, Any]]] = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
-        name = _dotted(node.func)
+        name = dotted_name(node.func)
         if name is None:  # torch.Generator().manual_seed(1): name it by its source text
             name = ast.get_source_segment(source, node.func) or ast.unparse(node.func)
-        if _is_seed_function(node.func):
+        if is_seed_call(node.func):
             arg: ast.expr | None = node.args[0] if node.args else None
             if arg is None:
                 arg = next(
-                    (k.value for k in node.keywords if k.arg in _SEED_FUNCTION_KEYWORDS), None
+                    (k.value for k in node.keywords if k.arg in SEED_FUNCTION_KEYWORDS), None
                 )
             value = None if arg is None else _expr_value(source, arg)
             found.append(
@@ -300,7 +248,7 @@ def find_seed_calls(source: str) -> list[dict[str, Any]]:
             )
             continue
         for kw in node.keywords:
-            if kw.arg in _SEED_KEYWORDS:
+            if kw.arg in SEED_KEYWORDS:
                 found.append(
                     (
                         kw.value.lineno,

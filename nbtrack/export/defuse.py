@@ -33,13 +33,26 @@ from __future__ import annotations
 
 import ast
 import builtins
-import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from nbtrack.pyast.effects import (
+    GENERATORS,
+    GLOBAL_SEED_CALLS,
+    file_effects,
+    library_generators,
+    seeds_every_generator,
+)
+from nbtrack.pyast.names import (
+    argument_names,
+    imported,
+    imported_names,
+    node_binds,
+    target_leaves,
+)
 
 __all__ = ["Facts", "Analyzer", "RNG", "FILES", "PROCESS", "rng_name", "GENERATORS"]
 
-GENERATORS = ("random", "numpy", "torch")
 RNG = frozenset(f"<rng:{g}>" for g in GENERATORS)
 FILES = "<files>"
 PROCESS = "<process>"
@@ -429,116 +442,6 @@ INPLACE_FUNCTIONS = frozenset(
         "seed",
     }
 )
-FILE_READERS = frozenset(
-    {
-        "open",
-        "read_text",
-        "read_bytes",
-        "loadtxt",
-        "genfromtxt",
-        "fromfile",
-        "imread",
-        "listdir",
-        "scandir",
-        "walk",
-        "glob",
-        "iglob",
-        "iterdir",
-        "exists",
-        "isfile",
-        "isdir",
-        "read",
-        "readlines",
-        "readline",
-        "urlopen",
-        "ImageFolder",
-        "DatasetFolder",
-        "memmap",
-    }
-)
-FILE_READER_PREFIXES = ("read_", "load", "fetch_", "from_pretrained", "open_")
-FILE_WRITERS = frozenset(
-    {
-        "open",
-        "savefig",
-        "imwrite",
-        "mkdir",
-        "makedirs",
-        "remove",
-        "unlink",
-        "rmtree",
-        "rmdir",
-        "touch",
-        "rename",
-        "replace_file",
-        "copy",
-        "copyfile",
-        "copy2",
-        "copytree",
-        "move",
-        "urlretrieve",
-        "extractall",
-        "tofile",
-        "system",
-        "run",
-        "call",
-        "check_call",
-        "check_output",
-        "Popen",
-        "getoutput",
-        "getstatusoutput",
-    }
-)
-FILE_WRITER_PREFIXES = ("to_", "save", "write", "dump", "export", "download")
-#: Libraries whose calls draw from (or build objects that draw from) a global generator.
-LIBRARY_GENERATORS: dict[str, frozenset[str]] = {
-    "random": frozenset({"random"}),
-    "numpy.random": frozenset({"numpy"}),
-    "torch": frozenset({"torch"}),
-    "torchvision": frozenset({"torch"}),
-    "torchaudio": frozenset({"torch"}),
-    "torchtext": frozenset({"torch"}),
-    "sklearn": frozenset({"numpy"}),
-    "scipy": frozenset({"numpy"}),
-    "pandas": frozenset({"numpy"}),
-}
-#: Libraries with no global generator of their own and no draws from numpy's.
-NON_RNG_LIBRARIES = frozenset(
-    {
-        "numpy",
-        "matplotlib",
-        "seaborn",
-        "plotly",
-        "tqdm",
-        "nbtrack",
-        "IPython",
-        "ipywidgets",
-        "PIL",
-        "cv2",
-        "yaml",
-        "requests",
-        "xxhash",
-        "pyarrow",
-        "h5py",
-        "rich",
-        "tabulate",
-        "joblib",
-    }
-)
-#: Calls that reseed global generators: dotted path → generators they reset.
-SEED_CALLS: dict[str, tuple[str, ...]] = {
-    "random.seed": ("random",),
-    "random.setstate": ("random",),
-    "numpy.random.seed": ("numpy",),
-    "numpy.random.set_state": ("numpy",),
-    "torch.manual_seed": ("torch",),
-    "torch.random.manual_seed": ("torch",),
-    "torch.set_rng_state": ("torch",),
-    "torch.random.set_rng_state": ("torch",),
-    "nbtrack.capture.seeds.seed_everything": GENERATORS,
-    "nbtrack.capture.seeds.restore_rng_state": GENERATORS,
-}
-SEED_SUFFIXES = ("seed_everything", "set_seed", "set_random_seed")
 #: Preamble helpers of an exported script and what calling them does.
 HELPER_EFFECTS: dict[str, str] = {
     "_nbtrack_sh": "shell",
@@ -641,61 +544,6 @@ def _roots_of_callee(func: ast.expr) -> set[str]:
     return set()
 
 
-def _target_names(target: ast.expr) -> Iterator[ast.expr]:
-    """The leaves of an assignment target (names, subscripts, attributes)."""
-    if isinstance(target, ast.Tuple | ast.List):
-        for elt in target.elts:
-            yield from _target_names(elt)
-    elif isinstance(target, ast.Starred):
-        yield from _target_names(target.value)
-    else:
-        yield target
-
-
-def _argument_names(args: ast.arguments) -> set[str]:
-    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
-    return {a.arg for a in every if a is not None}
-
-
-def _imported(node: ast.Import | ast.ImportFrom) -> Iterator[tuple[str, str, bool]]:
-    """``(bound name, dotted origin, is a plain ``import``)`` for each name an import binds."""
-    if isinstance(node, ast.Import):
-        for alias in node.names:
-            if alias.asname:
-                yield alias.asname, alias.name, True
-            else:
-                top = alias.name.split(".")[0]
-                yield top, top, True
-    else:
-        base = ("." * node.level) + (node.module or "")
-        for alias in node.names:
-            if alias.name != "*":
-                yield alias.asname or alias.name, f"{base}.{alias.name}".lstrip("."), False
-
-
-def library_generators(dotted: str) -> frozenset[str]:
-    """Global generators a call into ``dotted`` (e.g. ``numpy.random.rand``) may draw from."""
-    top = dotted.split(".")[0]
-    best = ""
-    for prefix in LIBRARY_GENERATORS:
-        if (dotted == prefix or dotted.startswith(prefix + ".")) and len(prefix) > len(best):
-            best = prefix
-    if best:
-        return LIBRARY_GENERATORS[best]
-    if top in NON_RNG_LIBRARIES or not top or top.startswith("."):
-        return frozenset()
-    if top in sys.stdlib_module_names:
-        return frozenset()
-    return frozenset(GENERATORS)  # an unknown library (or a local module): assume any
-
-
-def _file_effects(name: str) -> tuple[bool, bool]:
-    """``(reads files, writes files)`` for a function or method called ``name``."""
-    reads = name in FILE_READERS or name.startswith(FILE_READER_PREFIXES)
-    writes = name in FILE_WRITERS or name.startswith(FILE_WRITER_PREFIXES)
-    return reads, writes
-
-
 def _is_setter(name: str) -> bool:
     return name in SETTER_NAMES or name.startswith(SETTER_PREFIXES)
 
@@ -758,12 +606,10 @@ class _ScopeWalker:
             (self.stores if isinstance(node.ctx, ast.Store | ast.Del) else self.loads).add(node.id)
             return
         if isinstance(node, ast.Import | ast.ImportFrom):
-            self.stores.update(name for name, _, _ in _imported(node))
+            self.stores.update(imported_names(node))
             return
-        if isinstance(node, ast.ExceptHandler) and node.name:
-            self.stores.add(node.name)
-        if isinstance(node, ast.MatchAs | ast.MatchStar) and node.name:
-            self.stores.add(node.name)
+        # except ... as e, match captures (names and defs were handled above)
+        self.stores.update(node_binds(node))
         if isinstance(node, ast.Subscript | ast.Attribute) and isinstance(
             node.ctx, ast.Store | ast.Del
         ):
@@ -793,7 +639,7 @@ def scope_summary(node: ast.AST) -> tuple[set[str], set[str], list[ast.Call]]:
     walker = _ScopeWalker()
     local: set[str] = set()
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-        local |= _argument_names(node.args)
+        local |= argument_names(node.args)
         if isinstance(node, ast.Lambda):
             walker.visit(node.body)
         else:
@@ -813,7 +659,7 @@ def scope_summary(node: ast.AST) -> tuple[set[str], set[str], list[ast.Call]]:
             walker.visit(gen.iter)
             for cond in gen.ifs:
                 walker.visit(cond)
-            for leaf in _target_names(gen.target):
+            for leaf in target_leaves(gen.target):
                 if isinstance(leaf, ast.Name):
                     local.add(leaf.id)
                 else:
@@ -1036,7 +882,7 @@ class _StatementScan:
                 self.mutate(_root(node.target))
         elif isinstance(node, ast.Delete):
             for target in node.targets:
-                for leaf in _target_names(target):
+                for leaf in target_leaves(target):
                     if isinstance(leaf, ast.Name):
                         self.use(leaf.id)
                         self.bind(leaf.id, conditional)
@@ -1046,7 +892,7 @@ class _StatementScan:
         elif isinstance(node, ast.Import | ast.ImportFrom):
             if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
                 self.facts.wildcard = True
-            for name, origin, plain in _imported(node):
+            for name, origin, plain in imported(node):
                 self.imports[name] = (origin, plain)
                 self.bind(name, conditional)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -1080,11 +926,9 @@ class _StatementScan:
             self.expr(node.subject)
             for case in node.cases:
                 for pattern in ast.walk(case.pattern):
-                    if isinstance(pattern, ast.MatchAs | ast.MatchStar) and pattern.name:
-                        self.bind(pattern.name, True)
-                    elif isinstance(pattern, ast.MatchMapping) and pattern.rest:
-                        self.bind(pattern.rest, True)
-                    elif isinstance(pattern, ast.MatchValue):
+                    for name in node_binds(pattern):
+                        self.bind(name, True)
+                    if isinstance(pattern, ast.MatchValue):
                         self.expr(pattern.value)
                     elif isinstance(pattern, ast.MatchClass):
                         self.expr(pattern.cls)
@@ -1135,7 +979,7 @@ class _StatementScan:
         for call in calls:
             root, attrs = _chain(call.func)
             name = attrs[-1] if attrs else (root or "")
-            reads, writes = _file_effects(name)
+            reads, writes = file_effects(name)
             if reads:
                 uses.add(FILES)
             if writes:
@@ -1170,7 +1014,7 @@ class _StatementScan:
         }
 
     def target(self, target: ast.expr, conditional: bool, sources: set[str]) -> None:
-        for leaf in _target_names(target):
+        for leaf in target_leaves(target):
             if isinstance(leaf, ast.Name):
                 self.bind(leaf.id, conditional)
                 if sources:
@@ -1235,7 +1079,7 @@ class _StatementScan:
         if root in local:
             return
         name = attrs[-1] if attrs else (root or "")
-        self.files(*_file_effects(name))
+        self.files(*file_effects(name))
         arg_roots: set[str] = set()
         for arg in args:
             arg_roots |= _roots(arg)
@@ -1271,8 +1115,8 @@ class _StatementScan:
             return
         if env.is_library(root):
             dotted = ".".join([env.origin[root], *attrs])
-            seeded = SEED_CALLS.get(dotted)
-            if seeded is None and name.endswith(SEED_SUFFIXES):
+            seeded = GLOBAL_SEED_CALLS.get(dotted)
+            if seeded is None and seeds_every_generator(name):
                 seeded = GENERATORS
             if seeded is not None:
                 self._seed(seeded, top)

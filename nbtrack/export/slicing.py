@@ -26,13 +26,13 @@ from dataclasses import dataclass
 
 from nbtrack.export.defuse import (
     BUILTIN_NAMES,
-    GENERATORS,
     HELPER_MODULES,
     PROCESS,
     Analyzer,
     Facts,
     rng_name,
 )
+from nbtrack.pyast.effects import GENERATORS
 
 __all__ = ["Statement", "SliceResult", "analyze", "backward_slice"]
 
