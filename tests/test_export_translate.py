@@ -14,7 +14,7 @@ from nbtrack.export.helpers import helper_source
 from nbtrack.export.translate import (
     CellSyntaxError,
     indent,
-    parse_track_line,
+    track_options,
     translate_cell,
 )
 
@@ -136,11 +136,17 @@ def test_track_cells_give_their_options_and_body() -> None:
     assert result.code.startswith("lr = 1\n_nbtrack_sh(f'echo {lr}')")
 
 
-def test_bad_track_options_are_export_errors() -> None:
-    with pytest.raises(ExportError, match="bad %%track options"):
-        parse_track_line("--seed notanumber", "cell 2")
-    with pytest.raises(ExportError, match="KEY=VALUE|="):
-        parse_track_line("--set lr", "cell 2")
+def test_bad_track_options_are_export_errors_naming_the_cell() -> None:
+    with pytest.raises(ExportError, match=r"^cell 2: %%track: argument --seed/-s: invalid int"):
+        track_options("--seed notanumber", "cell 2")
+    with pytest.raises(ExportError, match=r"^cell 2: bad --set option 'lr'"):
+        track_options("--set lr", "cell 2")
+    with pytest.raises(
+        ExportError, match=r"^cell In\[4\]: %%track: unrecognized arguments: --bogus"
+    ):
+        translate_cell("%%track --bogus\nx = 1\n", label="cell In[4]")
+    # A line recorded by another nbtrack version: unknown options are left out, not errors.
+    assert track_options("--sweep 40 --name a", "run #3", strict=False).name == "a"
 
 
 def test_indent_leaves_multiline_strings_alone() -> None:

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from nbtrack.errors import ExportError, NbtrackError
-from nbtrack.export.translate import TrackOptions, Translation, indent
+from nbtrack.export.translate import indent
+from nbtrack.trackline import TrackOptions
 
-__all__ = ["PlainCell", "track_prologue", "apply_track_overrides", "header"]
-
-
-@dataclass(frozen=True)
-class PlainCell:
-    """One cell translated to Python, ready for slicing or emitting."""
-
-    label: str  # "In[4]" or "cell 3"
-    code: str
-    translation: Translation
+__all__ = [
+    "header",
+    "apply_track_overrides",
+    "track_prologue",
+    "untracked_cell",
+    "run_call",
+    "with_block",
+]
 
 
 def header(label: str, note: str = "") -> str:
@@ -37,25 +34,40 @@ def apply_track_overrides(body: str, options: TrackOptions, label: str) -> str:
         raise ExportError(f"{label}: {exc}") from None
 
 
-def track_prologue(options: TrackOptions, body: str) -> tuple[str, set[str]]:
-    """Untracked replay of a ``%%track`` cell: its seeding, then a stand-in ``track``."""
-    from nbtrack.capture.seeds import cell_imports_torch
+def track_prologue(
+    seed: str | None, *, deterministic: bool, torch_too: bool
+) -> tuple[str, frozenset[str]]:
+    """The lines that stand in for ``%%track`` when its cell is replayed untracked.
 
+    The seeding the magic did before the cell (``seed`` is source: a literal, or ``SEED``
+    for the script's flag; ``torch_too`` seeds torch even before the cell imports it), the
+    determinism switch, then a stand-in ``track`` that keeps what the cell logs. Returns
+    the lines and the preamble helpers they call.
+    """
     lines = []
     helpers = {"untracked"}
-    if options.seed is not None:
+    if seed is not None:
         helpers.add("seed")
-        torch_too = cell_imports_torch(body)
-        lines.append(
-            f"_nbtrack_seed({options.seed!r}" + (", torch_too=True" if torch_too else "") + ")"
-        )
-    if options.deterministic:
+        lines.append(f"_nbtrack_seed({seed}" + (", torch_too=True" if torch_too else "") + ")")
+    if deterministic:
         lines.append(
             "from nbtrack.capture.seeds import set_deterministic as _nbtrack_set_deterministic"
         )
         lines.append("_nbtrack_set_deterministic(torch_too=True)")
     lines.append("track = _nbtrack_untracked()")
-    return "\n".join(lines) + "\n", helpers
+    return "\n".join(lines) + "\n", frozenset(helpers)
+
+
+def untracked_cell(options: TrackOptions, body: str) -> tuple[str, frozenset[str]]:
+    """A ``%%track`` cell's body (``--set`` already applied) as plain code, untracked:
+    :func:`track_prologue` for its options, then the body. Returns the code and helpers."""
+    from nbtrack.capture.seeds import cell_imports_torch
+
+    seed = repr(options.seed) if options.seed is not None else None
+    prologue, helpers = track_prologue(
+        seed, deterministic=options.deterministic, torch_too=cell_imports_torch(body)
+    )
+    return prologue + body, helpers
 
 
 def run_call(options: TrackOptions, *, params: str, seed: str | None) -> str:

@@ -19,7 +19,7 @@ from nbtrack.export.cells import (
     apply_track_overrides,
     header,
     run_call,
-    track_prologue,
+    untracked_cell,
     with_block,
 )
 from nbtrack.export.script import (
@@ -52,7 +52,7 @@ def read_notebook(path: str | os.PathLike[str]) -> Any:
         raise ExportError("reading notebooks needs nbformat: pip install nbformat") from None
     try:
         with open(where, encoding="utf-8") as fh:
-            notebook = nbformat.read(fh, as_version=4)
+            notebook = nbformat.read(fh, as_version=4)  # type: ignore[no-untyped-call]
         cells = notebook.get("cells")
         if not isinstance(cells, list):
             raise ValueError("it has no list of cells")
@@ -173,9 +173,8 @@ def export_cells(
                 seed = repr(options.seed) if options.seed is not None else None
                 code = with_block(run_call(options, params=run_params, seed=seed), body)
             else:
-                prologue, more = track_prologue(options, body)
+                code, more = untracked_cell(options, body)
                 helpers |= more
-                code = prologue + body
             sources.append(body)
             blocks.append(header(label, "%%track") + "\n" + code)
             continue

@@ -20,34 +20,20 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from nbtrack.errors import ExportError
+from nbtrack.errors import ExportError, NbtrackError
+from nbtrack.trackline import TrackOptions, parse_track_line
 
 __all__ = [
     "Translation",
-    "TrackOptions",
     "CellSyntaxError",
     "translate_cell",
-    "parse_track_line",
+    "track_options",
     "indent",
 ]
 
 
 class CellSyntaxError(ExportError):
     """A cell that is not valid (I)Python: it cannot have run."""
-
-
-@dataclass(frozen=True)
-class TrackOptions:
-    """The options of a ``%%track`` line, as the magic parses them."""
-
-    name: str | None = None
-    seed: int | None = None
-    deterministic: bool = False
-    tags: tuple[str, ...] = ()
-    note: str | None = None
-    overrides: tuple[tuple[str, object], ...] = ()
-    no_data: bool = False
-    no_env: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,53 +53,13 @@ class Translation:
 # --- %%track ----------------------------------------------------------------------------
 
 
-def parse_track_line(line: str, label: str = "the cell", *, strict: bool = True) -> TrackOptions:
-    """Parse a ``%%track`` options string the way the magic does (its options, its meaning).
-
-    Raises :class:`ExportError` for options the magic would refuse. ``strict=False``
-    ignores options this exporter does not know (a line that already ran was valid for the
-    nbtrack that ran it).
-    """
-    import argparse
-
-    from nbtrack.capture.params import parse_set_option
-    from nbtrack.errors import NbtrackError
-
-    class _Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> None:  # type: ignore[override]
-            raise ExportError(f"{label}: bad %%track options ({message}): {line.strip()}")
-
-    parser = _Parser(prog="%%track", add_help=False)
-    parser.add_argument("--name", "-n", default=None)
-    parser.add_argument("--seed", "-s", type=int, default=None)
-    parser.add_argument("--deterministic", action="store_true")
-    parser.add_argument("--tag", "-t", action="append", default=[])
-    parser.add_argument("--note", default=None)
-    parser.add_argument("--set", action="append", default=[], dest="overrides")
-    parser.add_argument("--no-data", action="store_true")
-    parser.add_argument("--no-env", action="store_true")
-    parser.add_argument("--quiet", "-q", action="store_true")
+def track_options(line: str, label: str, *, strict: bool = True) -> TrackOptions:
+    """The options of a ``%%track`` line (:func:`nbtrack.trackline.parse_track_line`), with a
+    bad line as an :class:`ExportError` that names the cell it is in."""
     try:
-        words = shlex.split(line)
-    except ValueError as exc:
-        raise ExportError(
-            f"{label}: cannot parse the %%track line ({exc}): {line.strip()}"
-        ) from None
-    args = parser.parse_args(words) if strict else parser.parse_known_args(words)[0]
-    try:
-        overrides = tuple(parse_set_option(text) for text in args.overrides)
+        return parse_track_line(line, strict=strict)
     except NbtrackError as exc:
         raise ExportError(f"{label}: {exc}") from None
-    return TrackOptions(
-        name=args.name,
-        seed=args.seed,
-        deterministic=args.deterministic,
-        tags=tuple(args.tag),
-        note=args.note,
-        overrides=overrides,
-        no_data=args.no_data,
-        no_env=args.no_env,
-    )
 
 
 # --- small text utilities ---------------------------------------------------------------
@@ -572,13 +518,18 @@ class _Cell:
             "system",
             "!",
         ):
-            return getattr(
-                self,
-                "_cell_"
-                + {"file": "writefile", "python3": "python", "pypy": "python", "!": "system"}.get(
-                    name, name
-                ),
-            )(line, body)
+            return str(
+                getattr(
+                    self,
+                    "_cell_"
+                    + {
+                        "file": "writefile",
+                        "python3": "python",
+                        "pypy": "python",
+                        "!": "system",
+                    }.get(name, name),
+                )(line, body)
+            )
         if name in DROPPED_CELL and DROPPED_CELL[name] is not None:
             return (
                 f"# %%{name} {line}".rstrip()
@@ -748,7 +699,7 @@ def _translate(source: str, label: str, allow_ipython: bool) -> Translation:
         name = head[0] if head else ""
         line = head[1] if len(head) > 1 else ""
         if name == "track":
-            options = parse_track_line(line, label)
+            options = track_options(line, label)
             inner = translate_cell(body, label=label, allow_ipython=allow_ipython)
             if inner.track is not None:
                 raise cell.fail("%%track inside %%track cannot be exported")
@@ -785,7 +736,7 @@ def _translate(source: str, label: str, allow_ipython: bool) -> Translation:
 def _transform(source: str) -> str:
     from IPython.core.inputtransformer2 import TransformerManager
 
-    return str(TransformerManager().transform_cell(source))
+    return str(TransformerManager().transform_cell(source))  # type: ignore[no-untyped-call]
 
 
 def _automagic(source: str) -> str | None:

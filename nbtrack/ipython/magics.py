@@ -59,7 +59,7 @@ def _history(shell: Any) -> list[HistoryEntry]:
 def _show(obj: Any) -> None:
     from IPython.display import display
 
-    display(obj)
+    display(obj)  # type: ignore[no-untyped-call]
 
 
 class _Summary:
@@ -119,7 +119,7 @@ class TrackMagics(Magics):
             args = parse_track_line(line)
         except NbtrackError as exc:
             raise UsageError(str(exc)) from None
-        shell = self.shell
+        shell: Any = self.shell  # set whenever a magic runs; Any: IPython is loosely typed
         overrides = dict(args.overrides)
 
         raw = cell
