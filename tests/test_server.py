@@ -160,6 +160,9 @@ async def test_run_details(jp_fetch, project) -> None:
     assert data["params"]["lr"] == 0.2
     assert data["metrics"]["acc"] == 0.9
     assert data["metric_points"] == {"acc": 1, "loss": 1}
+    # The directions the run used travel with it, for the panel (and later gates).
+    assert data["goals"]["loss"] == {"direction": "min", "source": "heuristic"}
+    assert data["goals"]["acc"]["direction"] == "max"
     assert data["code"] == "lr = 0.2\nepochs = 2\n"
     assert data["notice"] is None
     assert "rng_state" not in data

@@ -180,3 +180,30 @@ def test_gc_in_another_process_does_not_orphan_later_runs(tmp_path: Path) -> Non
     live.check_blob_cache()  # what start_run does before each run
     assert live.put_blob("env", b"{}") == digest
     assert live.get_blob(digest) == b"{}"
+
+
+def test_a_version_1_store_opens_and_gains_the_goals_column(tmp_path: Path) -> None:
+    from nbtrack.query import load_record
+    from nbtrack.store.schema import MIGRATIONS
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    conn = sqlite3.connect(folder / "nbtrack.db")
+    for statement in MIGRATIONS[1]:  # exactly what nbtrack with schema v1 created
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version=1")
+    conn.execute(
+        "INSERT INTO runs (id, number, name, status, start_time, metrics) "
+        "VALUES ('old1', 1, 't/old', 'finished', 1.0, '{\"val_loss\": 0.5}')"
+    )
+    conn.commit()
+    conn.close()
+    store = Store(folder)
+    assert store.schema_version == SCHEMA_VERSION == 2
+    record = load_record(store, "old1")
+    assert record.goals == {} and record.metrics == {"val_loss": 0.5}
+    assert record.direction("val_loss") == "min"  # nothing stored: the rule decides
+    store.update_run("old1", {"goals": {"val_loss": {"direction": "max", "source": "declared"}}})
+    assert load_record(store, "old1").direction("val_loss") == "max"
+    store.close()
+    assert Store(folder).schema_version == 2  # a second open does not migrate again

@@ -394,3 +394,24 @@ def test_import_nbtrack_stays_cheap() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert {"compare", "plot"} <= set(nbtrack.__all__)
+
+
+def test_best_values_sort_and_colour_follow_the_runs_stored_directions(store_dir) -> None:
+    # "power" would be judged "max" by its name; these runs declared it "min".
+    for power, gain in ((3.0, 0.2), (1.0, 0.9), (2.0, 0.5)):
+        with nbtrack.run(
+            name="t/power", params={"gain": gain}, goals={"power": "min"}, capture_env=False
+        ) as track:
+            track.log(power=power)
+    w = nbtrack.compare(store=store_dir, metric="power")
+    assert w._runs.directions["power"] == "min"
+    assert w._table.best_run == 2  # the lowest power
+    assert _trace_names(w.figures["curves"])[0] == "#2 t/power"  # best first
+    assert w.figures["parallel"].data[0].line.reversescale is True  # low values are good
+    # Without a declaration the name decides: the highest power is best.
+    with nbtrack.run(name="t/watts", capture_env=False) as track:
+        track.log(watts_power=5.0)
+    with nbtrack.run(name="t/watts", capture_env=False) as track:
+        track.log(watts_power=7.0)
+    w = nbtrack.compare(store=store_dir, metric="watts_power")
+    assert w._table.best_run == 5 and w._runs.directions["watts_power"] == "max"
