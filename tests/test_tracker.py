@@ -140,3 +140,31 @@ def test_metrics_survive_a_hard_kill_within_a_second(tmp_path: Path) -> None:
     record = nbtrack.get_run("last", store=store)
     assert len(record.metric_history["loss"]) == 100
     assert record.status == "crashed"  # its process is gone
+
+
+def test_start_facts_are_captured_by_one_function_and_the_run_builds_itself(
+    store_dir: Path,
+) -> None:
+    from nbtrack.store.sqlite import open_store
+    from nbtrack.tracker import ActiveRun, Captures, RunSpec, capture_start, current_run
+
+    store = open_store(store_dir)
+    spec = RunSpec(name="s/facts", seed=5, kind="cell", source="lr = 0.5\n", code="lr = 0.5\n")
+    cap = Captures()
+    facts = capture_start(spec, store, cap)
+    assert facts.params == {"lr": 0.5}
+    assert facts.extra["seeded"] and facts.rng_hash and facts.code_hash
+    assert facts.env_hash  # capture_env defaults to on
+    assert cap.warnings == []
+    # A failing capture step is a warning, and the default stands in for its result.
+    assert cap("thing", lambda: 1 / 0, "fallback") == "fallback"
+    assert cap.warnings == ["thing not captured: ZeroDivisionError: division by zero"]
+
+    outer = ActiveRun.start(RunSpec(name="s/outer", capture_env=False), store)
+    inner = ActiveRun.start(RunSpec(name="s/inner", capture_env=False), store)
+    assert current_run() is inner and inner.number == outer.number + 1
+    inner.finish()
+    assert current_run() is outer
+    outer.finish()
+    assert current_run() is None
+    assert nbtrack.get_run(inner.number).status == "finished"
