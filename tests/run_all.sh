@@ -20,6 +20,9 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q -e ".[test]"
 # Frontend unit tests (node's test runner on the pure modules).
 (cd labextension && ../.venv/bin/jlpm test)
+# Frontend lint: eslint (typescript-eslint recommended) + prettier --check.
+(cd labextension && ../.venv/bin/jlpm lint)
+.venv/bin/python -m ruff format --check nbtrack tests benchmarks
 .venv/bin/python -m ruff check nbtrack tests benchmarks
 .venv/bin/python -m mypy
 .venv/bin/python -m pytest "$@"
