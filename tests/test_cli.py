@@ -21,6 +21,7 @@ import pytest
 import nbtrack
 from nbtrack import config
 from nbtrack.cli import build_parser
+from nbtrack.store.sqlite import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_DOC = ROOT / "docs" / "cli.md"
@@ -185,6 +186,41 @@ def test_store_is_found_upwards_and_by_option_or_env(project: Path, tmp_path_fac
         ok("runs", "--json", cwd=elsewhere, env={config.ENV_STORE: str(project / ".nbtrack")})
         == expected
     )
+
+
+def test_command_store_dir_is_one_order_for_every_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """explicit > %nbtrack store > NBTRACK_STORE > nearest store upwards > ./.nbtrack."""
+    project = tmp_path / "project"
+    deep = project / "a" / "b"
+    deep.mkdir(parents=True)
+    Store(project / config.STORE_DIRNAME)  # creates project/.nbtrack/nbtrack.db
+    monkeypatch.delenv(config.ENV_STORE, raising=False)
+    config.set_store_dir(None)
+    try:
+        found = config.command_store_dir(search_upwards=True, cwd=deep)
+        assert found == (project / config.STORE_DIRNAME).resolve()
+        # A kernel reads where its tracked cells write: its own working directory.
+        assert config.command_store_dir(search_upwards=False, cwd=deep) == (
+            deep / config.STORE_DIRNAME
+        )
+        nowhere = tmp_path / "nowhere"
+        nowhere.mkdir()
+        assert config.command_store_dir(search_upwards=True, cwd=nowhere) == (
+            nowhere / config.STORE_DIRNAME
+        )
+        monkeypatch.setenv(config.ENV_STORE, str(tmp_path / "env"))
+        assert config.command_store_dir(search_upwards=True, cwd=deep) == tmp_path / "env"
+        config.set_store_dir(tmp_path / "chosen")
+        assert config.command_store_dir(search_upwards=True, cwd=deep) == tmp_path / "chosen"
+        # An explicit path wins; the folder that holds .nbtrack/ means that store.
+        assert config.command_store_dir(project, search_upwards=True) == (
+            project / config.STORE_DIRNAME
+        )
+        assert config.command_store_dir(tmp_path / "x", search_upwards=False) == tmp_path / "x"
+    finally:
+        config.set_store_dir(None)
 
 
 # -- show -----------------------------------------------------------------------------------
