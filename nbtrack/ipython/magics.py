@@ -202,6 +202,7 @@ class TrackMagics(Magics):
     def _end(
         self, run: Any, saved: Any, exc: BaseException | None, quiet: bool, live: Any = None
     ) -> None:
+        assert self.shell is not None  # a magic always runs in a shell
         ns = self.shell.user_ns
         current = ns.get("track")
         if current is run or isinstance(current, DetachedRun):  # the cell may rebind `track`
@@ -220,9 +221,10 @@ class TrackMagics(Magics):
                 live.finish(None)  # the last live view stays
             return
         try:
-            from nbtrack.query import load_record
+            from nbtrack.query import load_record, metric_deltas
 
-            summary = _Summary(load_record(run.store, run.id, full=False))
+            record = load_record(run.store, run.id, full=False)
+            summary = _Summary(record, metric_deltas(record, run.store))
             if live is None or not live.finish(summary):  # the summary replaces the live view
                 _show(summary)
         except NbtrackError as exc:
