@@ -50,7 +50,7 @@ from nbtrack.export.translate import CellSyntaxError, indent, track_options, tra
 from nbtrack.trackline import TrackOptions
 
 if TYPE_CHECKING:
-    from nbtrack.query import RunRecord
+    from nbtrack.records import RunRecord
 
 __all__ = [
     "ExportResult",

@@ -54,12 +54,15 @@ class Translation:
 
 
 def track_options(line: str, label: str, *, strict: bool = True) -> TrackOptions:
-    """The options of a ``%%track`` line (:func:`nbtrack.trackline.parse_track_line`), with a
-    bad line as an :class:`ExportError` that names the cell it is in."""
+    """The options of a ``%%track`` line (:func:`nbtrack.trackline.parse_track_line`).
+
+    A bad line is a :class:`CellSyntaxError` that names the cell: the magic refused it, so
+    the cell never ran (an exported history leaves it out, as it does a syntax error).
+    """
     try:
         return parse_track_line(line, strict=strict)
     except NbtrackError as exc:
-        raise ExportError(f"{label}: {exc}") from None
+        raise CellSyntaxError(f"{label}: {exc}") from None
 
 
 # --- small text utilities ---------------------------------------------------------------
