@@ -21,6 +21,7 @@ import shlex
 from dataclasses import dataclass
 
 from nbtrack.errors import ExportError, NbtrackError
+from nbtrack.pyast.positions import char_offset, line_starts
 from nbtrack.trackline import TrackOptions, parse_track_line
 
 __all__ = [
@@ -655,19 +656,6 @@ def _constant_args(call: ast.Call, count: int, cell: _Cell) -> list[str]:
     return values
 
 
-def _line_offsets(text: str) -> list[int]:
-    offsets = [0]
-    for line in text.splitlines(keepends=True):
-        offsets.append(offsets[-1] + len(line))
-    return offsets
-
-
-def _position(text: str, offsets: list[int], lineno: int, col: int) -> int:
-    start = offsets[lineno - 1]
-    end = offsets[lineno] if lineno < len(offsets) else len(text)
-    return start + len(text[start:end].encode("utf-8")[:col].decode("utf-8", "ignore"))
-
-
 def translate_cell(
     source: str, *, label: str = "the cell", allow_ipython: bool = False
 ) -> Translation:
@@ -773,7 +761,7 @@ def _rewrite(code: str, tree: ast.Module, cell: _Cell) -> str:
     """Replace every ``get_ipython()`` call in ``code`` with its translation."""
     if "get_ipython" not in code:
         return code
-    offsets = _line_offsets(code)
+    offsets = line_starts(code)
     edits: list[_Edit] = []
     statement_calls: dict[int, ast.Expr] = {}
     for node in ast.walk(tree):
@@ -815,8 +803,8 @@ def _rewrite(code: str, tree: ast.Module, cell: _Cell) -> str:
             if isinstance(translated, str):
                 raise cell.fail("a magic used as a value cannot be exported")
             assert node.end_lineno is not None and node.end_col_offset is not None
-            start = _position(code, offsets, node.lineno, node.col_offset)
-            end = _position(code, offsets, node.end_lineno, node.end_col_offset)
+            start = char_offset(code, offsets, node.lineno, node.col_offset)
+            end = char_offset(code, offsets, node.end_lineno, node.end_col_offset)
             edits.append(_Edit(start, end, "(" + _src(translated) + ")"))
 
     for node in ast.walk(tree):
@@ -828,8 +816,8 @@ def _rewrite(code: str, tree: ast.Module, cell: _Cell) -> str:
                     "--allow-ipython"
                 )
             cell.helpers.add("ipython")
-            start = _position(code, offsets, node.lineno, node.col_offset)
-            end = _position(code, offsets, node.lineno, node.col_offset + len("get_ipython"))
+            start = char_offset(code, offsets, node.lineno, node.col_offset)
+            end = char_offset(code, offsets, node.lineno, node.col_offset + len("get_ipython"))
             edits.append(_Edit(start, end, "_nbtrack_ipython"))
     edits.sort(key=lambda e: e.start, reverse=True)
     for edit in edits:
