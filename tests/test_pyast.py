@@ -27,7 +27,13 @@ from nbtrack.pyast.names import (
     imported_modules,
     node_binds,
 )
-from nbtrack.pyast.positions import apply_edits, char_offset, line_starts, node_span
+from nbtrack.pyast.positions import (
+    apply_edits,
+    char_offset,
+    line_starts,
+    node_span,
+    source_lines,
+)
 
 # --- bindings -------------------------------------------------------------------------
 
@@ -130,6 +136,9 @@ def test_char_offset_after_non_ascii_text() -> None:
 def test_line_starts_follow_the_tokenizer() -> None:
     # Form feeds and other separators that str.splitlines honours are not line breaks.
     assert line_starts("a\r\nb\rc\nd\x0ce\x1cf") == [0, 3, 5, 7]
+    assert source_lines("a\r\nb\x0cc\n") == ["a\r\n", "b\x0cc\n"]
+    assert source_lines("a\nb") == ["a\n", "b"]
+    assert source_lines("") == []
 
 
 def test_apply_edits_back_to_front_and_refuses_overlap() -> None:

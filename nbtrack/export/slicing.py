@@ -33,6 +33,7 @@ from nbtrack.export.defuse import (
     rng_name,
 )
 from nbtrack.pyast.effects import GENERATORS
+from nbtrack.pyast.positions import source_lines
 
 __all__ = ["Statement", "SliceResult", "analyze", "backward_slice"]
 
@@ -74,7 +75,7 @@ class SliceResult:
             return None
         if len(kept) == len(mine):
             return source
-        lines = source.splitlines(keepends=True)
+        lines = source_lines(source)  # as ast numbers them: a form feed is no line break
         wanted: set[int] = set()
         for i in kept:
             st = self.statements[i]

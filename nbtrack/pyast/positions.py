@@ -13,7 +13,7 @@ import ast
 import re
 from collections.abc import Iterable
 
-__all__ = ["line_starts", "char_offset", "node_span", "apply_edits", "Edit"]
+__all__ = ["line_starts", "source_lines", "char_offset", "node_span", "apply_edits", "Edit"]
 
 #: One replacement: ``(start, end, new text)`` in character offsets of the source.
 Edit = tuple[int, int, str]
@@ -24,6 +24,15 @@ _NEWLINE = re.compile(r"\r\n|\r|\n")
 def line_starts(source: str) -> list[int]:
     """Character offset where each line of ``source`` begins (index 0 is line 1)."""
     return [0, *(m.end() for m in _NEWLINE.finditer(source))]
+
+
+def source_lines(source: str) -> list[str]:
+    """The lines of ``source`` as ast numbers them (line ``n`` is index ``n - 1``), each
+    with its line ending."""
+    starts = line_starts(source)
+    ends = [*starts[1:], len(source)]
+    lines = [source[start:end] for start, end in zip(starts, ends, strict=True)]
+    return lines[:-1] if lines and not lines[-1] else lines
 
 
 def char_offset(source: str, starts: list[int], lineno: int, col_byte: int) -> int:
