@@ -329,7 +329,11 @@ class ActiveRun:
         and gates all use it. The directions are stored with the run. A bad value is a
         one-line :class:`~nbtrack.errors.UsageError`.
         """
-        self._goals.update(parse_goals(directions))
+        goals = parse_goals(directions)
+        if self._closed:
+            self._warn(f"track.goal after run #{self.number} finished was ignored")
+            return
+        self._goals.update(goals)
         self._safe_update({"goals": self._declared_goals()})
 
     @property
