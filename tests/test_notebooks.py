@@ -430,7 +430,9 @@ def test_bad_track_option_is_a_usage_error_and_records_nothing(
         for o in executed.cells[1].outputs
         if o.output_type == "stream" and o.name == "stderr"
     )
-    assert shown.strip() == "UsageError: unrecognized arguments: --bogus"
+    assert shown.strip() == (
+        "UsageError: %%track: unrecognized arguments: --bogus; `%%track?` lists the options"
+    )
     assert not any(o.output_type == "error" for o in executed.cells[1].outputs)
     # No run: either the store was never created, or it is empty.
     assert not (store / "nbtrack.db").exists() or nbtrack.runs(store=store).empty
