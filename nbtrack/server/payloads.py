@@ -75,6 +75,13 @@ def open_notebook_store(notebook: Path) -> Iterator[Store]:
         store.close()
 
 
+def json_object(value: dict[str, Any]) -> dict[str, Any]:
+    """:func:`json_safe` of a dict, typed as the dict it stays."""
+    out = json_safe(value)
+    assert isinstance(out, dict)
+    return out
+
+
 def json_safe(value: Any) -> Any:
     """``value`` with NaN/infinity as ``None`` and anything JSON can't hold as its ``str``.
 
@@ -149,7 +156,7 @@ def runs_payload(notebook: Path) -> dict[str, Any]:
             "other_runs": 0,
             "message": str(exc),
         }
-    return json_safe(
+    return json_object(
         {
             "store": str(folder),
             "store_exists": True,
@@ -177,7 +184,7 @@ def record_payload(record: RunRecord, notebook: Path) -> dict[str, Any]:
             "it shares this folder's store"
         )
     )
-    return json_safe(data)
+    return json_object(data)
 
 
 def run_payload(notebook: Path, ref: str) -> dict[str, Any]:
@@ -199,4 +206,4 @@ def diff_payload(notebook: Path, a: str, b: str) -> dict[str, Any]:
                 if isinstance(row[side], (dict, list, tuple)):
                     row[side] = json.dumps(json_safe(row[side]), sort_keys=True)
     data["names"] = {"a": ra.name, "b": rb.name}
-    return json_safe(data)
+    return json_object(data)

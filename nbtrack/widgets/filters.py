@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nbtrack.pyast.names import dotted_name
 from nbtrack.errors import UsageError
+from nbtrack.pyast.names import dotted_name
 
 if TYPE_CHECKING:
     import pandas

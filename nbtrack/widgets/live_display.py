@@ -46,7 +46,7 @@ class LiveDisplay:
             token = self._set_thread_parent(self._parent)
         try:
             if first or self._handle is None:
-                self._handle = display(view, display_id=True)
+                self._handle = display(view, display_id=True)  # type: ignore[no-untyped-call]
             else:
                 self._handle.update(view)
         finally:
