@@ -57,22 +57,11 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """List runs, oldest first (the last --limit ones)."""
+    from nbtrack.query import RUNS_COLUMNS as columns
     from nbtrack.store.sqlite import decode_row
     from nbtrack.summary import fmt_duration, fmt_value
 
     store = _open(args)
-    columns = (
-        "number",
-        "id",
-        "name",
-        "status",
-        "start_time",
-        "end_time",
-        "tags",
-        "note",
-        "params",
-        "metrics",
-    )
     rows = [
         decode_row(r, columns)
         for r in store.list_runs(name=args.name, status=args.status, tag=args.tag, columns=columns)

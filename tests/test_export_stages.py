@@ -108,6 +108,14 @@ def test_a_cell_whose_track_line_was_refused_never_ran_and_is_skipped() -> None:
     assert [count for count, _ in history.cells] == [1, 5]
 
 
+def test_a_cell_whose_set_the_magic_refused_never_ran_and_is_skipped() -> None:
+    # --set of a name the cell does not bind: the magic refuses it with the same rule.
+    refused = HistoryEntry(2, "%%track --set missing=1\nx = 1\n")
+    history = translate_history(_record(history=[HISTORY[0], refused, HISTORY[-1]]))
+    assert history.skipped == (2,)
+    assert [count for count, _ in history.cells] == [1, 5]
+
+
 def test_translate_history_uses_the_history_line_when_none_was_recorded() -> None:
     history = translate_history(_record(extra={}, code=""))
     assert history.options == TrackOptions(name="t/run", seed=7)

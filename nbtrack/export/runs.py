@@ -144,7 +144,12 @@ def translate_history(record: RunRecord, *, allow_ipython: bool = False) -> Tran
             continue
         code, needs = translation.code, translation.helpers
         if translation.track is not None:
-            body = apply_track_overrides(code, translation.track, label)
+            try:
+                body = apply_track_overrides(code, translation.track, label)
+            except ExportError:
+                # The magic applies --set with the same rule and refused this cell: it never ran.
+                skipped.append(entry.execution_count)
+                continue
             code, more = untracked_cell(translation.track, body)
             needs |= more
         cells.append((entry.execution_count, code))
