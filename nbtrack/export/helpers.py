@@ -252,6 +252,9 @@ class _nbtrack_untracked:
 
     def input(self, obj, name):
         pass
+
+    def goal(self, **directions):
+        pass
 ''',
     "failed": '''
 def _nbtrack_failed(count, error):
