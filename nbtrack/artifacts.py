@@ -101,20 +101,24 @@ def _save_dir(store: Store, root: Path) -> Saved:
 def load_artifact(store: Store, kind: str, digest: str, meta: dict[str, Any]) -> Any:
     """Bring an artifact back: a path for files and folders, the object otherwise.
 
-    A ``torch_state_dict`` comes back as the state dict (load it into your model with
-    ``model.load_state_dict``); a pickled object is unpickled (only load artifacts you trust).
+    Every file is checked against its content hash first: content that is missing or
+    damaged raises :class:`~nbtrack.errors.ArtifactError` (one line) rather than being
+    handed out as valid. A ``torch_state_dict`` comes back as the state dict (load it into
+    your model with ``model.load_state_dict``); a pickled object is unpickled (only load
+    artifacts you trust).
     """
     if kind == "dir":
+        files = meta.get("files", {})
+        checked = {rel: store.checked_artifact_file(d) for rel, d in files.items()}
         target = Path(tempfile.mkdtemp(prefix="nbtrack-artifact-"))
-        for rel, file_digest in meta.get("files", {}).items():
+        for rel, source in checked.items():
             dest = target / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(_existing(store, file_digest), dest)
+            shutil.copyfile(source, dest)
         return target
-    path = _existing(store, digest)
     if kind == "file":
-        return path
-    data = path.read_bytes()
+        return store.checked_artifact_file(digest)
+    data = store.read_artifact(digest)
     if kind == "text":
         return data.decode("utf-8")
     if kind == "bytes":
@@ -130,13 +134,3 @@ def load_artifact(store: Store, kind: str, digest: str, meta: dict[str, Any]) ->
     if kind == "pickle":
         return pickle.loads(data)
     raise ArtifactError(f"unknown artifact kind {kind!r}; upgrade nbtrack to load it")
-
-
-def _existing(store: Store, digest: str) -> Path:
-    path = store.artifact_file(digest)
-    if not path.exists():
-        raise ArtifactError(
-            f"artifact content {digest[:12]} is missing from {store.artifacts_path}; "
-            "was the store's artifacts folder deleted?"
-        )
-    return path

@@ -165,6 +165,7 @@ class Store:
                 self._conn.close()
                 raise
         self._inode = os.stat(self.db_path).st_ino
+        self._mark_crashed_on_open()
 
     # -- set-up -------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -355,15 +356,24 @@ class Store:
                 conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
         return len(ids)
 
+    def _mark_crashed_on_open(self) -> None:
+        # docs/reliability.md promises that a run whose process died (SIGKILL, OOM killer,
+        # a kernel restart) reads as crashed the next time any nbtrack process opens the
+        # store, not only when someone lists runs.
+        with contextlib.suppress(StoreError):
+            self.mark_crashed()  # a read-only or busy store: the next reader marks them
+
     def mark_crashed(self) -> int:
         """Mark runs left 'running' by a process that no longer exists as 'crashed'."""
         host = socket.gethostname()
-        rows = self._query("SELECT id, pid, hostname, heartbeat FROM runs WHERE status='running'")
+        rows = self._query(
+            "SELECT id, pid, hostname, heartbeat, start_time FROM runs WHERE status='running'"
+        )
         dead = []
         now = time.time()
-        for run_id, pid, hostname, heartbeat in rows:
+        for run_id, pid, hostname, heartbeat, start_time in rows:
             if hostname == host and pid:
-                if not _pid_alive(int(pid)):
+                if not _run_process_alive(int(pid), start_time):
                     dead.append(run_id)
             elif heartbeat is not None and now - float(heartbeat) > STALE_AFTER:
                 dead.append(run_id)
@@ -502,6 +512,13 @@ class Store:
         return out
 
     # -- artifacts ----------------------------------------------------------------------
+    # Content files are written to a temporary name, fsynced and renamed into place, so a
+    # process killed mid-write leaves only a ``.tmp-`` file (``gc`` removes it) and never a
+    # partial file under a content name. A row is added only once its content is on disk,
+    # in a transaction that checks the content is still there; ``gc`` deletes only inside
+    # a transaction that re-reads which content rows refer to. So no row ever points at
+    # content ``gc`` removed. Loading checks the content against its hash, which catches
+    # what renaming cannot: a file damaged by a power loss, a disk fault or a hand edit.
     def artifact_file(self, digest: str) -> Path:
         """Where the content with hash ``digest`` lives."""
         return self.artifacts_path / digest[:2] / digest[2:]
@@ -510,21 +527,15 @@ class Store:
         """Store bytes by content; returns ``(hash, size)``."""
         digest = content_hash(data)
         target = self.artifact_file(digest)
-        if not target.exists():
+        if not _reusable(target, len(data)):
             self._atomic_write(target, lambda fh: fh.write(data))
         return digest, len(data)
 
     def put_artifact_file(self, source: Path) -> tuple[str, int]:
         """Copy a file into the store by content; returns ``(hash, size)``."""
-        hasher = xxhash.xxh3_128()
-        size = 0
-        with open(source, "rb") as fh:
-            for chunk in iter(lambda: fh.read(8 << 20), b""):
-                hasher.update(chunk)
-                size += len(chunk)
-        digest = hasher.hexdigest()
+        digest, size = _file_hash(source)
         target = self.artifact_file(digest)
-        if not target.exists():
+        if not _reusable(target, size):
 
             def copy(out: Any) -> None:
                 with open(source, "rb") as fh:
@@ -541,6 +552,11 @@ class Store:
             try:
                 with os.fdopen(fd, "wb") as fh:
                     write(fh)
+                    fh.flush()
+                    # On disk before any row can refer to it: after a power loss the row
+                    # may survive (SQLite checkpoints on its own schedule) and must not
+                    # point at a file the OS had not written yet.
+                    os.fsync(fh.fileno())
                 os.replace(tmp, target)
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -549,15 +565,75 @@ class Store:
         except OSError as exc:
             raise ArtifactError(f"cannot write artifact into {target.parent}: {exc}") from exc
 
+    def checked_artifact_file(self, digest: str) -> Path:
+        """The file holding content ``digest``, after checking its bytes hash to ``digest``.
+
+        Raises :class:`~nbtrack.errors.ArtifactError` (one line) when the file is missing
+        or damaged; damaged content is never handed out as valid.
+        """
+        path = self._artifact_present(digest)
+        try:
+            actual, _ = _file_hash(path)
+        except OSError as exc:
+            raise ArtifactError(f"cannot read artifact content {path}: {exc}") from exc
+        if actual != digest:
+            raise self._damaged(digest)
+        return path
+
+    def read_artifact(self, digest: str) -> bytes:
+        """The bytes stored under ``digest``, checked against it (see :meth:`checked_artifact_file`)."""
+        path = self._artifact_present(digest)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ArtifactError(f"cannot read artifact content {path}: {exc}") from exc
+        if content_hash(data) != digest:
+            raise self._damaged(digest)
+        return data
+
+    def _artifact_present(self, digest: str) -> Path:
+        path = self.artifact_file(digest)
+        if not path.is_file():
+            raise ArtifactError(
+                f"artifact content {digest[:12]} is missing from {self.artifacts_path} (the "
+                "folder was deleted or moved, or `nbtrack gc --verify` removed a damaged "
+                "copy); save the artifact again"
+            )
+        return path
+
+    def _damaged(self, digest: str) -> ArtifactError:
+        return ArtifactError(
+            f"artifact content {digest[:12]} in {self.artifacts_path} is damaged: its bytes "
+            "no longer match their hash (a write cut short by a power loss, or a disk "
+            "fault); run `nbtrack gc --verify` to remove damaged copies, then save it again"
+        )
+
     def add_artifact(
         self, run_id: str, name: str, kind: str, digest: str, size: int, meta: dict[str, Any]
     ) -> None:
+        """Record that run ``run_id`` keeps content ``digest`` (already stored) as ``name``.
+
+        Raises :class:`~nbtrack.errors.ArtifactError` and records nothing when the content
+        vanished since it was stored (an ``nbtrack gc`` in another process at that moment).
+        """
+        needed = [digest]
+        if kind == "dir":
+            needed += list(meta.get("files", {}).values())
         with self.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO artifacts (run_id, name, kind, hash, size, meta, created)"
                 " VALUES (?,?,?,?,?,?,?)",
                 (run_id, name, kind, digest, size, dumps(meta), time.time()),
             )
+            # gc deletes only while holding the write lock, as we do now: content that is
+            # here now stays for as long as this row refers to it.
+            missing = [d for d in needed if not self.artifact_file(d).is_file()]
+            if missing:
+                raise ArtifactError(
+                    f"artifact {name!r} was not recorded: its content {missing[0][:12]} "
+                    f"vanished from {self.artifacts_path} while it was being saved (an "
+                    "`nbtrack gc` at the same moment?); save it again"
+                )
 
     def artifacts(self, run_id: str) -> list[tuple[str, str, str, int, dict[str, Any]]]:
         """``(name, kind, hash, size, meta)`` of each artifact of a run, oldest first."""
@@ -570,33 +646,59 @@ class Store:
             )
         ]
 
-    def gc(self, grace: float = 60.0) -> dict[str, int]:
-        """Delete artifact files and blobs that no run refers to any more.
-
-        Content younger than ``grace`` seconds is kept: another process may have just
-        written it for a run whose row is not in the database yet.
-        """
-        cutoff = time.time() - grace
+    def _referenced_artifacts(self) -> set[str]:
+        """Every content hash an artifact row refers to, folders' files included."""
         referenced = {h for (h,) in self._query("SELECT hash FROM artifacts")}
         for (meta,) in self._query("SELECT meta FROM artifacts WHERE kind='dir'"):
             referenced.update(json.loads(meta).get("files", {}).values())
-        removed_files = freed = 0
+        return referenced
+
+    def gc(self, grace: float = 60.0, *, verify: bool = False) -> dict[str, int]:
+        """Delete artifact files and blobs that no run refers to any more.
+
+        Content younger than ``grace`` seconds is kept: another process may have just
+        written it for a run whose row is not in the database yet. Leftovers of writes
+        that were cut short (``.tmp-`` files) go too. With ``verify``, every content file
+        is also checked against its hash and a damaged one is deleted (counted in
+        ``"damaged"``): loading it would fail anyway, and saving the same content again
+        then writes a good copy. A ``gc`` killed part-way leaves a consistent store.
+        """
+        cutoff = time.time() - grace
+        removed_files = freed = damaged = 0
+        candidates: list[tuple[str | None, Path]] = []  # (hash, or None for a temp file)
         if self.artifacts_path.exists():
-            for sub in self.artifacts_path.iterdir():
+            referenced = self._referenced_artifacts()
+            for sub in sorted(self.artifacts_path.iterdir()):
                 if not sub.is_dir():
                     continue
                 for item in sub.iterdir():
+                    if item.name.startswith(".tmp-"):
+                        candidates.append((None, item))
+                        continue
                     digest = sub.name + item.name
-                    if digest not in referenced or item.name.startswith(".tmp-"):
-                        try:
-                            info = item.stat()
-                            if info.st_mtime > cutoff:
-                                continue  # possibly in flight in another process
+                    if digest not in referenced:
+                        candidates.append((digest, item))
+                    elif verify and _file_hash_or_none(item) != digest:
+                        with contextlib.suppress(FileNotFoundError):
                             item.unlink()
-                        except FileNotFoundError:
-                            continue  # another gc got there first
-                        freed += info.st_size
-                        removed_files += 1
+                            damaged += 1
+        # Delete under the write lock, re-reading the references each batch: a run in
+        # another process may have just recorded an artifact with this content.
+        for start in range(0, len(candidates), 500):
+            with self.transaction():
+                referenced = self._referenced_artifacts()
+                for content, item in candidates[start : start + 500]:
+                    if content is not None and content in referenced:
+                        continue
+                    try:
+                        info = item.stat()
+                        if info.st_mtime > cutoff:
+                            continue  # possibly in flight in another process
+                        item.unlink()
+                    except FileNotFoundError:
+                        continue  # another gc got there first
+                    freed += info.st_size
+                    removed_files += 1
         used: set[str] = set()
         for env_hash, rng_hash, code_hash, history in self._query(
             "SELECT env_hash, rng_hash, code_hash, history FROM runs"
@@ -618,7 +720,51 @@ class Store:
             removed_blobs = len(orphans)
             self._known_blobs.clear()
             self._text_hashes.clear()
-        return {"files": removed_files, "bytes": freed, "blobs": removed_blobs}
+        return {
+            "files": removed_files,
+            "bytes": freed,
+            "blobs": removed_blobs,
+            "damaged": damaged,
+        }
+
+
+def _file_hash(path: Path) -> tuple[str, int]:
+    """The content hash and size of the file at ``path``, read in 8 MiB chunks."""
+    hasher = xxhash.xxh3_128()
+    size = 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(8 << 20), b""):
+            hasher.update(chunk)
+            size += len(chunk)
+    return hasher.hexdigest(), size
+
+
+def _file_hash_or_none(path: Path) -> str | None:
+    try:
+        return _file_hash(path)[0]
+    except OSError:
+        return None
+
+
+def _reusable(target: Path, size: int) -> bool:
+    """Whether content already at ``target`` can stand for new content of ``size`` bytes.
+
+    Its mtime is refreshed, so a concurrent ``gc`` counts it as fresh (within its grace)
+    until the run about to refer to it has written its row. A copy of the wrong size is
+    damaged (a write cut short by a power loss): it is written again.
+    """
+    try:
+        if target.stat().st_size != size:
+            return False
+    except FileNotFoundError:
+        return False
+    try:
+        os.utime(target)
+    except FileNotFoundError:
+        return False  # gc removed it just now
+    except OSError:
+        pass  # a shared store whose file another user owns: the content is there
+    return True
 
 
 def decode_row(row: Sequence[Any], columns: Sequence[str] = RUN_COLUMNS) -> dict[str, Any]:
@@ -641,6 +787,42 @@ def _pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def _run_process_alive(pid: int, run_start: float | None) -> bool:
+    """Whether the process that started a run at ``run_start`` still runs as ``pid``.
+
+    A live ``pid`` is not enough: after a container or machine restart, pids start again
+    from small numbers and a dead kernel's pid soon belongs to some other process. A process
+    that started after the run did cannot be the run's own.
+    """
+    if not _pid_alive(pid):
+        return False
+    started = _process_start_time(pid)
+    if started is None or run_start is None:
+        return True  # no /proc (macOS, Windows): trust the pid
+    # /proc/stat's boot time has whole-second resolution; allow for it and clock slew.
+    return started <= float(run_start) + 2.0
+
+
+_boot_time: float | None = None
+
+
+def _process_start_time(pid: int) -> float | None:
+    """When process ``pid`` started (Unix time), from Linux's /proc; ``None`` elsewhere."""
+    global _boot_time
+    try:
+        boot = _boot_time
+        if boot is None:
+            with open("/proc/stat", encoding="ascii") as fh:
+                boot = next(float(line.split()[1]) for line in fh if line.startswith("btime "))
+            _boot_time = boot
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
+            # The command name (field 2) may hold spaces and parentheses: split after it.
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 _open_stores: dict[Path, Store] = {}
