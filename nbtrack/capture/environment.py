@@ -13,8 +13,8 @@ Rules this module keeps:
   initialises CUDA, so it cannot take GPU memory or break fork-based data loaders;
 * it never spawns a subprocess (``platform.processor()``/``platform.platform()`` run
   ``uname -p`` on Linux);
-* it never records an environment variable whose name looks like a secret
-  (:func:`is_secret_name`), whatever its prefix.
+* it never records an environment variable whose name looks like a secret, whatever its
+  prefix: :func:`nbtrack.secrets.is_secret_env_name`, the one rule for that.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from nbtrack.secrets import ENV_SECRET_MARKERS, is_secret_env_name, redact_text
+
 __all__ = [
     "ENV_VAR_NAMES",
     "ENV_VAR_PREFIXES",
@@ -40,22 +42,13 @@ __all__ = [
     "prewarm",
 ]
 
-#: Substrings (upper case) that make an environment variable name a secret. Matching is by
-#: substring on purpose: a false positive only loses a harmless variable, a false negative
-#: leaks a credential into a store that may be shared.
-SECRET_MARKERS: tuple[str, ...] = (
-    "KEY",
-    "TOKEN",
-    "SECRET",
-    "PASSWORD",
-    "PASSWD",
-    "CREDENTIAL",
-    "AUTH",
-    "PRIVATE",
-    "SESSION",
-    "COOKIE",
-    "CERT",
-)
+#: Substrings (upper case) that make an environment variable name a secret; defined once,
+#: in :mod:`nbtrack.secrets` (kept here under its old name for existing imports).
+SECRET_MARKERS: tuple[str, ...] = ENV_SECRET_MARKERS
+
+#: Whether an environment variable name looks secret (substring rule): the one rule of
+#: :func:`nbtrack.secrets.is_secret_env_name`, under its old name here.
+is_secret_name = is_secret_env_name
 
 #: Environment variables recorded by exact name (when set and not secret-looking).
 ENV_VAR_NAMES: frozenset[str] = frozenset(
@@ -161,15 +154,6 @@ def prewarm() -> threading.Thread:
     return thread
 
 
-def is_secret_name(name: str) -> bool:
-    """True when an environment variable *name* looks like it holds a secret.
-
-    A name is a secret when it contains any of :data:`SECRET_MARKERS`, ignoring case.
-    """
-    upper = name.upper()
-    return any(marker in upper for marker in SECRET_MARKERS)
-
-
 def secret_values(min_length: int = 6) -> list[str]:
     """The values of this process's secret-named environment variables, longest first.
 
@@ -179,21 +163,9 @@ def secret_values(min_length: int = 6) -> list[str]:
     found = {
         value
         for name, value in os.environ.items()
-        if len(value) >= min_length and is_secret_name(name)
+        if len(value) >= min_length and is_secret_env_name(name)
     }
     return sorted(found, key=len, reverse=True)
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value replaced by ``<redacted>``.
-
-    Returns ``text`` itself (the same object) when it holds no secret, which keeps the
-    store's per-text hash memo effective.
-    """
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, "<redacted>")
-    return text
 
 
 # --------------------------------------------------------------------------- static parts
@@ -526,7 +498,9 @@ def _packages() -> dict[str, str]:
 
 
 def _relevant_env_name(name: str) -> bool:
-    return (name in ENV_VAR_NAMES or name.startswith(ENV_VAR_PREFIXES)) and not is_secret_name(name)
+    return (name in ENV_VAR_NAMES or name.startswith(ENV_VAR_PREFIXES)) and not is_secret_env_name(
+        name
+    )
 
 
 def _env_vars() -> dict[str, str]:
@@ -534,7 +508,9 @@ def _env_vars() -> dict[str, str]:
     out = {}
     for name, value in os.environ.items():
         if _relevant_env_name(name):
-            out[name] = _URL_USERINFO.sub(r"\g<scheme>", value) if "@" in value else value
+            value = _URL_USERINFO.sub(r"\g<scheme>", value) if "@" in value else value
+            # A credential pasted into an ordinary variable (a mirror URL's token, say).
+            out[name] = redact_text(value)
     return dict(sorted(out.items()))
 
 
