@@ -29,6 +29,7 @@ from nbtrack.artifacts import default_name, save_artifact
 from nbtrack.errors import NbtrackError, StoreError
 from nbtrack.metrics import Direction, configured_goals, goal_entry, parse_goals, resolve_goals
 from nbtrack.model import ArtifactInfo, HistoryEntry, RunStatus
+from nbtrack.secrets import DEFAULT_RULES, Redactor, project_rules
 from nbtrack.store.sqlite import Store, dumps, open_store
 
 
@@ -122,8 +123,13 @@ class ActiveRun:
         captures: Captures,
         start_time: float,
         goals: Mapping[str, Direction] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
-        """Use :meth:`start` (or :func:`nbtrack.run`): it captures ``facts`` and writes the run."""
+        """Use :meth:`start` (or :func:`nbtrack.run`): it captures ``facts`` and writes the run.
+
+        ``redactor`` removes secrets from everything the run writes later (tags, notes,
+        errors, git, artifacts' metadata); :meth:`start` passes the one that cleaned ``spec``.
+        """
         self.store = store
         self.spec = spec
         self.id = uuid.uuid4().hex
@@ -133,6 +139,7 @@ class ActiveRun:
         self.start_time = start_time
         self.end_time: float | None = None
         self._captures = captures
+        self._redactor = redactor if redactor is not None else Redactor()
         self.warnings: list[str] = captures.warnings
         self.tags: list[str] = list(dict.fromkeys(spec.tags))
         self.params: dict[str, Any] = facts.params
@@ -166,16 +173,17 @@ class ActiveRun:
         if not isinstance(store, Store):
             store = open_store(store)
         store.check_blob_cache()
-        spec = _without_secrets(spec)
-        start_time = time.time()
         captures = Captures()
-        facts = capture_start(spec, store, captures)
-        run = cls(store, spec, facts, captures, start_time, goals)
+        redactor = _redactor_for(spec, captures)
+        spec = _without_secrets(spec, redactor)
+        start_time = time.time()
+        facts = capture_start(spec, store, captures, redactor)
+        run = cls(store, spec, facts, captures, start_time, goals, redactor)
         if spec.capture_env:
             run._start_git(
                 spec.notebook and str(Path(spec.notebook).parent) or spec.cwd or os.getcwd()
             )
-        run.number = store.create_run(run.id, run._start_row(facts))
+        run.number = store.create_run(run.id, run._clean(run._start_row(facts)))
         _runs.add(run)
         return run
 
@@ -277,6 +285,8 @@ class ActiveRun:
         self._artifact_names.add(name)
         try:
             kind, digest, size, meta, warning = save_artifact(self.store, obj)
+            # A file's path or a name may hold a credential (a token in a folder name).
+            name, meta = self._redactor.text(name), self._redactor.value(meta)
             self.store.add_artifact(self.id, name, kind, digest, size, meta)
         except NbtrackError as exc:
             self._warn(f"artifact {name!r} was not stored: {exc}")
@@ -297,9 +307,24 @@ class ActiveRun:
         self._safe_update({"note": str(text)})
 
     def log_params(self, **params: Any) -> None:
-        """Record parameters explicitly (scripts; cells get theirs from their assignments)."""
-        self.params.update(params)
-        self._safe_update({"params": self.params})
+        """Record parameters explicitly (scripts; cells get theirs from their assignments).
+
+        A secret one (by name or value, :mod:`nbtrack.secrets`) is recorded as ``<redacted>``.
+        """
+        self._redactor.learn_params(params)
+        cleaned, redacted = self._redactor.params(params)
+        self.params.update(cleaned)
+        fields: dict[str, Any] = {"params": self.params}
+        if redacted:
+            try:
+                extra = self.store.run_row(self.id)["extra"]
+            except NbtrackError:
+                extra = None
+            if extra is not None:
+                known = extra.get("redacted_params") or []
+                extra["redacted_params"] = list(dict.fromkeys([*known, *redacted]))
+                fields["extra"] = extra
+        self._safe_update(fields)
 
     def input(self, obj: Any, name: str) -> None:
         """Record the fingerprint of an input (array, DataFrame, tensor or file path)."""
@@ -378,9 +403,13 @@ class ActiveRun:
     def _warn(self, message: str) -> None:
         self._captures.warn(message)
 
+    def _clean(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """``fields`` as the store may hold them: every secret redacted (nbtrack.secrets)."""
+        return self._redactor.fields(fields)
+
     def _safe_update(self, fields: dict[str, Any]) -> None:
         try:
-            self.store.update_run(self.id, fields)
+            self.store.update_run(self.id, self._clean(fields))
         except NbtrackError as exc:
             self.warnings.append(f"could not update the run: {exc}")
 
@@ -429,13 +458,15 @@ class ActiveRun:
             self.status = (
                 RunStatus.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
             )
-            from nbtrack.capture.environment import redact, secret_values
+            # Redacted on writing (_write_final), with the secrets the cell itself may have
+            # put into the environment while it ran.
+            from nbtrack.capture.environment import secret_values
 
-            secrets = secret_values()
+            self._redactor.add_values(secret_values())
             error = {
                 "type": type(exc).__name__,
-                "message": redact(_safe_str(exc), secrets),
-                "traceback": redact(_format_traceback(exc), secrets),
+                "message": _safe_str(exc),
+                "traceback": _format_traceback(exc),
             }
         _runs.discard(self)
         fields: dict[str, Any] = {
@@ -487,7 +518,7 @@ class ActiveRun:
         fields["warnings"] = self.warnings
         fields["tags"] = self.tags
         fields["metrics"] = self._latest
-        self.store.update_run(self.id, fields)
+        self.store.update_run(self.id, self._clean(fields))
 
     def _store_environment(self) -> str:
         return store_environment(self.store)
@@ -510,7 +541,7 @@ class ActiveRun:
             if self._closed:
                 # The run finished before git answered: write it on our own.
                 try:
-                    self.store.update_run(self.id, {"git": info})
+                    self.store.update_run(self.id, self._clean({"git": info}))
                 except NbtrackError:
                     pass
 
@@ -557,43 +588,61 @@ def _user_frames(tb: Any) -> Any:
     return tb
 
 
-def _without_secrets(spec: RunSpec) -> RunSpec:
-    """The spec with secret environment values redacted from code, history, params, argv.
+def _redactor_for(spec: RunSpec, cap: Captures | None = None) -> Redactor:
+    """The redactor for a run: the project's secret rules (``[secrets]`` in nbtrack.toml)
+    and this process's secret environment values. A bad ``[secrets]`` table is a warning
+    on the run (through ``cap``) and the built-in rules apply."""
+    from nbtrack.capture.environment import secret_values
 
-    A cell that ran ``%env HF_TOKEN=...`` or a script given ``--token ...`` would otherwise
-    carry the secret into the store, whatever the environment capture leaves out.
+    try:
+        rules = project_rules(spec.cwd)
+    except NbtrackError as exc:
+        if cap is not None:
+            cap.warn(f"secret rules from nbtrack.toml not used (built-in rules apply): {exc}")
+        rules = DEFAULT_RULES
+    return Redactor(rules, secret_values())
+
+
+def _without_secrets(spec: RunSpec, redactor: Redactor | None = None) -> RunSpec:
+    """The spec with every secret redacted (:mod:`nbtrack.secrets`), before anything of it
+    is captured or stored.
+
+    Secret literals in the code and history (``api_key = "sk-..."``, ``password = "..."``,
+    ``f(token="...")``) become ``'<redacted>'``; credential formats, secret environment
+    values and the values of those literals are redacted wherever they appear (code,
+    history, params, note, tags, ``--set`` overrides, the magic line, a script's argv).
+    A cell that ran ``%env HF_TOKEN=...`` or a script given ``--token ...`` would
+    otherwise carry the secret into the store.
     """
     from dataclasses import replace
 
-    from nbtrack.capture.environment import redact, secret_values
-
-    secrets = secret_values()
-    if not secrets:
-        return spec
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, str):
-            return redact(value, secrets)
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        return value
-
+    if redactor is None:
+        redactor = _redactor_for(spec)
+    # Learn every secret value first: one typed in a later cell may be repeated earlier.
+    redactor.learn_code([spec.source, spec.code, *(entry.source for entry in spec.history)])
+    redactor.learn_params(spec.params)
+    overrides = spec.extra.get("overrides")
+    if isinstance(overrides, Mapping):
+        redactor.learn_params(overrides)
     history = []
     for entry in spec.history:
-        cleaned = redact(entry.source, secrets)
+        cleaned = redactor.code(entry.source)
         history.append(
             entry if cleaned is entry.source else HistoryEntry(entry.execution_count, cleaned)
         )
+    text = redactor.fields(
+        {"name": spec.name, "note": spec.note, "tags": spec.tags, "extra": spec.extra}
+    )
     return replace(
         spec,
-        source=redact(spec.source, secrets),
-        code=redact(spec.code, secrets),
+        name=text["name"],
+        source=redactor.code(spec.source),
+        code=redactor.code(spec.code),
         history=history,
-        params=clean(spec.params),
-        extra=clean(spec.extra),
-        note=clean(spec.note),
+        params=redactor.params(spec.params)[0],
+        extra=text["extra"],
+        note=text["note"],
+        tags=text["tags"],
     )
 
 
@@ -635,12 +684,17 @@ class DetachedRun:
         """Does nothing: this run is not recorded."""
 
 
-def capture_start(spec: RunSpec, store: Store, cap: Captures) -> StartFacts:
+def capture_start(
+    spec: RunSpec, store: Store, cap: Captures, redactor: Redactor | None = None
+) -> StartFacts:
     """Everything a run records at its start, in the order it must happen: seed the RNGs,
     snapshot their state, then params, inputs, code, history and the environment.
 
-    ``spec`` is already cleaned of secrets. Failures become warnings through ``cap``; only
-    a store that cannot be written raises (:class:`~nbtrack.errors.StoreError`).
+    ``spec`` is already cleaned of secrets (:func:`_without_secrets`); params found
+    elsewhere (a notebook's ``parameters`` cell) and inputs' paths are redacted here by
+    ``redactor`` (default: the built-in rules), and the names of the params recorded as
+    ``<redacted>`` go to ``extra["redacted_params"]``. Failures become warnings through
+    ``cap``; only a store that cannot be written raises (:class:`~nbtrack.errors.StoreError`).
     """
     from nbtrack.capture import params as params_capture
     from nbtrack.capture import seeds
@@ -694,6 +748,11 @@ def capture_start(spec: RunSpec, store: Store, cap: Captures) -> StartFacts:
         params.update(cap("papermill parameters", notebook_defaults, {}))
         params.update(cap("parameters", lambda: params_capture.extract_params(source), {}))
     params.update(spec.params)
+    if redactor is None:
+        redactor = Redactor()
+    params, redacted = redactor.params(params)
+    if redacted:
+        extra["redacted_params"] = redacted
 
     inputs: list[dict[str, Any]] = []
     if spec.capture_data and spec.namespace is not None:
@@ -706,7 +765,7 @@ def capture_start(spec: RunSpec, store: Store, cap: Captures) -> StartFacts:
                 cap.warn(problem)
             return [fp.to_dict() for fp in fps]
 
-        inputs = cap("input fingerprints", data, [])
+        inputs = redactor.value(cap("input fingerprints", data, []))
 
     code_hash = cap("code", lambda: store.put_blob("code", spec.code.encode("utf-8")))
     history: list[list[Any]] = []
@@ -867,16 +926,18 @@ class _Runs:
                 run.flush()
                 run.store.update_run(
                     run.id,
-                    {
-                        "status": "crashed",
-                        "end_time": time.time(),
-                        "warnings": run.warnings,
-                        "error": {
-                            "type": "Crashed",
-                            "message": "the process exited before the run finished",
-                            "traceback": "",
-                        },
-                    },
+                    run._clean(
+                        {
+                            "status": "crashed",
+                            "end_time": time.time(),
+                            "warnings": run.warnings,
+                            "error": {
+                                "type": "Crashed",
+                                "message": "the process exited before the run finished",
+                                "traceback": "",
+                            },
+                        }
+                    ),
                 )
             except Exception:
                 pass
