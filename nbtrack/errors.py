@@ -7,8 +7,22 @@ edges (magics, CLI, server) print ``str(err)`` as one line and never a traceback
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped (``\\n``, ``\\x00``)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )
+
+
 class NbtrackError(Exception):
     """Base class of every error nbtrack raises on purpose."""
+
+    def __str__(self) -> str:
+        # Messages quote user input (an option line, a path, a cell's text): a line break,
+        # NUL or terminal escape in it must not split the one line every edge prints.
+        return one_line(super().__str__())
 
 
 class UsageError(NbtrackError):

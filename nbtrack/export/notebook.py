@@ -51,7 +51,8 @@ def read_notebook(path: str | os.PathLike[str]) -> Any:
     except ImportError:
         raise ExportError("reading notebooks needs nbformat: pip install nbformat") from None
     try:
-        with open(where, encoding="utf-8") as fh:
+        # utf-8-sig: a byte-order mark (some Windows editors add one) is not JSON's business.
+        with open(where, encoding="utf-8-sig") as fh:
             notebook = nbformat.read(fh, as_version=4)  # type: ignore[no-untyped-call]
         cells = notebook.get("cells")
         if not isinstance(cells, list):
@@ -66,7 +67,9 @@ def read_notebook(path: str | os.PathLike[str]) -> Any:
 
 
 def _language(notebook: Mapping[str, Any]) -> str | None:
-    metadata = notebook.get("metadata") or {}
+    metadata = notebook.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return None
     for key, field in (("kernelspec", "language"), ("language_info", "name")):
         section = metadata.get(key)
         if isinstance(section, Mapping) and isinstance(section.get(field), str):
@@ -76,7 +79,17 @@ def _language(notebook: Mapping[str, Any]) -> str | None:
 
 def _source(cell: Mapping[str, Any]) -> str:
     source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source or "")
+    if isinstance(source, list):
+        return "".join(part if isinstance(part, str) else str(part) for part in source)
+    return str(source or "")
+
+
+def _writable(text: str) -> str:
+    """``text`` fit for a comment of the script: lone surrogates (a JSON escape, an
+    undecodable file name) and NUL, which Python refuses anywhere in a source file, are
+    shown escaped (``\\udcff``, ``\\x00``). Code holding them is a syntax error instead:
+    Python could not compile it, so it never ran."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def export_notebook(
@@ -111,13 +124,14 @@ def export_notebook_node(
         kind = cell.get("cell_type")
         count = cell.get("execution_count")
         label = f"cell {index}" + (f" (In[{count}])" if count else "")
-        tags = (cell.get("metadata") or {}).get("tags") or []
+        metadata = cell.get("metadata")
+        tags = (metadata.get("tags") if isinstance(metadata, Mapping) else None) or []
         is_parameters = isinstance(tags, list) and bool(PARAMETER_TAGS & set(map(str, tags)))
         if kind in ("markdown", "code"):
             items.append((str(kind), label, _source(cell), is_parameters))
     return export_cells(
         items,
-        title=f"{name}, exported by nbtrack as a plain Python script.",
+        title=_writable(f"{name}, exported by nbtrack as a plain Python script."),
         what="the notebook's code cells in document order",
         track=track,
         allow_ipython=allow_ipython,
@@ -149,7 +163,8 @@ def export_cells(
     for kind, label, source, is_parameters in items:
         if kind == "markdown":
             if source.strip():
-                blocks.append("".join(f"# {line}".rstrip() + "\n" for line in source.splitlines()))
+                lines = _writable(source).splitlines()
+                blocks.append("".join(f"# {line}".rstrip() + "\n" for line in lines))
             continue
         if not source.strip():
             continue

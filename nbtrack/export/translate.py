@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import re
 import shlex
+import warnings
 from dataclasses import dataclass
 
 from nbtrack.errors import ExportError, NbtrackError
@@ -138,7 +139,7 @@ def _expand(text: str) -> ast.expr:
                 return ast.Constant(text)
             inner = text[i + 1 : j - 1]
             try:
-                expr = ast.parse(inner.strip(), mode="eval").body
+                expr = _expression(inner.strip())
             except SyntaxError:
                 return ast.Constant(text)
             flush()
@@ -157,7 +158,7 @@ def _expand(text: str) -> ast.expr:
                 continue
             if match:
                 try:
-                    expr = ast.parse(match.group(2).rstrip("."), mode="eval").body
+                    expr = _expression(match.group(2).rstrip("."))
                 except SyntaxError:
                     return ast.Constant(text)
                 flush()
@@ -172,8 +173,37 @@ def _expand(text: str) -> ast.expr:
     return ast.JoinedStr(parts)
 
 
+def _expression(code: str) -> ast.expr:
+    tree = _parse(code, mode="eval")
+    assert isinstance(tree, ast.Expression)
+    return tree.body
+
+
 def _src(node: ast.expr) -> str:
     return ast.unparse(node)
+
+
+def _parse(code: str, mode: str = "exec") -> ast.AST:
+    """``ast.parse(code)``, with every way Python refuses a source raised as ``SyntaxError``.
+
+    Besides syntax errors, ``compile`` refuses lone surrogates (a ``UnicodeEncodeError``),
+    NUL bytes (a ``ValueError`` before Python 3.12) and nesting deeper than its parser
+    recurses (``RecursionError``, ``MemoryError``): a cell holding them never ran either.
+    Warnings the parser emits (``"is" with a literal``) are the notebook's business, not
+    the export's, so they are not printed.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ast.parse(code, mode=mode)
+    except SyntaxError:
+        raise
+    except UnicodeError:
+        raise SyntaxError("it holds text that is not valid Unicode (a lone surrogate)") from None
+    except ValueError as exc:
+        raise SyntaxError(str(exc)) from None
+    except (RecursionError, MemoryError):
+        raise SyntaxError("it is nested too deeply for Python to compile") from None
 
 
 # --- the magics we know -----------------------------------------------------------------
@@ -280,9 +310,10 @@ _PIP_COMMAND = re.compile(r"^\s*(?:(?:\S*/)?python[\d.]*\s+-m\s+)?(?:pip3?|conda
 class _Cell:
     """One cell being translated: the transformed text, the edits, the helpers used."""
 
-    def __init__(self, label: str, allow_ipython: bool) -> None:
+    def __init__(self, label: str, allow_ipython: bool, depth: int = 0) -> None:
         self.label = label
         self.allow_ipython = allow_ipython
+        self.depth = depth
         self.helpers: set[str] = set()
         self.magics: list[str] = []
 
@@ -294,6 +325,23 @@ class _Cell:
             f"unknown magic {kind}{name}: nbtrack cannot turn it into plain Python; remove "
             "it, or export with --allow-ipython to keep it (the script then needs IPython)"
         )
+
+    def nested(self, source: str, what: str) -> Translation:
+        """``source`` given to the magic ``what`` (``%time CODE``, a ``%%capture`` body)."""
+        if self.depth >= MAX_NESTING:
+            raise self.fail(
+                f"magics nested more than {MAX_NESTING} deep cannot be exported; simplify the cell"
+            )
+        suffix = f" ({what})"
+        label = self.label if self.label.endswith(suffix) else self.label + suffix
+        return _translate_cached(source, label, self.allow_ipython, self.depth + 1)
+
+    def split(self, text: str, what: str) -> list[str]:
+        """``text`` split shell-style, as the magic ``what`` reads its arguments."""
+        try:
+            return shlex.split(text)
+        except ValueError as exc:  # unbalanced quotes: IPython refuses the magic too
+            raise self.fail(f"{what}: cannot read its arguments ({exc}): {text.strip()}") from None
 
     def keep_ipython(self, call: ast.Call) -> ast.expr:
         """The call as it is, on a real InteractiveShell (``--allow-ipython``)."""
@@ -363,9 +411,7 @@ class _Cell:
 
     def _python_arg(self, arg: str, what: str) -> str:
         """The Python code given to %time / %timeit / %prun, translated itself."""
-        inner = translate_cell(
-            arg, label=f"{self.label} ({what})", allow_ipython=self.allow_ipython
-        )
+        inner = self.nested(arg, what)
         self.helpers.update(inner.helpers)
         return inner.code
 
@@ -373,7 +419,7 @@ class _Cell:
         code = self._python_arg(arg, "%time")
         if not statement:
             try:
-                return ast.parse(code.strip(), mode="eval").body
+                return _expression(code.strip())
             except SyntaxError:
                 raise self.fail(
                     "%time is used as a value with a statement; write it on a line of its own"
@@ -385,7 +431,7 @@ class _Cell:
         )
 
     def _line_prun(self, arg: str, call: ast.Call, statement: bool) -> str | ast.expr:
-        words = shlex.split(arg) if arg.strip().startswith("-") else []
+        words = self.split(arg, "%prun") if arg.strip().startswith("-") else []
         if words:  # options come first; the code is what follows them
             raise self.fail("%prun with options cannot be exported; drop the options")
         code = self._python_arg(arg, "%prun")
@@ -431,10 +477,7 @@ class _Cell:
 
     def _line_run(self, arg: str, call: ast.Call, statement: bool) -> str:
         self._statement_only("run", statement)
-        try:
-            words = shlex.split(arg)
-        except ValueError as exc:
-            raise self.fail(f"%run: cannot read its arguments ({exc})") from None
+        words = self.split(arg, "%run")
         interactive = module = False
         while words and words[0].startswith("-"):
             flag = words.pop(0)
@@ -548,9 +591,7 @@ class _Cell:
         raise self.unknown("%%", name)
 
     def _body(self, body: str, what: str) -> str:
-        inner = translate_cell(
-            body, label=f"{self.label} ({what})", allow_ipython=self.allow_ipython
-        )
+        inner = self.nested(body, what)
         if inner.track is not None:
             raise self.fail(f"{what} around %%track cannot be exported")
         self.helpers.update(inner.helpers)
@@ -598,7 +639,7 @@ class _Cell:
         )
 
     def _cell_writefile(self, line: str, body: str) -> str:
-        words = shlex.split(line)
+        words = self.split(line, "%%writefile")
         append = False
         if words and words[0] in ("-a", "--append"):
             append = True
@@ -622,7 +663,7 @@ class _Cell:
         return f"_nbtrack_script(None, {body!r})\n"
 
     def _cell_script(self, line: str, body: str) -> str:
-        words = shlex.split(line)
+        words = self.split(line, "%%script")
         program = [w for w in words if not w.startswith("-")]
         if not program or len(program) != len(words):
             raise self.fail(f"%%script {line.strip()}: give the program and no options")
@@ -664,11 +705,20 @@ def translate_cell(
     ``label`` names the cell in errors (``"cell In[4]"``). Raises :class:`ExportError` for
     a syntax error or an unknown magic (see the module doc for ``allow_ipython``).
     """
+    return _translate_cached(source, label, allow_ipython, 0)
+
+
+#: How deep magics may nest (``%time %time CODE``, ``%%capture`` around ``%%time``): far
+#: beyond real cells, and far below Python's recursion limit.
+MAX_NESTING = 16
+
+
+def _translate_cached(source: str, label: str, allow_ipython: bool, depth: int) -> Translation:
     key = (source, allow_ipython)
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
-    result = _translate(source, label, allow_ipython)
+    result = _translate(source, label, allow_ipython, depth)
     if len(_CACHE) >= _CACHE_SIZE:
         _CACHE.clear()
     _CACHE[key] = result  # a history repeats cells: re-runs translate once
@@ -679,8 +729,8 @@ _CACHE: dict[tuple[str, bool], Translation] = {}
 _CACHE_SIZE = 4096
 
 
-def _translate(source: str, label: str, allow_ipython: bool) -> Translation:
-    cell = _Cell(label, allow_ipython)
+def _translate(source: str, label: str, allow_ipython: bool, depth: int) -> Translation:
+    cell = _Cell(label, allow_ipython, depth)
     text = _strip_leading_blank_lines(source)
     if text.startswith("%%"):
         first, _, body = text.partition("\n")
@@ -691,7 +741,7 @@ def _translate(source: str, label: str, allow_ipython: bool) -> Translation:
         line = head[1] if len(head) > 1 else ""
         if name == "track":
             options = track_options(line, label)
-            inner = translate_cell(body, label=label, allow_ipython=allow_ipython)
+            inner = _translate_cached(body, label, allow_ipython, depth + 1)
             if inner.track is not None:
                 raise cell.fail("%%track inside %%track cannot be exported")
             return Translation(
@@ -705,21 +755,22 @@ def _translate(source: str, label: str, allow_ipython: bool) -> Translation:
 
     # Most cells are plain Python: no need for IPython's transformer at all.
     try:
-        tree = ast.parse(source)
+        tree = _parse(source)
         code = source
     except SyntaxError:
         code = _transform(source)
         try:
-            tree = ast.parse(code)
+            tree = _parse(code)
         except SyntaxError as exc:
             automagic = _automagic(source)
             if automagic is None:
                 raise _syntax_error(label, exc) from None
             code = _transform(automagic)
             try:
-                tree = ast.parse(code)
+                tree = _parse(code)
             except SyntaxError:
                 raise _syntax_error(label, exc) from None
+    assert isinstance(tree, ast.Module)
     code = _rewrite(code, tree, cell)
     return Translation(code=code, helpers=frozenset(cell.helpers), magics=tuple(cell.magics))
 
@@ -727,7 +778,12 @@ def _translate(source: str, label: str, allow_ipython: bool) -> Translation:
 def _transform(source: str) -> str:
     from IPython.core.inputtransformer2 import TransformerManager
 
-    return str(TransformerManager().transform_cell(source))  # type: ignore[no-untyped-call]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # its tokenizer warns about odd line endings
+            return str(TransformerManager().transform_cell(source))  # type: ignore[no-untyped-call]
+    except Exception:  # noqa: BLE001 - text IPython cannot read is reported as a syntax error
+        return source
 
 
 def _automagic(source: str) -> str | None:
@@ -742,10 +798,10 @@ def _automagic(source: str) -> str | None:
 
 
 def _syntax_error(label: str, exc: SyntaxError) -> CellSyntaxError:
-    where = f"line {exc.lineno}" if exc.lineno else "somewhere"
+    where = f" at line {exc.lineno}" if exc.lineno else ""
     text = f": {exc.text.strip()}" if exc.text and exc.text.strip() else ""
     return CellSyntaxError(
-        f"{label} has a syntax error at {where} ({exc.msg}){text}; fix the "
+        f"{label} has a syntax error{where} ({exc.msg}){text}; fix the "
         "cell (it cannot have run as written)"
     )
 
@@ -823,7 +879,7 @@ def _rewrite(code: str, tree: ast.Module, cell: _Cell) -> str:
     for edit in edits:
         code = code[: edit.start] + edit.text + code[edit.end :]
     try:
-        ast.parse(code)
+        _parse(code)
     except SyntaxError as exc:  # our own translation broke the cell: say so plainly
         raise cell.fail(
             f"could not translate the cell's magics into valid Python ({exc.msg} "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -119,6 +120,7 @@ class _Checker:
             parts = []
             for op, right_node in zip(node.ops, node.comparators):
                 right = self.check(right_node)
+                _check_comparison(type(op), left, right)
                 parts.append(("cmp", type(op), left, right))
                 left = right
             return parts[0] if len(parts) == 1 else ("and", parts)
@@ -144,6 +146,25 @@ class _Checker:
         if isinstance(node, ast.Subscript):
             raise QueryError(f"indexing is not allowed in a query; use {ALLOWED}")
         raise QueryError(f"{type(node).__name__} is not allowed in a query; use {ALLOWED}")
+
+
+def _check_comparison(op: type[ast.cmpop], left: Any, right: Any) -> None:
+    """Refuse, while the query is typed, a comparison that could only fail once evaluated.
+
+    The widget reports a bad query when it is entered; a query it accepted must then filter
+    every set of runs without an error.
+    """
+    if op not in _SYMBOLS:
+        raise QueryError(f"'is' and 'is not' are not allowed in a query; use == or !=: {ALLOWED}")
+    if op in (ast.In, ast.NotIn):
+        if right[0] == "const" and not isinstance(right[1], str):
+            raise QueryError(
+                f"'{_SYMBOLS[op]}' needs a list, a string or a list column such as tags "
+                f"on its right, not {right[1]!r}"
+            )
+        return
+    if left[0] == "list" or right[0] == "list":
+        raise QueryError(f"a list can only be compared with 'in', not {_SYMBOLS[op]!r}")
 
 
 @dataclass(frozen=True)
@@ -188,7 +209,11 @@ def parse_query(text: str, columns: Sequence[str]) -> RunQuery | None:
             f"the query is {len(text)} characters long; the limit is {MAX_QUERY_LENGTH}"
         )
     try:
-        tree = ast.parse(text, mode="eval")
+        with warnings.catch_warnings():
+            # "invalid decimal literal" and the like: the query is refused or fine, and a
+            # warning printed under the widget would only repeat (or contradict) that.
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         where = f" at column {exc.offset}" if exc.offset else ""
         raise QueryError(
