@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from nbtrack import suggest  # tiny, no dependencies: `nbtrack.suggest.loguniform(...)` in cells
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -35,6 +37,9 @@ __all__ = [
     "metric_direction",
     "compare",
     "plot",
+    "sweeps",
+    "get_sweep",
+    "suggest",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]
@@ -44,6 +49,7 @@ if TYPE_CHECKING:
     import plotly.graph_objects
 
     from nbtrack.query import RunDiff, RunRecord
+    from nbtrack.sweeps.records import SweepRecord
     from nbtrack.tracker import ActiveRun
     from nbtrack.widgets.compare import CompareWidget
 
@@ -166,7 +172,25 @@ def plot(
     return _plot(metric, runs, smoothing=smoothing, store=store)
 
 
-def _require(what: str, *modules: str) -> None:
+def sweeps(name: str | None = None, *, store: Any = None) -> pandas.DataFrame:
+    """All sweeps (``%%track --sweep``) as a DataFrame, one row a sweep, oldest first:
+    status, objective and direction, sampler, trials recorded, best value and its run."""
+    from nbtrack.sweeps.records import sweeps as _sweeps
+
+    return _sweeps(name, store=store)
+
+
+def get_sweep(ref: Any, *, store: Any = None) -> SweepRecord:
+    """One sweep by number, id, id prefix or ``"last"``: ``.trials`` (a DataFrame),
+    ``.best_trial`` (the best trial's run), ``.study`` (the Optuna study). See docs/sweeps.md.
+    """
+    _require("nbtrack.get_sweep()", "optuna", extra="sweeps")
+    from nbtrack.sweeps.records import get_sweep as _get_sweep
+
+    return _get_sweep(ref, store=store)
+
+
+def _require(what: str, *modules: str, extra: str = "widgets") -> None:
     """Fail with one line naming the extra to install when an optional package is missing."""
     import importlib.util
 
@@ -174,7 +198,7 @@ def _require(what: str, *modules: str) -> None:
     if missing:
         from nbtrack.errors import NbtrackError
 
-        raise NbtrackError(f"{what} needs {', '.join(missing)}: pip install 'nbtrack[widgets]'")
+        raise NbtrackError(f"{what} needs {', '.join(missing)}: pip install 'nbtrack[{extra}]'")
 
 
 def load_ipython_extension(ipython: Any) -> None:

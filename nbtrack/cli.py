@@ -210,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="List runs, oldest first, with their params and last metrics.",
     )
     p.add_argument("--name", help="only runs with this name (a glob such as 'digits/*' works)")
-    p.add_argument("--status", choices=["running", "finished", "failed", "interrupted", "crashed"])
+    p.add_argument(
+        "--status", choices=["running", "finished", "failed", "interrupted", "crashed", "pruned"]
+    )
     p.add_argument("--tag", help="only runs with this tag")
     p.add_argument("--limit", type=int, default=0, help="show only the last N runs")
     p.add_argument(
@@ -267,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
         "may be about to use (default 60)",
     )
     p.set_defaults(func=cmd_gc)
+
+    from nbtrack.sweeps import command as sweep_command
+
+    sweep_command.add_parser(sub, common)  # nbtrack sweep ls|show|worker (docs/sweeps.md)
 
     from nbtrack.export import command as export_command
 

@@ -75,3 +75,20 @@ class ArtifactError(NbtrackError):
 
 class ExportError(NbtrackError):
     """A notebook or run cannot be exported to a script."""
+
+
+class SweepError(NbtrackError):
+    """A sweep cannot start or go on: a bad search space, an objective never logged, a
+    cell that fails in every trial, ``--resume`` of a sweep that does not exist."""
+
+
+class UnknownSweepError(SweepError):
+    """A sweep reference that matches no sweep in the store."""
+
+    def __init__(self, ref: object, store_path: object = None) -> None:
+        where = f" in the store at {store_path}" if store_path else ""
+        super().__init__(
+            f"no sweep matches {ref!r}{where}; list sweeps with `nbtrack sweep ls` "
+            "(a ref is a sweep number, a sweep id or an unambiguous id prefix, or 'last')"
+        )
+        self.ref = ref

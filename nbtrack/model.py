@@ -19,6 +19,9 @@ class RunStatus(enum.StrEnum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     CRASHED = "crashed"
+    #: A sweep trial its pruner stopped early (``track.log`` reported a poor intermediate
+    #: value); its metrics up to that step are kept.
+    PRUNED = "pruned"
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,9 @@ class ActiveRun:
         self._pending: dict[str, Any] = {}
         self._artifact_names: set[str] = set()
         self._listeners: list[Callable[[ActiveRun], None]] = []
+        # Set by a sweep (nbtrack.sweeps) to report the objective to its pruner; None
+        # otherwise, so the plain `log` pays one attribute check for it.
+        self._log_hook: Callable[[Mapping[str, Any], Mapping[str, int]], None] | None = None
 
     @classmethod
     def start(cls, spec: RunSpec, store: Store | str | os.PathLike[str] | None = None) -> ActiveRun:
@@ -243,6 +246,18 @@ class ActiveRun:
                 current = converted
             steps[key] = current
             append((key, current, value, now))
+        hook = self._log_hook
+        if hook is not None:
+            hook(metrics, steps)  # may raise to stop a sweep trial its pruner gave up on
+
+    def on_log(self, hook: Callable[[Mapping[str, Any], Mapping[str, int]], None] | None) -> None:
+        """Call ``hook(metrics, steps)`` after each :meth:`log` (``None``: no more calls).
+
+        ``metrics`` are the values as given to ``log``; ``steps`` the step each metric is
+        at. A sweep uses it to report its objective to Optuna's pruner; the hook may raise
+        to stop the cell (a pruned trial).
+        """
+        self._log_hook = hook
 
     def _to_step(self, step: Any) -> int | None:
         # NumPy and torch loop counters are common steps; SQLite needs a plain int.
@@ -444,18 +459,26 @@ class ActiveRun:
         self._listeners.append(callback)
 
     def finish(
-        self, exc: BaseException | None = None, namespace: Mapping[str, Any] | None = None
+        self,
+        exc: BaseException | None = None,
+        namespace: Mapping[str, Any] | None = None,
+        *,
+        status: RunStatus | None = None,
     ) -> None:
-        """End the run: finished, failed (an exception) or interrupted (KeyboardInterrupt)."""
+        """End the run: finished, failed (an exception) or interrupted (KeyboardInterrupt).
+
+        ``status`` overrides that judgement (a sweep ends a pruned trial with
+        :attr:`RunStatus.PRUNED`; ``exc`` then says why).
+        """
         if self._closed:
             return
         self._closed = True
         self.end_time = time.time()
         if exc is None:
-            self.status = RunStatus.FINISHED
+            self.status = status or RunStatus.FINISHED
             error = None
         else:
-            self.status = (
+            self.status = status or (
                 RunStatus.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
             )
             # Redacted on writing (_write_final), with the secrets the cell itself may have

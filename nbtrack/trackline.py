@@ -64,6 +64,53 @@ def _override_text(pair: tuple[str, object]) -> str:
     return f"{key}={value!r}"
 
 
+def _positive(flag: str) -> Callable[[Any], int | None]:
+    def convert(value: Any) -> int | None:
+        if value is not None and value < 1:
+            raise UsageError(f"{PROG}: {flag} {value}: give a whole number of at least 1")
+        return value  # type: ignore[no-any-return]
+
+    return convert
+
+
+def _one_of(flag: str, module: str, table: str) -> Callable[[Any], str | None]:
+    # The allowed names live with the code that builds them (nbtrack.sweeps.study).
+    def convert(value: Any) -> str | None:
+        if value is None:
+            return None
+        import importlib
+
+        allowed = getattr(importlib.import_module(module), table)
+        if value not in allowed:
+            raise UsageError(f"{PROG}: {flag} {value}: use one of {', '.join(allowed)}")
+        return str(value)
+
+    return convert
+
+
+def _direction(value: Any) -> str | None:
+    if value is None:
+        return None
+    from nbtrack.metrics import parse_direction
+
+    try:
+        return parse_direction(value, "--direction")
+    except UsageError as exc:
+        raise UsageError(f"{PROG}: {exc}") from None
+
+
+def _space(texts: Sequence[str] | None) -> tuple[str, ...]:
+    from nbtrack.errors import NbtrackError
+    from nbtrack.sweeps.space import parse_dimension
+
+    for text in texts or ():
+        try:
+            parse_dimension(text)
+        except NbtrackError as exc:
+            raise UsageError(f"{PROG}: {exc}") from None
+    return tuple(texts or ())
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """One ``%%track`` option: how it is spelled, parsed, written back and documented.
@@ -82,6 +129,8 @@ class OptionSpec:
     metavar: str | None = None
     convert: Callable[[Any], Any] | None = None
     to_text: Callable[[Any], str] = str
+    #: The option this one only makes sense with (``--space`` needs ``--sweep``).
+    requires: str | None = None
 
     def argparse_kwargs(self) -> dict[str, Any]:
         """The keyword arguments for ``parser.add_argument(*self.flags, ...)``."""
@@ -161,6 +210,95 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "No summary after the cell.",
         action="store_true",
     ),
+    # -- sweeps (docs/sweeps.md): the cell becomes an Optuna objective, each trial a run --
+    OptionSpec(
+        ("--sweep",),
+        "sweep",
+        "Run the cell as a hyperparameter sweep of `N` trials on Optuna; each trial is a "
+        "run. Needs `--objective` and a search space (`--space` or `nbtrack.suggest`).",
+        type=int,
+        metavar="N",
+        convert=_positive("--sweep"),
+    ),
+    OptionSpec(
+        ("--objective",),
+        "objective",
+        "The metric the sweep optimises: its last value logged with `track.log`.",
+        metavar="METRIC",
+        requires="sweep",
+    ),
+    OptionSpec(
+        ("--direction",),
+        "direction",
+        "`min` or `max` (also `minimize`/`maximize`); default: the objective's direction "
+        "(`nbtrack.toml`, then its name: see docs/metrics.md).",
+        metavar="DIR",
+        convert=_direction,
+        requires="sweep",
+    ),
+    OptionSpec(
+        ("--space",),
+        "space",
+        "A searched parameter: `uniform(lo, hi[, step])`, `loguniform(lo, hi)`, "
+        "`int(lo, hi[, step])`, `logint(lo, hi)` or `choice(a, b, ...)`; it replaces the "
+        "cell's literal binding of `NAME`. Repeatable.",
+        action="append",
+        metavar="NAME=KIND(ARGS)",
+        convert=_space,
+        requires="sweep",
+    ),
+    OptionSpec(
+        ("--sampler",),
+        "sampler",
+        "`tpe` (the default), `random`, `grid`, `cmaes` or `default` (Optuna's own choice); "
+        "seeded with `--seed`.",
+        metavar="NAME",
+        convert=_one_of("--sampler", "nbtrack.sweeps.study", "SAMPLERS"),
+        requires="sweep",
+    ),
+    OptionSpec(
+        ("--pruner",),
+        "pruner",
+        "`none` (the default), `median` or `hyperband`: stops poor trials early on the "
+        "objective values `track.log` reports.",
+        metavar="NAME",
+        convert=_one_of("--pruner", "nbtrack.sweeps.study", "PRUNERS"),
+        requires="sweep",
+    ),
+    OptionSpec(
+        ("--workers",),
+        "workers",
+        "Run trials in `N` worker processes started from the cell (they re-run the cells "
+        "this one depends on); default 1: trials run in the kernel.",
+        type=int,
+        metavar="N",
+        convert=_positive("--workers"),
+        requires="sweep",
+    ),
+    OptionSpec(
+        ("--resume",),
+        "resume",
+        "Continue the latest sweep of this `--name` (same study) up to `N` trials.",
+        action="store_true",
+        requires="sweep",
+    ),
+    OptionSpec(
+        ("--narrow-from",),
+        "narrow_from",
+        "Search the space narrowed around the best trials of sweep `REF` (with TPE unless "
+        "`--sampler` says otherwise).",
+        metavar="REF",
+        requires="sweep",
+    ),
+    OptionSpec(
+        ("--max-failures",),
+        "max_failures",
+        "Stop the sweep after `N` trials in a row fail (default 3); the first error is shown.",
+        type=int,
+        metavar="N",
+        convert=_positive("--max-failures"),
+        requires="sweep",
+    ),
 )
 
 
@@ -178,6 +316,16 @@ class TrackOptions:
     no_data: bool = False
     no_env: bool = False
     quiet: bool = False
+    sweep: int | None = None
+    objective: str | None = None
+    direction: str | None = None
+    space: tuple[str, ...] = ()
+    sampler: str | None = None
+    pruner: str | None = None
+    workers: int | None = None
+    resume: bool = False
+    narrow_from: str | None = None
+    max_failures: int | None = None
 
     def to_line(self) -> str:
         """The options as a ``%%track`` line (without ``%%track``) that parses back to them."""
@@ -243,6 +391,15 @@ def parse_track_line(line: str, *, strict: bool = True) -> TrackOptions:
     for spec in OPTIONS:
         value = getattr(namespace, spec.dest)
         values[spec.dest] = spec.convert(value) if spec.convert is not None else value
+    defaults = TrackOptions()
+    for spec in OPTIONS:
+        needed = spec.requires
+        if needed is not None and values[spec.dest] != getattr(defaults, spec.dest):
+            if values[needed] == getattr(defaults, needed):
+                wanted = next(s.flags[0] for s in OPTIONS if s.dest == needed)
+                raise UsageError(
+                    f"{PROG}: {spec.flags[0]} needs {wanted}; `{PROG}?` lists the options"
+                )
     return TrackOptions(**values)
 
 

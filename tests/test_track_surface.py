@@ -14,7 +14,7 @@ from nbtrack.export.helpers import HELPERS
 from nbtrack.tracker import ActiveRun, DetachedRun
 
 # Methods of ActiveRun that are lifecycle plumbing, not something a cell calls on `track`.
-LIFECYCLE = {"start", "finish", "flush", "add_listener"}
+LIFECYCLE = {"start", "finish", "flush", "add_listener", "on_log"}
 
 
 def _cell_methods(cls: type) -> set[str]:

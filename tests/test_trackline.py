@@ -39,6 +39,22 @@ CASES = {
     "no_data": [("--no-data", True)],
     "no_env": [("--no-env", True)],
     "quiet": [("--quiet", True), ("-q", True)],
+    # Sweep options (docs/sweeps.md); all but --sweep need --sweep, which sets "sweep" too.
+    "sweep": [("--sweep 40", 40)],
+    "objective": [("--sweep 1 --objective val_acc", "val_acc")],
+    "direction": [("--sweep 1 --direction maximize", "max")],
+    "space": [
+        (
+            "--sweep 1 --space lr=loguniform(1e-5,1e-2) --space 'h=choice(64, 128)'",
+            ("lr=loguniform(1e-5,1e-2)", "h=choice(64, 128)"),
+        )
+    ],
+    "sampler": [("--sweep 1 --sampler random", "random")],
+    "pruner": [("--sweep 1 --pruner median", "median")],
+    "workers": [("--sweep 1 --workers 3", 3)],
+    "resume": [("--sweep 1 --resume", True)],
+    "narrow_from": [("--sweep 1 --narrow-from 2", "2")],
+    "max_failures": [("--sweep 1 --max-failures 5", 5)],
 }
 
 
@@ -57,6 +73,8 @@ def test_each_option_sets_its_field_and_nothing_else(
 ) -> None:
     options = parse_track_line(line)
     assert getattr(options, dest) == expected
+    if dest != "sweep" and options.sweep is not None:
+        options = dataclasses.replace(options, sweep=None)  # the option it needs
     assert dataclasses.replace(options, **{dest: getattr(TrackOptions(), dest)}) == TrackOptions()
 
 
@@ -93,7 +111,7 @@ def test_not_strict_ignores_options_it_does_not_know() -> None:
     with pytest.raises(UsageError, match="unrecognized arguments"):
         parse_track_line(line)
     options = parse_track_line(line, strict=False)
-    assert options == TrackOptions(name="a/b", seed=3)
+    assert options == TrackOptions(name="a/b", seed=3, sweep=40, sampler="tpe")
     # Known options are still checked: the line was valid for the nbtrack that ran it.
     with pytest.raises(UsageError, match="out of range"):
         parse_track_line("--seed 4294967296 --sweep 4", strict=False)

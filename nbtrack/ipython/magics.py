@@ -143,6 +143,26 @@ class TrackMagics(Magics):
         else:
             source = shell.transform_cell(cell)
 
+        if args.sweep is not None:  # every trial a run of this cell: nbtrack/sweeps
+            from nbtrack.ipython.sweep import run_sweep_cell
+
+            count = max(len(shell.history_manager.input_hist_raw) - 1, 0)
+            try:
+                run_sweep_cell(
+                    shell,
+                    args,
+                    line,
+                    raw,
+                    source,
+                    _history(shell),
+                    _notebook_path(shell),
+                    count,
+                    os.getcwd(),
+                )
+            except NbtrackError as exc:
+                raise UsageError(str(exc)) from None
+            return
+
         # Parse before starting a run: a cell that cannot compile never ran.
         tree = shell.transform_ast(shell.compile.ast_parse(source))
         # The cell's own number: IPython stored its input under it before running it (IPython 9

@@ -7,7 +7,7 @@ rather than guessed at.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -84,4 +84,46 @@ MIGRATIONS: dict[int, list[str]] = {
     # Each metric's direction as the run used it: {metric: {"direction", "source"}}
     # (nbtrack/metrics.py). Its own column, so the compare widget reads it without `extra`.
     2: ["ALTER TABLE runs ADD COLUMN goals TEXT NOT NULL DEFAULT '{}'"],
+    # Sweeps (nbtrack/sweeps/): one row per sweep, and one per trial linking the Optuna
+    # trial number to the run that recorded it. The link is its own table, not a column of
+    # `runs`, so deleting a trial's run leaves the sweep readable (the link just dangles).
+    3: [
+        """
+        CREATE TABLE IF NOT EXISTS sweeps (
+            id          TEXT PRIMARY KEY,
+            number      INTEGER NOT NULL UNIQUE,
+            name        TEXT,
+            status      TEXT NOT NULL,
+            start_time  REAL NOT NULL,
+            end_time    REAL,
+            pid         INTEGER,
+            hostname    TEXT,
+            objective   TEXT NOT NULL,
+            direction   TEXT NOT NULL,
+            sampler     TEXT NOT NULL,
+            pruner      TEXT NOT NULL,
+            space       TEXT NOT NULL DEFAULT '[]',
+            n_trials    INTEGER NOT NULL,
+            seed        INTEGER,
+            study_name  TEXT NOT NULL,
+            storage     TEXT NOT NULL,
+            notebook    TEXT,
+            code        TEXT NOT NULL DEFAULT '',
+            history     TEXT NOT NULL DEFAULT '[]',
+            extra       TEXT NOT NULL DEFAULT '{}'
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS sweeps_name ON sweeps(name)",
+        """
+        CREATE TABLE IF NOT EXISTS sweep_trials (
+            sweep_id TEXT NOT NULL,
+            trial    INTEGER NOT NULL,
+            run_id   TEXT NOT NULL,
+            state    TEXT NOT NULL,
+            value    REAL,
+            PRIMARY KEY (sweep_id, trial)
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS sweep_trials_run ON sweep_trials(run_id)",
+    ],
 }

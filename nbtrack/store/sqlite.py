@@ -511,6 +511,91 @@ class Store:
                 out[digest] = zlib.decompress(data)
         return out
 
+    # -- sweeps (nbtrack/sweeps/) ----------------------------------------------------------
+    def create_sweep(self, sweep_id: str, fields: dict[str, Any]) -> int:
+        """Insert a new sweep and return its per-store number (its own sequence)."""
+        row = {"id": sweep_id, "pid": os.getpid(), "hostname": socket.gethostname(), **fields}
+        columns, values = _encode_sweep(row)
+        with self.transaction() as conn:
+            number = 1 + conn.execute("SELECT COALESCE(MAX(number), 0) FROM sweeps").fetchone()[0]
+            conn.execute(
+                f"INSERT INTO sweeps (number, {','.join(columns)}) "
+                f"VALUES (?, {','.join('?' * len(columns))})",
+                (number, *values),
+            )
+        return int(number)
+
+    def update_sweep(self, sweep_id: str, fields: dict[str, Any]) -> None:
+        """Set some columns of one sweep."""
+        if not fields:
+            return
+        columns, values = _encode_sweep(fields)
+        assignments = ",".join(f"{c}=?" for c in columns)
+        with self.transaction() as conn:
+            conn.execute(f"UPDATE sweeps SET {assignments} WHERE id=?", (*values, sweep_id))
+
+    def sweep_row(self, sweep_id: str) -> dict[str, Any]:
+        """One sweep as a dict of its columns, JSON columns decoded."""
+        from nbtrack.errors import UnknownSweepError
+
+        rows = self._query(f"SELECT {','.join(SWEEP_COLUMNS)} FROM sweeps WHERE id=?", (sweep_id,))
+        if not rows:
+            raise UnknownSweepError(sweep_id, self.path)
+        return _decode_sweep(rows[0])
+
+    def resolve_sweep(self, ref: object) -> str:
+        """The id of the sweep ``ref`` names: a number, ``#number``, an id (prefix) or 'last'."""
+        from nbtrack.errors import UnknownSweepError
+
+        text = str(ref).strip()
+        if text in ("last", "latest", "-1"):
+            rows = self._query("SELECT id FROM sweeps ORDER BY number DESC LIMIT 1")
+        else:
+            digits = text[1:] if text.startswith("#") else text
+            rows = []
+            if digits.isdigit() and len(digits) < 12:
+                rows = self._query("SELECT id FROM sweeps WHERE number=?", (int(digits),))
+            if not rows and len(text) >= 4 and all(c in "0123456789abcdef" for c in text.lower()):
+                rows = self._query(
+                    "SELECT id FROM sweeps WHERE id LIKE ? LIMIT 3", (text.lower() + "%",)
+                )
+                if len(rows) > 1:
+                    raise AmbiguousRunError(text, len(rows))
+        if not rows:
+            raise UnknownSweepError(ref, self.path)
+        return str(rows[0][0])
+
+    def list_sweeps(self, *, name: str | None = None) -> list[dict[str, Any]]:
+        """Every sweep (``name``: only those of that name, a glob works), oldest first."""
+        sql, args = f"SELECT {','.join(SWEEP_COLUMNS)} FROM sweeps", []
+        if name is not None:
+            sql += " WHERE name GLOB ?" if any(ch in name for ch in "*?[") else " WHERE name = ?"
+            args.append(name)
+        return [_decode_sweep(row) for row in self._query(sql + " ORDER BY number", args)]
+
+    def set_sweep_trial(
+        self, sweep_id: str, trial: int, run_id: str, state: str, value: float | None = None
+    ) -> None:
+        """Record (or update) which run recorded trial ``trial`` of a sweep, and its outcome."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sweep_trials (sweep_id, trial, run_id, state, value) "
+                "VALUES (?,?,?,?,?) ON CONFLICT(sweep_id, trial) DO UPDATE SET "
+                "run_id=excluded.run_id, state=excluded.state, value=excluded.value",
+                (sweep_id, int(trial), run_id, state, value),
+            )
+
+    def sweep_trials(self, sweep_id: str) -> list[tuple[int, str, str, float | None]]:
+        """``(trial, run id, state, value)`` of each recorded trial of a sweep, in order."""
+        return [
+            (int(trial), str(run_id), str(state), value)
+            for trial, run_id, state, value in self._query(
+                "SELECT trial, run_id, state, value FROM sweep_trials WHERE sweep_id=? "
+                "ORDER BY trial",
+                (sweep_id,),
+            )
+        ]
+
     # -- artifacts ----------------------------------------------------------------------
     # Content files are written to a temporary name, fsynced and renamed into place, so a
     # process killed mid-write leaves only a ``.tmp-`` file (``gc`` removes it) and never a
@@ -765,6 +850,52 @@ def _reusable(target: Path, size: int) -> bool:
     except OSError:
         pass  # a shared store whose file another user owns: the content is there
     return True
+
+
+#: Columns of ``sweeps``; those holding JSON text are :data:`SWEEP_JSON_COLUMNS`.
+SWEEP_COLUMNS = (
+    "id",
+    "number",
+    "name",
+    "status",
+    "start_time",
+    "end_time",
+    "pid",
+    "hostname",
+    "objective",
+    "direction",
+    "sampler",
+    "pruner",
+    "space",
+    "n_trials",
+    "seed",
+    "study_name",
+    "storage",
+    "notebook",
+    "code",
+    "history",
+    "extra",
+)
+SWEEP_JSON_COLUMNS: dict[str, Any] = {"space": [], "history": [], "extra": {}}
+
+
+def _encode_sweep(fields: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    columns, values = [], []
+    for key, value in fields.items():
+        if key not in SWEEP_COLUMNS:
+            raise ValueError(f"unknown sweep column {key!r}")
+        columns.append(key)
+        values.append(dumps(value) if key in SWEEP_JSON_COLUMNS else value)
+    return columns, values
+
+
+def _decode_sweep(row: Sequence[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in zip(SWEEP_COLUMNS, row):
+        if key in SWEEP_JSON_COLUMNS:
+            value = json.loads(value) if value is not None else SWEEP_JSON_COLUMNS[key]
+        out[key] = value
+    return out
 
 
 def decode_row(row: Sequence[Any], columns: Sequence[str] = RUN_COLUMNS) -> dict[str, Any]:
