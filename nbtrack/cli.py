@@ -183,6 +183,57 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scan(args: argparse.Namespace) -> int:
+    """Look for secrets in the store (exit 1 when found); --redact removes them in place."""
+    from nbtrack.errors import UsageError
+    from nbtrack.scan import redact_store, scan_store
+    from nbtrack.secrets import project_rules
+
+    try:
+        rules = project_rules()
+    except UsageError as exc:
+        # Exit 1 means "secrets found": a bad [secrets] table is a usage error, exit 2.
+        print(f"nbtrack: error: {exc}", file=sys.stderr)
+        return 2
+    store = _open(args)
+    result = redact_store(store, rules) if args.redact else scan_store(store, rules)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(_scan_text(result))
+    if args.redact:
+        return 0
+    return 0 if result.clean else 1
+
+
+def _scan_text(result: Any) -> str:
+    """What ``nbtrack scan`` prints: one line per finding (run, field, rule), never a value."""
+    runs = len({f.run for f in result.findings})
+    lines = []
+    if result.findings:
+        rows = [[f"#{f.run}", f.field, f.rule] for f in result.findings]
+        lines.append(_table(["run", "field", "rule"], rows))
+    if result.redacted is None:
+        if result.clean:
+            lines.append(f"no secrets found in {result.runs} run(s) in {result.store}")
+        else:
+            lines.append(
+                f"{len(result.findings)} possible secret(s) in {runs} of {result.runs} run(s); "
+                "`nbtrack scan --redact` replaces them with <redacted>"
+            )
+        return "\n".join(lines)
+    if result.clean:
+        lines.append(f"nothing to redact in {result.runs} run(s) in {result.store}")
+    else:
+        lines.append(f"redacted {len(result.findings)} secret(s) in {runs} run(s)")
+    if not result.redacted.get("compacted"):
+        lines.append(
+            "note: another process has the store open, so its file was not rebuilt and may "
+            "keep old copies in free pages; run `nbtrack scan --redact` again once it is closed"
+        )
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed so the docs test can check every command is documented)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -273,6 +324,23 @@ def build_parser() -> argparse.ArgumentParser:
     from nbtrack.sweeps import command as sweep_command
 
     sweep_command.add_parser(sub, common)  # nbtrack sweep ls|show|worker (docs/sweeps.md)
+
+    p = sub.add_parser(
+        "scan",
+        parents=[common],
+        help="look for secrets in the store",
+        description="Look for anything that looks like a secret in the store (params, code, "
+        "history, notes, tags, errors, git remotes, environment, artifacts' metadata) by "
+        "nbtrack's rules plus the [secrets] table of nbtrack.toml. Prints the run, the field "
+        "and the rule that matched, never the value. Exits 1 when something is found.",
+    )
+    p.add_argument(
+        "--redact",
+        action="store_true",
+        help="replace what is found with <redacted>, in place, and rebuild the file so no "
+        "old copy remains",
+    )
+    p.set_defaults(func=cmd_scan)
 
     from nbtrack.export import command as export_command
 

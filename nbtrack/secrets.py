@@ -17,8 +17,8 @@ Two kinds of names are judged differently, on purpose:
   ``openai_api_key`` are not), because a false positive there hides a real parameter.
 
 Values are matched against the formats of common credentials (:data:`VALUE_RULES`),
-whatever name holds them. A secret-named value that is ``True``, ``False`` or ``None``
-(``use_auth_token = True``) holds no secret and is kept.
+whatever name holds them. A secret-named value that holds no text (``use_auth_token =
+True``, ``token_count = 5``) is no secret and is kept.
 
 The project's ``nbtrack.toml`` may add names and patterns (:func:`project_rules`)::
 
@@ -43,6 +43,7 @@ __all__ = [
     "VALUE_RULES",
     "VALUE_PATTERNS",
     "URL_PASSWORD_RULE",
+    "KNOWN_VALUE_RULE",
     "SecretRules",
     "LiteralSite",
     "SecretLiteral",
@@ -55,6 +56,7 @@ __all__ = [
     "holds_secret",
     "literal_sites",
     "secret_literals",
+    "outermost_spans",
     "rules_from_table",
     "project_rules",
 ]
@@ -131,6 +133,10 @@ URL_PASSWORD_RULE = "password in a URL"
 # scheme://user:password@host: only the password is replaced.
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)([^/\s@]+)(@)")
 
+#: The rule name of a value that is secret because it was found as a secret elsewhere (a
+#: password typed into one cell, repeated in an error message).
+KNOWN_VALUE_RULE = "a secret value found elsewhere"
+
 # A known secret value shorter than this is not replaced wherever it appears (redacting
 # "test" everywhere would mangle code); its own literal is still redacted where it is bound.
 MIN_VALUE_LENGTH = 6
@@ -161,9 +167,16 @@ def _name_rule(name: str, extra: tuple[tuple[str, ...], ...]) -> str | None:
 
 
 def holds_secret(value: object) -> bool:
-    """Whether a value bound to a secret name can hold a secret: anything but a bool or
-    ``None`` (``use_auth_token = True`` says how to authenticate, not with what)."""
-    return value is not None and not isinstance(value, bool)
+    """Whether a value bound to a secret name can hold a secret: text (a string, bytes, or
+    a container with some). A number, bool or None is kept (``use_auth_token = True``
+    says how to authenticate, not with what; ``token_count = 5`` counts)."""
+    if isinstance(value, str | bytes):
+        return True
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(holds_secret(item) for item in value)
+    if isinstance(value, dict):
+        return any(holds_secret(item) for item in value.values())
+    return False
 
 
 @dataclass(frozen=True)
@@ -591,12 +604,13 @@ def _code_pass(source: str, rules: SecretRules) -> tuple[str, tuple[str, ...]]:
     try:
         edited = apply_edits(source, [(s, e, t) for (s, e), t in edits.items()])
     except ValueError:  # nested: a secret dict entry inside a secret-named dict
-        edited = apply_edits(source, [(s, e, edits[(s, e)]) for s, e in _outermost(edits)])
+        edited = apply_edits(source, [(s, e, edits[(s, e)]) for s, e in outermost_spans(edits)])
     values = tuple(dict.fromkeys(v for lit in literals for v in _leaf_strings(lit.site.value)))
     return rules.redact_text(edited, values), values
 
 
-def _outermost(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+def outermost_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``spans`` (start, end) without those inside an earlier, larger one, in order."""
     kept: list[tuple[int, int]] = []
     for start, end in sorted(spans, key=lambda span: (span[0], -span[1])):
         if kept and start < kept[-1][1]:
@@ -756,20 +770,23 @@ class Redactor:
         return out
 
     def explain_text(self, text: str) -> list[str]:
-        """The rules by which :meth:`text` would change ``text`` (never the secret)."""
-        rules = []
+        """The rule by which :meth:`text` would change ``text`` (never the secret): a
+        credential format, else a known secret value; empty when it would not."""
         value_rule = self.rules.value_rule(text)
         if value_rule is not None:
-            rules.append(value_rule)
+            return [value_rule]
         pattern = _values_pattern(self._values)
         if pattern is not None and pattern.search(text):
-            rules.append("a secret value found elsewhere in the store")
-        return rules
+            return [KNOWN_VALUE_RULE]
+        return []
 
     def explain_code(self, source: str) -> list[str]:
         """The rules by which :meth:`code` would change ``source``."""
         rules = [lit.rule for lit in secret_literals(source, self.rules)]
-        return list(dict.fromkeys([*rules, *self.explain_text(source)]))
+        value_rule = self.rules.value_rule(source)
+        if value_rule is not None:
+            rules.append(value_rule)
+        return list(dict.fromkeys(rules)) or self.explain_text(source)
 
 
 #: Run columns that never hold text a person typed: ids, numbers, times, hashes, metric

@@ -26,6 +26,7 @@ HELPER_IMPORTS: dict[str, tuple[str, ...]] = {
     "inputs": ("import os as _os", "import sys as _sys"),
     "literal": ("import ast as _ast",),
     "failed": ("import sys as _sys",),
+    "secret": ("import os as _os",),
 }
 
 HELPERS: dict[str, str] = {
@@ -261,6 +262,16 @@ def _nbtrack_failed(count, error):
     """A cell that raised in the notebook raises here too; go on, as the notebook did."""
     print(f"note: In[{count}] raised {type(error).__name__}: {error} (as in the notebook)",
           file=_sys.stderr)
+''',
+    "secret": '''
+def _nbtrack_secret(name):
+    """A secret the run used, which nbtrack never stored: read from the environment
+    variable NAME (or NAME in upper case); stop with one line when neither is set."""
+    for key in (name, name.upper()):
+        if key in _os.environ:
+            return _os.environ[key]
+    raise SystemExit(f"error: {name} is a secret the recorded run used and nbtrack did not "
+                     f"store it; set the environment variable {name} and run again")
 ''',
     "display": '''
 def display(*objs, **kwargs):

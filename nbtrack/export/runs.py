@@ -44,9 +44,11 @@ from nbtrack.export.script import (
     parametrize,
     render,
     script_params,
+    secrets_from_env,
 )
 from nbtrack.export.slicing import backward_slice
 from nbtrack.export.translate import CellSyntaxError, indent, track_options, translate_cell
+from nbtrack.secrets import REDACTED, Redactor
 from nbtrack.trackline import TrackOptions
 
 if TYPE_CHECKING:
@@ -258,6 +260,8 @@ class Flags:
     ``texts`` (aligned with :attr:`SlicedHistory.kept`) and ``tracked_code`` have
     ``PARAMS["name"]`` where each flag's recorded value was bound; ``not_flags`` names the
     recorded params with no binding to replace (no flag: it would change nothing).
+    ``secrets`` names what the code reads from the environment instead (never a flag);
+    ``helpers`` are the preamble helpers that takes.
     """
 
     params: tuple[Param, ...]
@@ -265,6 +269,8 @@ class Flags:
     tracked_code: str
     not_flags: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()
+    helpers: frozenset[str] = frozenset()
 
 
 def params_as_flags(sliced: SlicedHistory, recorded: Mapping[str, Any]) -> Flags:
@@ -272,8 +278,13 @@ def params_as_flags(sliced: SlicedHistory, recorded: Mapping[str, Any]) -> Flags
 
     A param's binding is looked for in the tracked cell first, then in the kept cells from
     the latest back (the binding the run actually read); only params whose binding is
-    replaced become flags.
+    replaced become flags. A secret (recorded as ``<redacted>``, or secret by
+    :mod:`nbtrack.secrets`' rule) is never a flag: every secret binding in the code reads
+    an environment variable of the same name instead (:func:`secrets_from_env`).
     """
+    judge = Redactor()
+    secret = [name for name, value in recorded.items() if judge.is_secret_param(name, value)]
+    recorded = {name: value for name, value in recorded.items() if name not in secret}
     texts = list(sliced.texts)
     literal = literal_values(sliced.tracked_code)
     tracked_code, replaced = parametrize(sliced.tracked_code, recorded)
@@ -297,7 +308,33 @@ def params_as_flags(sliced: SlicedHistory, recorded: Mapping[str, Any]) -> Flags
             "literal assignment of them to replace (set with track.log_params, or computed), "
             "so a flag would change nothing: " + ", ".join(not_flags)
         )
-    return Flags(tuple(params), tuple(texts), tracked_code, not_flags, tuple(notes))
+    read: list[str] = []
+    for position, text in enumerate(texts):
+        texts[position], names = secrets_from_env(text, secret, judge)
+        read += names
+    tracked_code, names = secrets_from_env(tracked_code, secret, judge)
+    read = list(dict.fromkeys([*read, *names]))
+    if read:
+        notes.append(
+            "secrets are not flags and are not in this file (nbtrack never stored them): the "
+            "script reads each from the environment variable of the same name, and stops "
+            "with a message when it is not set: " + ", ".join(read)
+        )
+    left = sum(text.count(REDACTED) for text in [*texts, tracked_code])
+    if left:
+        notes.append(
+            f"the code holds {left} more secret(s) nbtrack removed when recording, shown as "
+            f"{REDACTED!r}; put the real values there before running"
+        )
+    return Flags(
+        tuple(params),
+        tuple(texts),
+        tracked_code,
+        not_flags,
+        tuple(notes),
+        tuple(read),
+        frozenset({"secret"}) if read else frozenset(),
+    )
 
 
 # --- 4. pin --------------------------------------------------------------------------------
@@ -447,7 +484,7 @@ def render_run(
     """Stage 6: the script: the kept cells, then the tracked cell as a run block (or
     untracked, after the seeding the magic did), with the run's seed or RNG state and
     input checks."""
-    helpers = set(sliced.helpers)
+    helpers = set(sliced.helpers) | flags.helpers
     blocks = []
     for index, text, (kept, total) in zip(sliced.kept, flags.texts, sliced.statements):
         count = history.cells[index][0]

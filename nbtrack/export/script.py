@@ -19,14 +19,23 @@ from typing import Any
 
 from nbtrack.errors import ExportError, UsageError
 from nbtrack.export.helpers import helper_source
-from nbtrack.pyast.bindings import parameter_values, parse_module, rewrite_bindings, value_source
+from nbtrack.pyast.bindings import (
+    parameter_bindings,
+    parameter_values,
+    parse_module,
+    rewrite_bindings,
+    value_source,
+)
 from nbtrack.pyast.names import imported_modules as modules_imported
+from nbtrack.pyast.positions import apply_edits
+from nbtrack.secrets import Redactor, literal_sites, outermost_spans
 
 __all__ = [
     "Param",
     "ScriptSpec",
     "render",
     "parametrize",
+    "secrets_from_env",
     "literal_values",
     "script_params",
     "dependencies",
@@ -247,6 +256,49 @@ def parametrize(source: str, names: Iterable[str], holder: str = "PARAMS") -> tu
     """
     wanted = set(names)
     return rewrite_bindings(source, {name: f"{holder}[{name!r}]" for name in wanted})
+
+
+#: The helper an exported script reads a secret with (export/helpers.py "secret").
+SECRET_READER = "_nbtrack_secret"
+
+
+def secrets_from_env(
+    source: str, names: Collection[str] = (), redactor: Redactor | None = None
+) -> tuple[str, list[str]]:
+    """``source`` with each secret it holds read from the environment instead.
+
+    The parameter binding of each of ``names`` (the run's secret params), and of any name
+    bound to a secret (``'<redacted>'``, or a value :mod:`nbtrack.secrets` calls secret, as
+    a store written before redaction holds), becomes ``_nbtrack_secret("name")`` by the
+    one binding rule (:func:`~nbtrack.pyast.bindings.rewrite_bindings`); so does every
+    other secret literal code gives a name (``f(api_key=...)``, ``{"password": ...}``,
+    ``os.environ["HF_TOKEN"] = ...``). Returns the new source and the names read, in order.
+    A secret no name is given (``connect("<redacted>")``) stays as it is.
+    """
+    tree = parse_module(source)
+    if tree is None:
+        return source, []
+    judge = redactor if redactor is not None else Redactor()
+    wanted = set(names)
+    bound = {
+        name: f"{SECRET_READER}({name!r})"
+        for name, binding in parameter_bindings(tree).items()
+        if name in wanted or judge.is_secret_param(name, binding.value)
+    }
+    source, replaced = rewrite_bindings(source, bound)
+    read = [name for name in bound if name in replaced]
+    edits: dict[tuple[int, int], str] = {}
+    for site in literal_sites(source):
+        # A bare word on a line of IPython syntax is not a Python literal to replace.
+        if not site.bare and judge.is_secret_param(site.name, site.value):
+            edits[(site.start, site.end)] = site.name
+    if edits:
+        spans = outermost_spans(edits)
+        source = apply_edits(
+            source, [(s, e, f"{SECRET_READER}({edits[s, e]!r})") for s, e in spans]
+        )
+        read += [edits[span] for span in spans]
+    return source, list(dict.fromkeys(read))
 
 
 def script_params(

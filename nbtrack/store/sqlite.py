@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -811,6 +811,119 @@ class Store:
             "blobs": removed_blobs,
             "damaged": damaged,
         }
+
+    # -- secrets: `nbtrack scan --redact` (what is secret is nbtrack.secrets' rule) ---------
+    def artifact_rows(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """``(run id, name, meta)`` of every artifact in the store."""
+        return [
+            (run_id, name, json.loads(meta))
+            for run_id, name, meta in self._query("SELECT run_id, name, meta FROM artifacts")
+        ]
+
+    def redact_in_place(
+        self,
+        runs: Mapping[str, Mapping[str, Any]],
+        blobs: Mapping[str, bytes],
+        artifacts: Sequence[tuple[str, str, str, dict[str, Any]]] = (),
+    ) -> dict[str, Any]:
+        """Replace stored content that held secrets, all in one transaction, and leave no
+        old copy in the file.
+
+        ``runs``: run id -> the columns to set (as :meth:`update_run` takes them).
+        ``blobs``: old blob hash -> its redacted content. Blobs are content-addressed, so
+        the new content is written under its own hash, every run that referred to the old
+        blob (code, history, environment) is repointed, and the old blob is deleted.
+        ``artifacts``: ``(run id, name, new name, new meta)``.
+
+        Deleted and overwritten content is zeroed (SQLite's ``secure_delete``), then the
+        file is rebuilt (``VACUUM``) and its write-ahead log truncated, so the old values
+        do not linger in free pages. Returns counts and ``compacted`` (False when another
+        process held the store, so the rebuild was skipped; the data is redacted anyway).
+        """
+        with self._lock, translate_sqlite_errors(self.db_path):
+            self._conn.execute("PRAGMA secure_delete=ON")
+        try:
+            with self.transaction() as conn:
+                moved: dict[str, str] = {}
+                for old, data in blobs.items():
+                    row = conn.execute("SELECT kind FROM blobs WHERE hash=?", (old,)).fetchone()
+                    if row is None:
+                        continue
+                    new = content_hash(data)
+                    conn.execute(
+                        "INSERT OR IGNORE INTO blobs (hash, kind, data, created) VALUES (?,?,?,?)",
+                        (new, row[0], zlib.compress(data, 1), time.time()),
+                    )
+                    if new != old:
+                        moved[old] = new
+                for old, new in moved.items():
+                    for column in ("code_hash", "env_hash", "rng_hash"):
+                        conn.execute(f"UPDATE runs SET {column}=? WHERE {column}=?", (new, old))
+                if moved:
+                    for run_id, history in conn.execute("SELECT id, history FROM runs").fetchall():
+                        entries = json.loads(history)
+                        if any(entry[1] in moved for entry in entries):
+                            entries = [[count, moved.get(h, h)] for count, h in entries]
+                            conn.execute(
+                                "UPDATE runs SET history=? WHERE id=?", (dumps(entries), run_id)
+                            )
+                for run_id, fields in runs.items():
+                    columns, values = self._encode(dict(fields))
+                    if columns:
+                        assignments = ",".join(f"{c}=?" for c in columns)
+                        conn.execute(f"UPDATE runs SET {assignments} WHERE id=?", (*values, run_id))
+                for run_id, name, new_name, meta in artifacts:
+                    conn.execute(
+                        "UPDATE artifacts SET meta=? WHERE run_id=? AND name=?",
+                        (dumps(meta), run_id, name),
+                    )
+                    if new_name != name:
+                        # A name already taken by another artifact of the run keeps the old
+                        # one; the next scan reports it.
+                        conn.execute(
+                            "UPDATE OR IGNORE artifacts SET name=? WHERE run_id=? AND name=?",
+                            (new_name, run_id, name),
+                        )
+                used: set[str] = set()
+                for hashes in conn.execute(
+                    "SELECT env_hash, rng_hash, code_hash, history FROM runs"
+                ).fetchall():
+                    used.update(h for h in hashes[:3] if h)
+                    used.update(entry[1] for entry in json.loads(hashes[3]))
+                stale = [(old,) for old in moved if old not in used]
+                conn.executemany("DELETE FROM blobs WHERE hash=?", stale)
+                # Other processes forget which blobs they know exist, as after gc.
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('gc_generation', 1) "
+                    "ON CONFLICT(key) DO UPDATE SET value = value + 1"
+                )
+        finally:
+            with self._lock, translate_sqlite_errors(self.db_path):
+                self._conn.execute("PRAGMA secure_delete=OFF")
+        self._known_blobs.clear()
+        self._text_hashes.clear()
+        return {
+            "runs": len(runs),
+            "blobs": len(moved),
+            "artifacts": len(artifacts),
+            "compacted": self.compact(),
+        }
+
+    def compact(self) -> bool:
+        """Rebuild the file (``VACUUM``) and empty the write-ahead log, so content deleted
+        earlier is gone from the disk too; False when another process holds the store."""
+        with self._lock:
+            try:
+                self._conn.execute("VACUUM")
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError:
+                return False
+        return True
+
+    def integrity_check(self) -> str:
+        """SQLite's own ``PRAGMA integrity_check``: ``"ok"``, or what is wrong."""
+        rows = self._query("PRAGMA integrity_check")
+        return "\n".join(str(r[0]) for r in rows)
 
 
 def _file_hash(path: Path) -> tuple[str, int]:
