@@ -607,7 +607,7 @@ def sigkill_gc(folder: Path, kills: int, garbage: int, seed: int = 0) -> Outcome
         store.add_artifact("kept", f"kept-{n}", kind, digest, size, meta)
     kind, digest, size, meta, _ = save_artifact(store, keep_dir)
     store.add_artifact("kept", "kept-dir", kind, digest, size, meta)
-    referenced = store._referenced_artifacts()
+    referenced = _referenced(folder)
     _litter(store, -1, garbage)
     began = time.perf_counter()
     store.gc(grace=0)
@@ -647,6 +647,18 @@ def sigkill_gc(folder: Path, kills: int, garbage: int, seed: int = 0) -> Outcome
             "sweep": sweep,
         },
     )
+
+
+def _referenced(folder: Path) -> set[str]:
+    """The content hashes the store's artifact rows refer to, read with plain SQLite."""
+    with _connection(folder) as conn:
+        rows = conn.execute("SELECT kind, hash, meta FROM artifacts").fetchall()
+    referenced = set()
+    for kind, digest, meta in rows:
+        referenced.add(digest)
+        if kind == "dir":
+            referenced.update(json.loads(meta)["files"].values())
+    return referenced
 
 
 def _litter(store: Any, batch: int, count: int) -> None:
