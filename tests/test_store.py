@@ -199,11 +199,11 @@ def test_a_version_1_store_opens_and_gains_the_goals_column(tmp_path: Path) -> N
     conn.commit()
     conn.close()
     store = Store(folder)
-    assert store.schema_version == SCHEMA_VERSION == 3
+    assert store.schema_version == SCHEMA_VERSION
     record = load_record(store, "old1")
     assert record.goals == {} and record.metrics == {"val_loss": 0.5}
     assert record.direction("val_loss") == "min"  # nothing stored: the rule decides
     store.update_run("old1", {"goals": {"val_loss": {"direction": "max", "source": "declared"}}})
     assert load_record(store, "old1").direction("val_loss") == "max"
     store.close()
-    assert Store(folder).schema_version == 3  # a second open does not migrate again
+    assert Store(folder).schema_version == SCHEMA_VERSION  # a second open does not migrate again

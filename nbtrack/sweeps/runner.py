@@ -198,19 +198,22 @@ def open_sweep(plan: SweepPlan, context: CellContext, store: Store) -> Sweep:
         "notebook": context.notebook,
         "code": context.code,
         "history": [[e.execution_count, e.source] for e in context.history],
-        "extra": {
-            **extra,
-            "template": context.template,
-            "magic_line": context.magic_line,
-            "cwd": context.cwd,
-            "execution_count": context.execution_count,
-            "overrides": context.overrides,
-            "workers": plan.workers,
-            "max_failures": plan.max_failures,
-        },
+        "extra": {**extra, **_context_extra(plan, context)},
     }
     number = store.create_sweep(sweep_id, row)
     return Sweep.from_row(store, {**row, "id": sweep_id, "number": number})
+
+
+def _context_extra(plan: SweepPlan, context: CellContext) -> dict[str, Any]:
+    return {
+        "template": context.template,
+        "magic_line": context.magic_line,
+        "cwd": context.cwd,
+        "execution_count": context.execution_count,
+        "overrides": context.overrides,
+        "workers": plan.workers,
+        "max_failures": plan.max_failures,
+    }
 
 
 def _resume(plan: SweepPlan, context: CellContext, store: Store) -> Sweep:
@@ -238,6 +241,7 @@ def _resume(plan: SweepPlan, context: CellContext, store: Store) -> Sweep:
             f"--resume: sweep #{row['number']} optimises {row['objective']!r}, not "
             f"{plan.objective!r}; use the same --objective or drop --resume"
         )
+    # New trials run the cell as it is now (resuming after fixing a bug in it is the point).
     store.update_sweep(
         row["id"],
         {
@@ -245,7 +249,10 @@ def _resume(plan: SweepPlan, context: CellContext, store: Store) -> Sweep:
             "end_time": None,
             "n_trials": plan.n_trials,
             "pid": os.getpid(),
-            "extra": {**row["extra"], "workers": plan.workers, "max_failures": plan.max_failures},
+            "code": context.code,
+            "notebook": context.notebook,
+            "history": [[e.execution_count, e.source] for e in context.history],
+            "extra": {**row["extra"], **_context_extra(plan, context)},
         },
     )
     return Sweep.from_row(store, store.sweep_row(row["id"]))
