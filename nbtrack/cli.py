@@ -172,13 +172,14 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 def cmd_gc(args: argparse.Namespace) -> int:
     """Delete artifact files and stored blobs no run refers to."""
-    result = _open(args).gc(grace=args.grace)
+    result = _open(args).gc(grace=args.grace, verify=args.verify)
     if args.json:
         _print_json(result)
     else:
         print(
             f"removed {result['files']} artifact file(s) ({result['bytes']:,} bytes) and "
             f"{result['blobs']} unreferenced blob(s)"
+            + (f"; removed {result['damaged']} damaged file(s)" if args.verify else "")
         )
     return 0
 
@@ -318,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="keep content younger than this, which a run being started elsewhere "
         "may be about to use (default 60)",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="also read every artifact file and remove those whose bytes no longer match "
+        "their hash (saving the same content again then repairs them)",
     )
     p.set_defaults(func=cmd_gc)
 

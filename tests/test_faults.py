@@ -165,6 +165,23 @@ def test_gc_verify_removes_a_damaged_copy_and_saving_again_repairs_it(
     assert record.load_artifact("raw") == b"\x00\x01payload"  # the old run's row heals too
 
 
+def test_nbtrack_gc_verify_reports_damaged_files(folder: Path, tmp_path: Path) -> None:
+    record = _saved_run(folder, tmp_path)
+    art = next(a for a in record.artifacts if a.name == "array")
+    path = _content_path(folder, art.hash)
+    path.write_bytes(path.read_bytes()[:-8])
+    result = subprocess.run(
+        [sys.executable, "-m", "nbtrack", "gc", "--verify", "--store", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("removed 1 damaged file(s)")
+    assert not path.exists()
+    assert record.load_artifact("text") == "some text"
+
+
 def test_a_truncated_copy_is_written_again_when_the_same_content_is_saved(
     folder: Path, tmp_path: Path
 ) -> None:
