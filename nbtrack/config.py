@@ -25,6 +25,9 @@ ENV_BUSY_TIMEOUT = "NBTRACK_BUSY_TIMEOUT"
 ENV_FLUSH_INTERVAL = "NBTRACK_FLUSH_INTERVAL"
 #: Set to "0" to disable the summary shown after a tracked cell.
 ENV_SUMMARY = "NBTRACK_SUMMARY"
+#: Who acts on the model registry (approvals, promotions, the audit log); default: git's
+#: user.email, then user.name, then the login name (nbtrack/registry/identity.py).
+ENV_USER = "NBTRACK_USER"
 
 STORE_DIRNAME = ".nbtrack"
 DB_FILENAME = "nbtrack.db"

@@ -69,6 +69,35 @@ class StoreReadOnlyError(StoreError):
     """The store (or the folder that should hold it) cannot be written."""
 
 
+class RegistryError(NbtrackError):
+    """A model registry action cannot be done; nothing in the registry changed."""
+
+
+class UnknownModelError(RegistryError):
+    """A model, version or alias that is not in the registry."""
+
+
+class RegistryConfigError(RegistryError):
+    """The registry policy (gates, approvals, who may promote) in ``nbtrack.toml`` or
+    ``.nbtrack/gates.toml`` is not valid; the message names the file and the key."""
+
+
+class PromotionRefusedError(RegistryError):
+    """A gate, the approvals or the policy refused a promotion; ``report`` says which."""
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class RegistryConflictError(RegistryError):
+    """Another process changed the model between this action's checks and its write."""
+
+
+class AuditLogError(RegistryError):
+    """The registry's audit log fails verification: an entry was edited or deleted."""
+
+
 class ArtifactError(NbtrackError):
     """An artifact cannot be stored or loaded."""
 

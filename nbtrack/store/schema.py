@@ -7,7 +7,7 @@ rather than guessed at.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -125,5 +125,129 @@ MIGRATIONS: dict[int, list[str]] = {
         )
         """,
         "CREATE INDEX IF NOT EXISTS sweep_trials_run ON sweep_trials(run_id)",
+    ],
+    # The model registry (nbtrack/registry/, nbtrack/store/registry_tables.py). A version
+    # copies its run's lineage and keeps the artifact's content hash, so it outlives the
+    # run; versions and audit entries never change (triggers refuse it), stage periods
+    # are closed rather than deleted, so "what was in production on date D" stays answerable.
+    4: [
+        """
+        CREATE TABLE IF NOT EXISTS registry_models (
+            id           INTEGER PRIMARY KEY,
+            name         TEXT NOT NULL UNIQUE,
+            description  TEXT,
+            created      REAL NOT NULL,
+            created_by   TEXT NOT NULL,
+            updated      REAL NOT NULL,
+            revision     INTEGER NOT NULL DEFAULT 0,
+            last_version INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS registry_versions (
+            model_id   INTEGER NOT NULL,
+            version    INTEGER NOT NULL,
+            run_id     TEXT NOT NULL,
+            artifact   TEXT NOT NULL,
+            kind       TEXT NOT NULL,
+            hash       TEXT NOT NULL,
+            size       INTEGER NOT NULL,
+            meta       TEXT NOT NULL DEFAULT '{}',
+            lineage    TEXT NOT NULL DEFAULT '{}',
+            created    REAL NOT NULL,
+            created_by TEXT NOT NULL,
+            host       TEXT NOT NULL,
+            PRIMARY KEY (model_id, version)
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS registry_versions_run ON registry_versions(run_id)",
+        """
+        CREATE TRIGGER IF NOT EXISTS registry_versions_immutable
+        BEFORE UPDATE ON registry_versions
+        BEGIN SELECT RAISE(ABORT, 'model versions are immutable'); END
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS registry_stages (
+            model_id INTEGER NOT NULL,
+            version  INTEGER NOT NULL,
+            stage    TEXT NOT NULL,
+            since    REAL NOT NULL,
+            until    REAL,
+            by_user  TEXT,
+            reason   TEXT
+        )
+        """,
+        # One open period per version, and at most one version of a model in production:
+        # the database itself refuses a second one, whatever the code above it does.
+        "CREATE UNIQUE INDEX IF NOT EXISTS registry_stages_current "
+        "ON registry_stages(model_id, version) WHERE until IS NULL",
+        "CREATE UNIQUE INDEX IF NOT EXISTS registry_stages_one_production "
+        "ON registry_stages(model_id) WHERE until IS NULL AND stage = 'production'",
+        "CREATE INDEX IF NOT EXISTS registry_stages_history "
+        "ON registry_stages(model_id, stage, since)",
+        """
+        CREATE TABLE IF NOT EXISTS registry_aliases (
+            model_id INTEGER NOT NULL,
+            alias    TEXT NOT NULL,
+            version  INTEGER NOT NULL,
+            since    REAL NOT NULL,
+            set_by   TEXT NOT NULL,
+            PRIMARY KEY (model_id, alias)
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS registry_decisions (
+            id       INTEGER PRIMARY KEY,
+            model_id INTEGER NOT NULL,
+            version  INTEGER NOT NULL,
+            stage    TEXT NOT NULL,
+            user     TEXT NOT NULL,
+            decision TEXT NOT NULL,
+            comment  TEXT,
+            time     REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS registry_decisions_version "
+        "ON registry_decisions(model_id, version)",
+        # The hash chain (nbtrack/registry/audit.py); meta's 'audit_seq' counts the entries
+        # appended, so deleting the newest ones shows too.
+        """
+        CREATE TABLE IF NOT EXISTS registry_audit (
+            seq       INTEGER PRIMARY KEY,
+            time      REAL NOT NULL,
+            user      TEXT NOT NULL,
+            host      TEXT NOT NULL,
+            event     TEXT NOT NULL,
+            model     TEXT,
+            version   INTEGER,
+            stage     TEXT,
+            reason    TEXT,
+            data      TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash      TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS registry_audit_model ON registry_audit(model, seq)",
+        """
+        CREATE TRIGGER IF NOT EXISTS registry_audit_no_update BEFORE UPDATE ON registry_audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
+        """,
+        """
+        CREATE TRIGGER IF NOT EXISTS registry_audit_no_delete BEFORE DELETE ON registry_audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
+        """,
+        # Facts: `nbtrack export --verify` reproduced a run (the registry's `verified` gate).
+        """
+        CREATE TABLE IF NOT EXISTS verifications (
+            run_id            TEXT NOT NULL,
+            reproduced_run_id TEXT NOT NULL,
+            time              REAL NOT NULL,
+            rtol              REAL NOT NULL,
+            atol              REAL NOT NULL,
+            pid               INTEGER,
+            hostname          TEXT
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS verifications_run ON verifications(run_id)",
     ],
 }

@@ -33,6 +33,7 @@ from nbtrack.errors import (
     StoreSchemaError,
     UnknownRunError,
 )
+from nbtrack.store.registry_tables import RegistryTables
 from nbtrack.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 #: Columns of ``runs`` that hold JSON text, with the value used when they are empty.
@@ -125,7 +126,7 @@ def translate_sqlite_errors(path: Path) -> Iterator[None]:
         ) from exc
 
 
-class Store:
+class Store(RegistryTables):
     """An nbtrack store in a folder: ``nbtrack.db`` plus ``artifacts/``.
 
     ``Store(path)`` opens (and, with ``create=True``, creates) the store in folder ``path``.
@@ -736,6 +737,8 @@ class Store:
         referenced = {h for (h,) in self._query("SELECT hash FROM artifacts")}
         for (meta,) in self._query("SELECT meta FROM artifacts WHERE kind='dir'"):
             referenced.update(json.loads(meta).get("files", {}).values())
+        # A registered model version keeps its artifact even after its run is deleted.
+        referenced.update(self.registry_artifact_hashes())
         return referenced
 
     def gc(self, grace: float = 60.0, *, verify: bool = False) -> dict[str, int]:
