@@ -191,7 +191,7 @@ def reap_stale_trials(study: optuna.Study, run_status: Any) -> int:
     """Mark RUNNING trials whose process is gone as FAIL ("crashed"); returns how many.
 
     ``run_status(run_id)`` is the status of a trial's nbtrack run (the store marks runs
-    of dead processes crashed). A trial without a run yet is judged by its process id.
+    of dead processes crashed); a trial of this host is also judged by its process id.
     """
     from optuna.trial import TrialState
 
@@ -202,9 +202,10 @@ def reap_stale_trials(study: optuna.Study, run_status: Any) -> int:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
         run_id = attrs.get("nbtrack_run_id")
-        if run_id:
-            dead = run_status(run_id) not in ("running", None)
+        if run_id and run_status(run_id) == "crashed":
+            dead = True  # the store saw its process die (pid gone, or no heartbeat)
         elif attrs.get("nbtrack_host") == host and attrs.get("nbtrack_pid"):
+            # A live owner is between finishing the run and telling the study: leave it.
             dead = not _pid_alive(int(attrs["nbtrack_pid"]))
         else:
             dead = False  # another host's trial: its own process or its crash marks it

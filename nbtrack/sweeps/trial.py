@@ -192,10 +192,11 @@ class _Teller:
         if status is not None:
             self.trial.set_user_attr(TRIAL_STATUS, status)
         try:
+            # skip_if_finished: a trial another process already reaped stays as it was.
             if value is not None:
-                self.study.tell(self.trial, value)
+                self.study.tell(self.trial, value, skip_if_finished=True)
             else:
-                self.study.tell(self.trial, state=state)
+                self.study.tell(self.trial, state=state, skip_if_finished=True)
         except RuntimeError as exc:
             # GridSampler calls study.stop() once every point is visited, which Optuna
             # allows only inside optimize(); the trial is recorded by then.
