@@ -40,6 +40,9 @@ __all__ = [
     "sweeps",
     "get_sweep",
     "suggest",
+    "register",
+    "models",
+    "load_model",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
     import plotly.graph_objects
 
     from nbtrack.query import RunDiff, RunRecord
+    from nbtrack.registry import ModelVersion
     from nbtrack.sweeps.records import SweepRecord
     from nbtrack.tracker import ActiveRun
     from nbtrack.widgets.compare import CompareWidget
@@ -188,6 +192,42 @@ def get_sweep(ref: Any, *, store: Any = None) -> SweepRecord:
     from nbtrack.sweeps.records import get_sweep as _get_sweep
 
     return _get_sweep(ref, store=store)
+
+
+def register(
+    run: Any,
+    name: str,
+    artifact: str | None = None,
+    *,
+    description: str | None = None,
+    reason: str | None = None,
+    store: Any = None,
+) -> ModelVersion:
+    """Register artifact ``artifact`` of run ``run`` (number, id or ``"last"``) as the next
+    version of model ``name``, in ``development``; ``artifact`` may be left out when the run
+    has one. Inside a tracked cell use ``track.register(name, artifact=...)``. See
+    docs/registry.md.
+    """
+    from nbtrack.registry.api import register as _register
+
+    return _register(run, name, artifact, description=description, reason=reason, store=store)
+
+
+def models(name: str | None = None, *, store: Any = None) -> pandas.DataFrame:
+    """Registered models as a DataFrame, one row a model (the versions in each stage, its
+    aliases); with ``name``, one row per version of that model."""
+    from nbtrack.registry.api import models as _models
+
+    return _models(name, store=store)
+
+
+def load_model(ref: str, *, store: Any = None) -> Any:
+    """The artifact of a model version: ``"digits-classifier@production"``,
+    ``"digits-classifier/3"``, ``"models:/digits-classifier/3"`` or ``"name@alias"``;
+    checked against its content hash before it is handed out."""
+    from nbtrack.registry.api import load_model as _load_model
+
+    return _load_model(ref, store=store)
 
 
 def _require(what: str, *modules: str, extra: str = "widgets") -> None:

@@ -28,6 +28,9 @@ ENV_SUMMARY = "NBTRACK_SUMMARY"
 #: Who acts on the model registry (approvals, promotions, the audit log); default: git's
 #: user.email, then user.name, then the login name (nbtrack/registry/identity.py).
 ENV_USER = "NBTRACK_USER"
+#: Set by ``nbtrack export --verify`` for the script it re-runs: that run reproduces another
+#: one and must not register models (track.register does nothing there).
+ENV_VERIFYING = "NBTRACK_VERIFYING"
 
 STORE_DIRNAME = ".nbtrack"
 DB_FILENAME = "nbtrack.db"

@@ -376,6 +376,34 @@ class ActiveRun:
         self._goals.update(goals)
         self._safe_update({"goals": self._declared_goals()})
 
+    def register(
+        self, model: str, artifact: str | None = None, *, description: str | None = None
+    ) -> Any:
+        """Register this run's artifact ``artifact`` (saved with :meth:`artifact`; may be left
+        out when there is one) as the next version of model ``model``, with the metrics
+        logged so far: ``track.register("digits-classifier", artifact="model")``.
+
+        Returns the :class:`~nbtrack.registry.ModelVersion`, or ``None`` with a warning on
+        the run when it cannot be registered: the cell goes on. A script re-run by
+        ``nbtrack export --verify`` registers nothing. See docs/registry.md.
+        """
+        if os.environ.get(config.ENV_VERIFYING):
+            self._warn(f"model {model!r} not registered: this run only checks a reproduction")
+            return None
+        from nbtrack.registry.core import default_registry
+
+        try:
+            self.flush()
+            if self._git_thread is not None:
+                self._git_thread.join(timeout=5.0)  # the version records the commit
+            git = self._clean({"git": self._git})["git"] if self._git is not None else None
+            return default_registry(self.store, cwd=self.spec.cwd).register(
+                self.id, model, artifact, description=description, metrics=self.metrics, git=git
+            )
+        except NbtrackError as exc:
+            self._warn(f"model {model!r} was not registered: {exc}")
+            return None
+
     @property
     def goals(self) -> dict[str, Direction]:
         """The directions declared so far (``track.goal``, ``nbtrack.run(goals=...)``)."""
@@ -705,6 +733,11 @@ class DetachedRun:
 
     def goal(self, **directions: str) -> None:
         """Does nothing: this run is not recorded."""
+
+    def register(
+        self, model: str, artifact: str | None = None, *, description: str | None = None
+    ) -> None:
+        """Does nothing: this run is not recorded, so there is nothing to register."""
 
 
 def capture_start(

@@ -256,6 +256,9 @@ class _nbtrack_untracked:
 
     def goal(self, **directions):
         pass
+
+    def register(self, model, artifact=None, description=None):
+        return None
 ''',
     "failed": '''
 def _nbtrack_failed(count, error):

@@ -162,6 +162,16 @@ class ModelVersion:
         """The run's metrics when the version was registered."""
         return self.lineage.metrics
 
+    def __str__(self) -> str:
+        from nbtrack.registry.render import version_text
+
+        return version_text(self)
+
+    def _repr_html_(self) -> str:
+        from nbtrack.registry.render import version_html
+
+        return version_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able data (``nbtrack models show --json``)."""
         return {
@@ -282,6 +292,11 @@ class GateReport:
     def failed(self) -> tuple[GateResult, ...]:
         """The checks that did not pass."""
         return tuple(r for r in self.results if not r.passed)
+
+    def __str__(self) -> str:
+        from nbtrack.registry.render import gate_text
+
+        return gate_text(self)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able data (``nbtrack models gate --json``)."""

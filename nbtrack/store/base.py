@@ -15,12 +15,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from nbtrack.store.registry_base import RegistryStore
+
 __all__ = ["TrackingStore"]
 
 
 @runtime_checkable
-class TrackingStore(Protocol):
-    """What a store offers the core: runs, metrics, blobs, artifacts and sweeps."""
+class TrackingStore(RegistryStore, Protocol):
+    """What a store offers the core: runs, metrics, blobs, artifacts and sweeps, and the
+    model registry's tables (:class:`~nbtrack.store.registry_base.RegistryStore`)."""
 
     #: Where the store lives (for a local store: its folder; sweeps keep their Optuna
     #: journal beside it).

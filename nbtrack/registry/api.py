@@ -1,0 +1,116 @@
+"""The registry's functions for notebooks and scripts: ``nbtrack.register``,
+``nbtrack.models``, ``nbtrack.load_model`` and ``nbtrack.registry``.
+
+Thin: each resolves the store and calls :class:`~nbtrack.registry.core.Registry`.
+pandas is imported only by :func:`models`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from nbtrack.registry.core import Registry, default_registry
+from nbtrack.registry.records import STAGES, ModelVersion
+
+if TYPE_CHECKING:
+    import pandas
+
+
+def registry(store: Any = None) -> Registry:
+    """The model registry of ``store`` (default: this process's store)."""
+    return default_registry(store)
+
+
+def register(
+    run: Any,
+    name: str,
+    artifact: str | None = None,
+    *,
+    description: str | None = None,
+    reason: str | None = None,
+    store: Any = None,
+) -> ModelVersion:
+    """Register artifact ``artifact`` of run ``run`` (number, id, ``"last"``) as the next
+    version of model ``name``; see :meth:`Registry.register`."""
+    return default_registry(store).register(
+        run, name, artifact, description=description, reason=reason
+    )
+
+
+def load_model(ref: str, *, store: Any = None) -> Any:
+    """The artifact of the version ``ref`` names (``"name@production"``, ``"name/3"``,
+    ``"models:/name/3"``, ``"name@champion"``), checked against its content hash."""
+    return default_registry(store).load(ref)
+
+
+MODEL_COLUMNS = (
+    "name",
+    "versions",
+    "latest",
+    *(str(s) for s in STAGES if str(s) != "archived"),
+    "aliases",
+    "created",
+    "updated",
+    "description",
+)
+VERSION_COLUMNS = (
+    "version",
+    "stage",
+    "aliases",
+    "run",
+    "run_id",
+    "artifact",
+    "hash",
+    "created",
+    "created_by",
+)
+
+
+def models(name: str | None = None, *, store: Any = None) -> pandas.DataFrame:
+    """Registered models as a DataFrame, one row a model: version counts, the versions in
+    each stage (``production`` holds one or none), aliases.
+
+    With ``name``: one row per version of that model, with its stage, aliases, run and
+    ``metrics.<key>`` columns.
+    """
+    import pandas as pd
+
+    reg = default_registry(store)
+    if name is None:
+        rows = []
+        for m in reg.models():
+            row: dict[str, Any] = {
+                "name": m.name,
+                "versions": m.versions,
+                "latest": m.latest,
+                "aliases": m.aliases,
+                "created": pd.Timestamp(m.created, unit="s"),
+                "updated": pd.Timestamp(m.updated, unit="s"),
+                "description": m.description,
+            }
+            for stage in MODEL_COLUMNS[3:7]:
+                held = m.stages.get(stage, [])
+                row[stage] = (held[0] if held else None) if stage == "production" else held
+            rows.append(row)
+        frame = pd.DataFrame(rows, columns=list(MODEL_COLUMNS))
+        frame["production"] = frame["production"].astype("Int64")
+        return frame
+    out = []
+    for v in reg.versions(name):
+        item: dict[str, Any] = {
+            "version": v.version,
+            "stage": str(v.stage),
+            "aliases": list(v.aliases),
+            "run": v.lineage.run_number,
+            "run_id": v.lineage.run_id,
+            "artifact": v.artifact,
+            "hash": v.hash,
+            "created": pd.Timestamp(v.created, unit="s"),
+            "created_by": v.created_by,
+        }
+        item.update({f"metrics.{k}": val for k, val in v.metrics.items()})
+        out.append(item)
+    return pd.DataFrame(out, columns=None if out else list(VERSION_COLUMNS))
+
+
+__all__ = ["load_model", "models", "register", "registry"]
