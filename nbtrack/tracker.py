@@ -670,25 +670,25 @@ def _without_secrets(spec: RunSpec, redactor: Redactor | None = None) -> RunSpec
     if redactor is None:
         redactor = _redactor_for(spec)
     # Learn every secret value first: one typed in a later cell may be repeated earlier.
-    redactor.learn_code([spec.source, spec.code, *(entry.source for entry in spec.history)])
     redactor.learn_params(spec.params)
     overrides = spec.extra.get("overrides")
     if isinstance(overrides, Mapping):
         redactor.learn_params(overrides)
-    history = []
-    for entry in spec.history:
-        cleaned = redactor.code(entry.source)
-        history.append(
-            entry if cleaned is entry.source else HistoryEntry(entry.execution_count, cleaned)
-        )
+    source, code, *texts = redactor.code_many(
+        [spec.source, spec.code, *(entry.source for entry in spec.history)]
+    )
+    history = [
+        entry if cleaned is entry.source else HistoryEntry(entry.execution_count, cleaned)
+        for entry, cleaned in zip(spec.history, texts, strict=True)
+    ]
     text = redactor.fields(
         {"name": spec.name, "note": spec.note, "tags": spec.tags, "extra": spec.extra}
     )
     return replace(
         spec,
         name=text["name"],
-        source=redactor.code(spec.source),
-        code=redactor.code(spec.code),
+        source=source,
+        code=code,
         history=history,
         params=redactor.params(spec.params)[0],
         extra=text["extra"],
