@@ -332,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep_command.add_parser(sub, common)  # nbtrack sweep ls|show|worker (docs/sweeps.md)
 
+    from nbtrack.registry import command as models_command
+
+    models_command.add_parser(sub, common)  # nbtrack models ... (docs/registry.md)
+
     p = sub.add_parser(
         "scan",
         parents=[common],

@@ -265,6 +265,10 @@ class TrackMagics(Magics):
             %nbtrack store PATH      # use the store in folder PATH from now on
             %nbtrack runs            # nbtrack.runs() as a table
             %nbtrack show REF        # one run's summary
+            %nbtrack register [RUN] NAME [--artifact A]
+                                     # register a run's artifact as a model version
+            %nbtrack models [NAME | NAME@STAGE]
+                                     # nbtrack.models(), a model's versions, or one version
             %nbtrack export [--run REF] [-o PATH] [--verify] ...
                                      # this notebook (or run REF) as a plain Python script;
                                      # same options as `nbtrack export`, see docs/export.md
@@ -344,7 +348,28 @@ def _show_run(ref: str) -> Any:
     return _Summary(nbtrack.get_run(ref))
 
 
-_COMMANDS = {"info": _info, "store": _set_store, "runs": _runs, "show": _show_run}
+def _register(rest: str) -> Any:
+    from nbtrack.registry.command import magic_register
+    from nbtrack.store.sqlite import open_store
+
+    return magic_register(rest, open_store(config.command_store_dir(search_upwards=False)))
+
+
+def _models(rest: str) -> Any:
+    from nbtrack.registry.command import magic_models
+    from nbtrack.store.sqlite import open_store
+
+    return magic_models(rest, open_store(config.command_store_dir(search_upwards=False)))
+
+
+_COMMANDS = {
+    "info": _info,
+    "store": _set_store,
+    "runs": _runs,
+    "show": _show_run,
+    "register": _register,  # docs/registry.md
+    "models": _models,
+}
 
 
 def load_ipython_extension(ipython: Any) -> None:
