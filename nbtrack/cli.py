@@ -209,24 +209,27 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 def _scan_text(result: Any) -> str:
     """What ``nbtrack scan`` prints: one line per finding (run, field, rule), never a value."""
-    runs = len({f.run for f in result.findings})
+    runs = len({f.run_id for f in result.findings if f.kind == "run"})
+    sweeps = len({f.run_id for f in result.findings if f.kind == "sweep"})
+    also = f" and {sweeps} sweep(s)" if sweeps else ""
     lines = []
     if result.findings:
-        rows = [[f"#{f.run}", f.field, f.rule] for f in result.findings]
-        lines.append(_table(["run", "field", "rule"], rows))
+        rows = [[f.where, f.field, f.rule] for f in result.findings]
+        lines.append(_table(["where", "field", "rule"], rows))
     if result.redacted is None:
         if result.clean:
             lines.append(f"no secrets found in {result.runs} run(s) in {result.store}")
         else:
             lines.append(
-                f"{len(result.findings)} possible secret(s) in {runs} of {result.runs} run(s); "
+                f"{len(result.findings)} possible secret(s) in {runs} of {result.runs} run(s)"
+                f"{also}; "
                 "`nbtrack scan --redact` replaces them with <redacted>"
             )
         return "\n".join(lines)
     if result.clean:
         lines.append(f"nothing to redact in {result.runs} run(s) in {result.store}")
     else:
-        lines.append(f"redacted {len(result.findings)} secret(s) in {runs} run(s)")
+        lines.append(f"redacted {len(result.findings)} secret(s) in {runs} run(s){also}")
     if not result.redacted.get("compacted"):
         lines.append(
             "note: another process has the store open, so its file was not rebuilt and may "

@@ -33,16 +33,30 @@ _ELSEWHERE = KNOWN_VALUE_RULE
 
 @dataclass(frozen=True)
 class Finding:
-    """Something in one run that looks secret: where (``field``) and why (``rule``)."""
+    """Something in one run (or sweep) that looks secret: where (``field``) and why
+    (``rule``). ``run`` and ``run_id`` are the sweep's number and id when ``kind`` is
+    ``"sweep"``."""
 
     run: int
     run_id: str
     field: str
     rule: str
+    kind: str = "run"
+
+    @property
+    def where(self) -> str:
+        """``#12`` for a run, ``sweep #3`` for a sweep."""
+        return f"#{self.run}" if self.kind == "run" else f"{self.kind} #{self.run}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (``nbtrack scan --json``)."""
-        return {"run": self.run, "run_id": self.run_id, "field": self.field, "rule": self.rule}
+        return {
+            "kind": self.kind,
+            "run": self.run,
+            "run_id": self.run_id,
+            "field": self.field,
+            "rule": self.rule,
+        }
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,7 @@ class _Plan:
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
     artifacts: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    sweeps: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def scan_store(store: Store, rules: SecretRules = DEFAULT_RULES) -> ScanResult:
@@ -93,7 +108,7 @@ def redact_store(store: Store, rules: SecretRules = DEFAULT_RULES) -> ScanResult
     :meth:`~nbtrack.store.sqlite.Store.redact_in_place`); returns what was redacted."""
     plan = _plan(store, rules)
     if plan.findings:
-        counts = store.redact_in_place(plan.columns, plan.blobs, plan.artifacts)
+        counts = store.redact_in_place(plan.columns, plan.blobs, plan.artifacts, plan.sweeps)
     else:
         # Nothing left to rewrite; still drop old copies an interrupted redaction left.
         counts = {"runs": 0, "blobs": 0, "artifacts": 0, "compacted": store.compact()}
@@ -111,9 +126,12 @@ def _plan(store: Store, rules: SecretRules) -> _Plan:
         )
     )
     texts = {h: blob.decode("utf-8", "replace") for h, blob in store.get_blobs(code_hashes).items()}
+    sweeps = store.list_sweeps()
     redactor = Redactor(rules)
     # Learn every secret value first, so one found in one run is removed from all.
     redactor.learn_code(texts.values())
+    for sweep in sweeps:
+        redactor.learn_code([sweep["code"] or "", *(source for _, source in sweep["history"])])
     for row in rows:
         redactor.learn_params(row["params"])
         overrides = row["extra"].get("overrides") if isinstance(row["extra"], dict) else None
@@ -163,7 +181,41 @@ def _plan(store: Store, rules: SecretRules) -> _Plan:
                 if new_name != name:
                     run.add("artifact name", "; ".join(redactor.explain_text(name)))
                 run.diff(f"artifact {new_name!r} meta", meta, new_meta, names=False)
+    for sweep in sweeps:
+        _sweep(sweep, redactor, plan)
     return plan
+
+
+def _sweep(sweep: dict[str, Any], redactor: Redactor, plan: _Plan) -> None:
+    """A sweep keeps its cell's code and history as text (its trials run that code)."""
+    found = _RunFindings(int(sweep["number"]), str(sweep["id"]), redactor, plan.findings, "sweep")
+    changed: dict[str, Any] = {}
+    code = sweep["code"] or ""
+    if redactor.code(code) != code:
+        changed["code"] = redactor.code(code)
+        found.add("code", "; ".join(redactor.explain_code(code)))
+    history = [[count, redactor.code(source)] for count, source in sweep["history"]]
+    if history != [list(entry) for entry in sweep["history"]]:
+        changed["history"] = history
+        for (count, source), (_, new) in zip(sweep["history"], history, strict=True):
+            if new != source:
+                found.add(f"history In[{count}]", "; ".join(redactor.explain_code(source)))
+    extra = dict(sweep["extra"] or {})
+    template = extra.pop("template", None)
+    cleaned = redactor.value(extra, names=True)
+    found.diff("extra", extra, cleaned, names=True)
+    new_template = redactor.code(template) if isinstance(template, str) else template
+    if new_template != template:
+        found.add("extra.template", "; ".join(redactor.explain_code(str(template))))
+    if cleaned != extra or new_template != template:
+        changed["extra"] = cleaned | ({} if template is None else {"template": new_template})
+    for column in ("name", "notebook"):
+        value = sweep[column]
+        if isinstance(value, str) and redactor.text(value) != value:
+            changed[column] = redactor.text(value)
+            found.add(column, "; ".join(redactor.explain_text(value)))
+    if changed:
+        plan.sweeps[str(sweep["id"])] = changed
 
 
 def _environments(
@@ -191,11 +243,19 @@ def _environments(
 class _RunFindings:
     """Collects one run's findings; explains each changed value by the rule that matched."""
 
-    def __init__(self, number: int, run_id: str, redactor: Redactor, sink: list[Finding]) -> None:
+    def __init__(
+        self,
+        number: int,
+        run_id: str,
+        redactor: Redactor,
+        sink: list[Finding],
+        kind: str = "run",
+    ) -> None:
         self.number, self.run_id, self.redactor, self.sink = number, run_id, redactor, sink
+        self.kind = kind
 
     def add(self, where: str, rule: str) -> None:
-        self.sink.append(Finding(self.number, self.run_id, where, rule or _ELSEWHERE))
+        self.sink.append(Finding(self.number, self.run_id, where, rule or _ELSEWHERE, self.kind))
 
     def diff(self, path: str, old: Any, new: Any, *, names: bool) -> None:
         """A finding for each leaf of ``old`` that redaction changes into ``new``."""

@@ -118,6 +118,18 @@ def old_store(tmp_path: Path) -> Path:
             "VALUES (?,?,?,?,?,?,?)",
             (ids[1], "weights", "file", "0" * 32, 1, json.dumps({"source": f"/d/{HF}/w.pt"}), 1.0),
         )
+        # A sweep keeps its cell's code and history as text.
+        conn.execute(
+            "INSERT INTO sweeps (id, number, name, status, start_time, objective, direction,"
+            " sampler, pruner, n_trials, study_name, storage, code, history, extra)"
+            " VALUES ('s1', 1, 'tune', 'finished', 1.0, 'acc', 'max', 'tpe', 'none', 2,"
+            " 'study', 'j.log', ?, ?, ?)",
+            (
+                f"lr = 0.1\nhf_token = '{HF}'\n",
+                json.dumps([[1, f"password = '{PASSWORD}'"]]),
+                json.dumps({"template": f"hf_token = '{HF}'\n", "workers": 1}),
+            ),
+        )
     conn.close()
     return tmp_path
 
@@ -148,15 +160,18 @@ def test_scan_names_run_field_and_rule_never_the_value(old_store: Path) -> None:
         ("#2", "history In[1]", "name 'api_key'; OpenAI/Anthropic key"),
         ("#2", "environment.env_vars.NBTRACK_MIRROR", "Hugging Face token"),
         ("#2", "artifact 'weights' meta.source", "Hugging Face token"),
+        ("sweep #1", "code", "name 'token'; Hugging Face token"),
+        ("sweep #1", "history In[1]", "name 'password'"),
+        ("sweep #1", "extra.template", "name 'token'; Hugging Face token"),
     }
     assert expected <= lines, lines - expected
     assert not any("google-auth" in line or "use_auth" in line for line in out.splitlines())
-    assert len(lines) == 16  # the history cell two runs share is reported for each
-    assert out.splitlines()[-1].startswith("16 possible secret(s) in 2 of 2 run(s)")
+    assert len(lines) == 19  # the history cell two runs share is reported for each
+    assert out.splitlines()[-1].startswith("19 possible secret(s) in 2 of 2 run(s) and 1 sweep")
 
     data = json.loads(cli("scan", "--json", cwd=old_store).stdout)
     assert data["clean"] is False and data["runs_scanned"] == 2
-    assert len(data["findings"]) == 16
+    assert len(data["findings"]) == 19
     assert {"run": 1, "field": "params.password", "rule": "name 'password'"} in [
         {k: f[k] for k in ("run", "field", "rule")} for f in data["findings"]
     ]
@@ -167,7 +182,7 @@ def test_scan_redact_removes_every_copy_and_leaves_a_sound_store(old_store: Path
     folder = old_store / ".nbtrack"
     redacted = cli("scan", "--redact", cwd=old_store)
     assert redacted.returncode == 0, redacted.stderr
-    assert "redacted 16 secret(s) in 2 run(s)" in redacted.stdout
+    assert "redacted 19 secret(s) in 2 run(s) and 1 sweep(s)" in redacted.stdout
     assert "note:" not in redacted.stdout  # nothing held the store: the file was rebuilt
 
     again = cli("scan", cwd=old_store)
@@ -179,7 +194,7 @@ def test_scan_redact_removes_every_copy_and_leaves_a_sound_store(old_store: Path
     blobs = dict(conn.execute("SELECT hash, data FROM blobs").fetchall())
     everything = b"".join(p.read_bytes() for p in folder.glob("nbtrack.db*"))
     everything += b"".join(zlib.decompress(data) for data in blobs.values())
-    for table in ("runs", "artifacts", "metrics", "meta"):
+    for table in ("runs", "artifacts", "metrics", "meta", "sweeps"):
         everything += repr(conn.execute(f"SELECT * FROM {table}").fetchall()).encode()
     # Every reference points at a blob that exists; the old blobs are gone.
     for code_hash, env_hash, history in conn.execute(
@@ -203,6 +218,9 @@ def test_scan_redact_removes_every_copy_and_leaves_a_sound_store(old_store: Path
     assert second.environment["packages"] == {"google-auth": "2.30.0", "numpy": "2.0.0"}
     assert second.artifacts[0].meta == {"source": f"/d/{REDACTED}/w.pt"}
     assert first.metrics == {"acc": 0.1}  # nothing else changed
+    sweep = Store(folder).sweep_row("s1")
+    assert sweep["code"] == f"lr = 0.1\nhf_token = {REDACTED!r}\n"
+    assert sweep["extra"] == {"template": f"hf_token = {REDACTED!r}\n", "workers": 1}
 
 
 def test_project_patterns_and_a_bad_pattern(old_store: Path) -> None:

@@ -828,6 +828,7 @@ class Store(RegistryTables):
         runs: Mapping[str, Mapping[str, Any]],
         blobs: Mapping[str, bytes],
         artifacts: Sequence[tuple[str, str, str, dict[str, Any]]] = (),
+        sweeps: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Replace stored content that held secrets, all in one transaction, and leave no
         old copy in the file.
@@ -836,7 +837,8 @@ class Store(RegistryTables):
         ``blobs``: old blob hash -> its redacted content. Blobs are content-addressed, so
         the new content is written under its own hash, every run that referred to the old
         blob (code, history, environment) is repointed, and the old blob is deleted.
-        ``artifacts``: ``(run id, name, new name, new meta)``.
+        ``artifacts``: ``(run id, name, new name, new meta)``. ``sweeps``: sweep id -> the
+        columns to set (a sweep keeps its cell's code and history as text).
 
         Deleted and overwritten content is zeroed (SQLite's ``secure_delete``), then the
         file is rebuilt (``VACUUM``) and its write-ahead log truncated, so the old values
@@ -887,6 +889,13 @@ class Store(RegistryTables):
                             "UPDATE OR IGNORE artifacts SET name=? WHERE run_id=? AND name=?",
                             (new_name, run_id, name),
                         )
+                for sweep_id, fields in (sweeps or {}).items():
+                    columns, values = _encode_sweep(dict(fields))
+                    if columns:
+                        assignments = ",".join(f"{c}=?" for c in columns)
+                        conn.execute(
+                            f"UPDATE sweeps SET {assignments} WHERE id=?", (*values, sweep_id)
+                        )
                 used: set[str] = set()
                 for hashes in conn.execute(
                     "SELECT env_hash, rng_hash, code_hash, history FROM runs"
@@ -909,6 +918,7 @@ class Store(RegistryTables):
             "runs": len(runs),
             "blobs": len(moved),
             "artifacts": len(artifacts),
+            "sweeps": len(sweeps or {}),
             "compacted": self.compact(),
         }
 
