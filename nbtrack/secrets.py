@@ -719,6 +719,14 @@ class Redactor:
         edited, _ = _code_pass(source, self.rules)
         return _cached_values(edited, self._values) if self._values else edited
 
+    def magic_line(self, line: str) -> str:
+        """A magic's option line (``--set password=abc --name x``, as ``extra`` keeps the
+        ``%%track`` line) with each secret-named ``NAME=VALUE`` redacted, however short the
+        value, and then as :meth:`text`."""
+        if "\n" in line or "\r" in line:
+            return self.text(line)
+        return self.code("%" + line)[1:]
+
     def is_secret_param(self, name: str, value: object) -> bool:
         """Whether a parameter is recorded as :data:`REDACTED`: a secret name (and a value
         that can hold a secret), a value in a credential format, or already redacted."""
@@ -802,6 +810,8 @@ class Redactor:
                 extra = self.value(dict(value), names=True)
                 if isinstance(value.get("argv"), list):
                     extra["argv"] = self.argv(value["argv"])
+                if isinstance(value.get("magic_line"), str):
+                    extra["magic_line"] = self.magic_line(value["magic_line"])
                 out[column] = extra
             else:
                 out[column] = self.value(value)

@@ -171,6 +171,16 @@ def test_params_argv_and_user_keyed_dicts() -> None:
     ]
 
 
+def test_the_recorded_magic_line_and_overrides_lose_short_secrets_too() -> None:
+    from nbtrack.secrets import Redactor
+
+    extra = {"magic_line": " --set pwd=abc --set lr=0.1 -q", "overrides": {"pwd": "abc", "lr": 0.1}}
+    assert Redactor().fields({"extra": extra})["extra"] == {
+        "magic_line": f" --set pwd={REDACTED} --set lr=0.1 -q",
+        "overrides": {"pwd": REDACTED, "lr": 0.1},
+    }
+
+
 def test_project_rules_add_names_and_patterns_and_reject_bad_ones() -> None:
     from nbtrack.errors import UsageError
     from nbtrack.secrets import rules_from_table
