@@ -44,7 +44,7 @@ def test_three_worker_processes_run_each_trial_once(shell, store_dir: Path) -> N
     assert trials["trial"].tolist() == list(range(6))  # 6 trials, no more, numbered once
     assert set(trials["state"]) == {"complete"}
     links = open_store(store_dir).sweep_trials(sweep.id)
-    assert len({run_id for _t, run_id, _s, _v in links}) == 6  # one run per trial
+    assert len({link["run_id"] for link in links}) == 6  # one run per trial
     runs = sweep.runs()
     assert len(runs) == 6 and set(runs["status"]) == {"finished"}
     assert os.getpid() not in set(runs["metrics.pid"])  # trials ran in the workers
@@ -140,7 +140,7 @@ def test_32_workers_on_one_local_study_run_every_trial_without_lock_errors(
     assert sorted(t.number for t in trials) == list(range(64))
     assert {t.state.name for t in trials} == {"COMPLETE"}
     links = store.sweep_trials(sweep.id)
-    assert len(links) == 64 and len({run_id for _t, run_id, _s, _v in links}) == 64
-    pids = {store.run_row(run_id)["pid"] for _t, run_id, _s, _v in links}
-    assert len(pids) > 1
-    assert {store.run_row(r)["status"] for _t, r, _s, _v in links} == {"finished"}
+    assert len(links) == 64 and len({link["run_id"] for link in links}) == 64
+    assert {link["state"] for link in links} == {"complete"}
+    assert len({link["pid"] for link in links}) > 1
+    assert {store.run_row(link["run_id"])["status"] for link in links} == {"finished"}

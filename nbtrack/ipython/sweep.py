@@ -188,9 +188,9 @@ def run_sweep_cell(
 
 def _show_first_traceback(sweep: Sweep) -> None:
     """The first failed trial's traceback, once (not one per trial)."""
-    for _trial, run_id, state, _value in sweep.store.sweep_trials(sweep.id):
-        if state == "failed":
-            row = sweep.store.run_row(run_id)
+    for link in sweep.store.sweep_trials(sweep.id):
+        if link["state"] == "failed" and link["run_id"]:
+            row = sweep.store.run_row(link["run_id"])
             trace = (row["error"] or {}).get("traceback")
             if trace:
                 print(f"first failed trial (run #{row['number']}):\n{trace}", file=sys.stderr)

@@ -170,14 +170,24 @@ class TrackingStore(RegistryStore, Protocol):
         """Every sweep (of ``name``), oldest first."""
         ...
 
+    def claim_sweep_trial(self, sweep_id: str, trial: int) -> None:
+        """Record that this process runs trial ``trial`` of a sweep."""
+        ...
+
     def set_sweep_trial(
-        self, sweep_id: str, trial: int, run_id: str, state: str, value: float | None = None
+        self,
+        sweep_id: str,
+        trial: int,
+        run_id: str | None,
+        state: str,
+        value: float | None = None,
     ) -> None:
         """Link trial ``trial`` of a sweep to its run, with its state and value."""
         ...
 
-    def sweep_trials(self, sweep_id: str) -> list[tuple[int, str, str, float | None]]:
-        """``(trial, run id, state, value)`` of a sweep's linked trials."""
+    def sweep_trials(self, sweep_id: str) -> list[dict[str, Any]]:
+        """A sweep's trials: ``trial``, ``run_id``, ``state``, ``value``, ``pid``,
+        ``hostname``."""
         ...
 
 

@@ -85,8 +85,11 @@ MIGRATIONS: dict[int, list[str]] = {
     # (nbtrack/metrics.py). Its own column, so the compare widget reads it without `extra`.
     2: ["ALTER TABLE runs ADD COLUMN goals TEXT NOT NULL DEFAULT '{}'"],
     # Sweeps (nbtrack/sweeps/): one row per sweep, and one per trial linking the Optuna
-    # trial number to the run that recorded it. The link is its own table, not a column of
-    # `runs`, so deleting a trial's run leaves the sweep readable (the link just dangles).
+    # trial number to the process that claimed it and the run that recorded it, with how
+    # it ended (Optuna's FAIL does not say "interrupted"). Kept here, not as Optuna user
+    # attributes, because each of those is one more fsync'd journal write per trial. The
+    # link is its own table, not a column of `runs`, so deleting a trial's run leaves the
+    # sweep readable (the link just dangles).
     3: [
         """
         CREATE TABLE IF NOT EXISTS sweeps (
@@ -118,9 +121,11 @@ MIGRATIONS: dict[int, list[str]] = {
         CREATE TABLE IF NOT EXISTS sweep_trials (
             sweep_id TEXT NOT NULL,
             trial    INTEGER NOT NULL,
-            run_id   TEXT NOT NULL,
+            run_id   TEXT,
             state    TEXT NOT NULL,
             value    REAL,
+            pid      INTEGER,
+            hostname TEXT,
             PRIMARY KEY (sweep_id, trial)
         )
         """,

@@ -574,25 +574,41 @@ class Store(RegistryTables):
             args.append(name)
         return [_decode_sweep(row) for row in self._query(sql + " ORDER BY number", args)]
 
+    def claim_sweep_trial(self, sweep_id: str, trial: int) -> None:
+        """Record that this process (pid, host) runs trial ``trial`` of a sweep."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO sweep_trials (sweep_id, trial, run_id, state, pid, "
+                "hostname) VALUES (?,?,NULL,'claimed',?,?)",
+                (sweep_id, int(trial), os.getpid(), socket.gethostname()),
+            )
+
     def set_sweep_trial(
-        self, sweep_id: str, trial: int, run_id: str, state: str, value: float | None = None
+        self,
+        sweep_id: str,
+        trial: int,
+        run_id: str | None,
+        state: str,
+        value: float | None = None,
     ) -> None:
-        """Record (or update) which run recorded trial ``trial`` of a sweep, and its outcome."""
+        """Record (or update) the run of trial ``trial`` of a sweep and how it stands."""
         with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO sweep_trials (sweep_id, trial, run_id, state, value) "
                 "VALUES (?,?,?,?,?) ON CONFLICT(sweep_id, trial) DO UPDATE SET "
-                "run_id=excluded.run_id, state=excluded.state, value=excluded.value",
+                "run_id=COALESCE(excluded.run_id, run_id), state=excluded.state, "
+                "value=excluded.value",
                 (sweep_id, int(trial), run_id, state, value),
             )
 
-    def sweep_trials(self, sweep_id: str) -> list[tuple[int, str, str, float | None]]:
-        """``(trial, run id, state, value)`` of each recorded trial of a sweep, in order."""
+    def sweep_trials(self, sweep_id: str) -> list[dict[str, Any]]:
+        """Each recorded trial of a sweep, in order: ``trial``, ``run_id``, ``state``,
+        ``value``, ``pid`` and ``hostname`` (of the process that claimed it)."""
+        keys = ("trial", "run_id", "state", "value", "pid", "hostname")
         return [
-            (int(trial), str(run_id), str(state), value)
-            for trial, run_id, state, value in self._query(
-                "SELECT trial, run_id, state, value FROM sweep_trials WHERE sweep_id=? "
-                "ORDER BY trial",
+            dict(zip(keys, row))
+            for row in self._query(
+                f"SELECT {','.join(keys)} FROM sweep_trials WHERE sweep_id=? ORDER BY trial",
                 (sweep_id,),
             )
         ]

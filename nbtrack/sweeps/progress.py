@@ -68,11 +68,13 @@ class SweepProgress:
         return pick(done, key=lambda t: float(t.value or 0.0))
 
 
-def _state(trial: optuna.trial.FrozenTrial) -> str:
+def _state(trial: optuna.trial.FrozenTrial, link: Mapping[str, Any] | None) -> str:
     from optuna.trial import TrialState
 
     if trial.state == TrialState.FAIL:
-        return str(trial.user_attrs.get("nbtrack_status", "failed"))
+        # Optuna's FAIL: the store says whether the cell raised or the trial was stopped.
+        state = (link or {}).get("state")
+        return str(state) if state in ("failed", "interrupted", "crashed") else "failed"
     return {
         TrialState.COMPLETE: "complete",
         TrialState.PRUNED: "pruned",
@@ -82,14 +84,17 @@ def _state(trial: optuna.trial.FrozenTrial) -> str:
 
 
 def progress_of(sweep: Sweep, study: optuna.Study, *, status: str = "running") -> SweepProgress:
-    """The sweep's progress, read from its study (and the best trial's run number)."""
+    """The sweep's progress, read from its study and the store's trial links."""
+    from nbtrack.sweeps.study import links_of
+
+    links = links_of(sweep.store, sweep.id)
     trials = tuple(
         TrialPoint(
             t.number,
-            _state(t),
+            _state(t, links.get(t.number)),
             t.value if t.values else None,
             dict(t.params),
-            t.user_attrs.get("nbtrack_run_id"),
+            (links.get(t.number) or {}).get("run_id"),
         )
         for t in study.get_trials(deepcopy=False)
     )

@@ -75,9 +75,11 @@ class SweepRecord:
         from nbtrack.sweeps.study import trial_seed
 
         numbers: dict[str, int] = {}
-        for _trial, run_id, _state, _value in self.store.sweep_trials(self.id):
+        for link in self.store.sweep_trials(self.id):
+            if not link["run_id"]:
+                continue
             try:
-                numbers[run_id] = int(self.store.run_row(run_id)["number"])
+                numbers[link["run_id"]] = int(self.store.run_row(link["run_id"])["number"])
             except NbtrackError:
                 continue  # the run was deleted; the trial stays in the study
         rows = []
@@ -206,7 +208,7 @@ def sweeps(name: str | None = None, *, store: StoreLike = None) -> pandas.DataFr
     rows = []
     for row in st.list_sweeps(name=name):
         trials = st.sweep_trials(row["id"])
-        done = [(run_id, v) for _t, run_id, state, v in trials if state == "complete"]
+        done = [(t["run_id"], t["value"]) for t in trials if t["state"] == "complete"]
         best_run = None
         best = None
         if done:

@@ -32,12 +32,12 @@ from nbtrack.sweeps.space import (
     space_to_json,
 )
 from nbtrack.sweeps.study import (
-    TRIAL_STATUS,
     claim_trial,
     counted,
     derived_seed,
     grid_size,
     journal_path,
+    links_of,
     make_pruner,
     make_sampler,
     open_storage,
@@ -122,13 +122,6 @@ class Sweep:
             sampler=make_sampler(self.sampler, seed, self.dims),
             pruner=make_pruner(self.pruner),
         )
-
-    def run_status(self, run_id: str) -> str | None:
-        """The status of one of the sweep's runs (``None``: deleted)."""
-        try:
-            return str(self.store.run_row(run_id)["status"])
-        except NbtrackError:
-            return None
 
     def set_status(self, status: str, **extra: Any) -> None:
         """Record how the sweep stands (running, finished, interrupted, failed)."""
@@ -301,7 +294,7 @@ def run_trials(
     ``max_failures`` trials in a row failed. A KeyboardInterrupt propagates (the trial it
     hit is marked interrupted first); a fatal mistake is a :class:`SweepError`."""
     study = sweep.load_study(sampler_salt)
-    reap_stale_trials(study, sweep.run_status)
+    reap_stale_trials(study, sweep.store, sweep.id, sweep.journal)
     if observer is not None:
         observer(sweep, study)
     outcomes: list[TrialOutcome] = []
@@ -309,7 +302,7 @@ def run_trials(
     in_a_row = 0
     status = "finished"
     while True:
-        trial = claim_trial(study, sweep.n_trials, sweep.dims, sweep.journal)
+        trial = claim_trial(study, sweep.n_trials, sweep.dims, sweep.journal, sweep.store, sweep.id)
         if trial is None:
             break
         outcome = run_trial(sweep, study, trial, executor)
@@ -443,7 +436,7 @@ def _run_workers(
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
-        reap_stale_trials(study, sweep.run_status)
+        reap_stale_trials(study, sweep.store, sweep.id, sweep.journal)
         raise
     if observer is not None:
         observer(sweep, study)
@@ -453,38 +446,33 @@ def _run_workers(
 def _workers_result(
     sweep: Sweep, study: optuna.Study, procs: Sequence[tuple[subprocess.Popen[bytes], Path]]
 ) -> SweepResult:
-    from optuna.trial import TrialState
-
-    reap_stale_trials(study, sweep.run_status)
+    reap_stale_trials(study, sweep.store, sweep.id, sweep.journal)
     trials = study.get_trials(deepcopy=False)
     broken = [(p, log) for p, log in procs if p.returncode not in (0, None)]
     if broken and not any(t.state.is_finished() for t in trials):
         proc, log = broken[0]
-        tail = _tail(log)
         raise SweepError(
             f"the sweep's worker processes failed before any trial finished (exit status "
-            f"{proc.returncode}): {tail}; the whole log is {log}"
+            f"{proc.returncode}): {_tail(log)}; the whole log is {log}"
         )
-    failed = [
-        t
-        for t in trials
-        if t.state == TrialState.FAIL and t.user_attrs.get(TRIAL_STATUS, "failed") == "failed"
-    ]
-    status = "finished" if counted(trials) >= sweep.n_trials or not failed else "failed"
+    links = links_of(sweep.store, sweep.id)
+    failed = [row for _n, row in sorted(links.items()) if row["state"] == "failed"]
+    done = counted(trials, links) >= sweep.n_trials
+    status = "finished" if done or not failed else "failed"
     first = None
     if failed:
-        trial = failed[0]
-        run_id = trial.user_attrs.get("nbtrack_run_id")
+        row = failed[0]
         number, error = None, "failed"
-        if run_id:
+        if row["run_id"]:
             try:
-                row = sweep.store.run_row(run_id)
-                number = row["number"]
-                err = row["error"] or {}
-                error = f"{err.get('type', 'Error')}: {err.get('message', '')}" if err else error
+                run = sweep.store.run_row(row["run_id"])
+                number = run["number"]
+                err = run["error"] or {}
+                if err:
+                    error = f"{err.get('type', 'Error')}: {err.get('message', '')}"
             except NbtrackError:
                 pass
-        first = TrialOutcome(trial.number, run_id, number, "failed", error=error)
+        first = TrialOutcome(row["trial"], row["run_id"], number, "failed", error=error)
     return SweepResult(sweep, status, (), first)
 
 

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import socket
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,8 @@ from nbtrack.sweeps.space import Dimension
 
 if TYPE_CHECKING:
     import optuna
+
+    from nbtrack.store.sqlite import Store
 
 __all__ = [
     "SAMPLERS",
@@ -40,7 +41,9 @@ __all__ = [
     "counted",
     "claim_trial",
     "reap_stale_trials",
-    "TRIAL_STATUS",
+    "RERUN_STATES",
+    "links_of",
+    "ask_lock",
     "importances",
 ]
 
@@ -48,10 +51,6 @@ __all__ = [
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "default")
 #: ``--pruner`` values.
 PRUNERS = ("none", "median", "hyperband")
-
-#: User attribute holding why a FAIL trial failed: "failed" (the cell raised; it counts
-#: towards N) or "interrupted"/"crashed" (it is run again, so it does not count).
-TRIAL_STATUS = "nbtrack_status"
 
 
 def journal_path(store_path: Path, sweep_id: str) -> Path:
@@ -142,26 +141,42 @@ def trial_seed(sweep_seed: int, trial_number: int) -> int:
     return derived_seed(sweep_seed, str(trial_number))
 
 
-def counted(trials: Sequence[optuna.trial.FrozenTrial]) -> int:
-    """How many trials count towards the sweep's N: all but the interrupted and crashed."""
+#: Link states of FAIL trials that are run again, so they do not count towards N.
+RERUN_STATES = frozenset({"interrupted", "crashed"})
+
+
+def counted(
+    trials: Sequence[optuna.trial.FrozenTrial], links: Mapping[int, Mapping[str, Any]]
+) -> int:
+    """How many trials count towards the sweep's N: all but the interrupted and crashed
+    (``links``: the store's record of each trial, by number; a FAIL trial without one
+    died before it was recorded)."""
     from optuna.trial import TrialState
 
-    return sum(
-        1
-        for t in trials
-        if t.state != TrialState.FAIL or t.user_attrs.get(TRIAL_STATUS, "failed") == "failed"
-    )
+    total = 0
+    for t in trials:
+        if t.state == TrialState.FAIL:
+            state = links.get(t.number, {}).get("state")
+            if state is None or state in RERUN_STATES:
+                continue
+        total += 1
+    return total
+
+
+def links_of(store: Store, sweep_id: str) -> dict[int, dict[str, Any]]:
+    """The store's record of each trial of a sweep, by trial number."""
+    return {row["trial"]: row for row in store.sweep_trials(sweep_id)}
 
 
 @contextlib.contextmanager
-def _ask_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes that ask the study for trials."""
+def ask_lock(journal: Path) -> Iterator[None]:
+    """An exclusive lock between the processes of one sweep that ask for or reap trials."""
     try:
         import fcntl
     except ImportError:  # Windows: no lock; at worst a few trials more than N
         yield
         return
-    with open(path.with_suffix(".ask-lock"), "a") as fh:
+    with open(journal.with_suffix(".ask-lock"), "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -170,28 +185,33 @@ def _ask_lock(path: Path) -> Iterator[None]:
 
 
 def claim_trial(
-    study: optuna.Study, n_trials: int, dims: Sequence[Dimension], journal: Path
+    study: optuna.Study,
+    n_trials: int,
+    dims: Sequence[Dimension],
+    journal: Path,
+    store: Store,
+    sweep_id: str,
 ) -> optuna.trial.Trial | None:
-    """A new trial with every dimension sampled, or ``None`` when N trials count already.
+    """A new trial with every dimension sampled, recorded in the store as this process's;
+    ``None`` when N trials count already.
 
-    Counting and asking happen under one lock, so workers sharing the study never ask for
-    more than N between them.
+    Counting, asking and recording happen under one lock, so workers sharing the study
+    never ask for more than N between them, and a reaper never sees a trial unrecorded.
     """
-    with _ask_lock(journal):
-        if counted(study.get_trials(deepcopy=False)) >= n_trials:
+    with ask_lock(journal):
+        if counted(study.get_trials(deepcopy=False), links_of(store, sweep_id)) >= n_trials:
             return None
         trial = study.ask({d.name: d.distribution() for d in dims})
-        # Who runs it: a trial whose process died is found by this (reap_stale_trials).
-        trial.set_user_attr("nbtrack_pid", os.getpid())
-        trial.set_user_attr("nbtrack_host", socket.gethostname())
+        store.claim_sweep_trial(sweep_id, trial.number)
     return trial
 
 
-def reap_stale_trials(study: optuna.Study, run_status: Any) -> int:
+def reap_stale_trials(study: optuna.Study, store: Store, sweep_id: str, journal: Path) -> int:
     """Mark RUNNING trials whose process is gone as FAIL ("crashed"); returns how many.
 
-    ``run_status(run_id)`` is the status of a trial's nbtrack run (the store marks runs
-    of dead processes crashed); a trial of this host is also judged by its process id.
+    A trial's process is gone when the store marked its run crashed (the store notices a
+    dead pid on this host, or a heartbeat gone quiet on another), when it was claimed on
+    this host by a pid that no longer exists, or when it was never recorded at all.
     """
     from optuna.trial import TrialState
 
@@ -199,22 +219,33 @@ def reap_stale_trials(study: optuna.Study, run_status: Any) -> int:
 
     host = socket.gethostname()
     reaped = 0
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        attrs = trial.user_attrs
-        run_id = attrs.get("nbtrack_run_id")
-        if run_id and run_status(run_id) == "crashed":
-            dead = True  # the store saw its process die (pid gone, or no heartbeat)
-        elif attrs.get("nbtrack_host") == host and attrs.get("nbtrack_pid"):
-            # A live owner is between finishing the run and telling the study: leave it.
-            dead = not _pid_alive(int(attrs["nbtrack_pid"]))
-        else:
-            dead = False  # another host's trial: its own process or its crash marks it
-        if dead:
-            with contextlib.suppress(Exception):  # another process reaped it first
-                study._storage.set_trial_user_attr(trial._trial_id, TRIAL_STATUS, "crashed")
+    with ask_lock(journal):
+        links = links_of(store, sweep_id)
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            link = links.get(trial.number)
+            if link is None:
+                dead = True  # its process died between asking and recording it
+            elif link["run_id"] and _run_status(store, link["run_id"]) == "crashed":
+                dead = True
+            elif link["hostname"] == host and link["pid"]:
+                # A live owner may be between finishing its run and telling the study.
+                dead = not _pid_alive(int(link["pid"]))
+            else:
+                dead = False  # another host's trial: its own process or its crash marks it
+            if dead:
+                store.set_sweep_trial(sweep_id, trial.number, None, "crashed")
                 study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
                 reaped += 1
     return reaped
+
+
+def _run_status(store: Store, run_id: str) -> str | None:
+    from nbtrack.errors import NbtrackError
+
+    try:
+        return str(store.run_row(run_id)["status"])
+    except NbtrackError:
+        return None  # deleted
 
 
 def importances(study: optuna.Study) -> dict[str, float]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from nbtrack.errors import NbtrackError, SweepError
 from nbtrack.model import RunStatus
 from nbtrack.sweeps.space import trial_code
-from nbtrack.sweeps.study import TRIAL_STATUS, trial_seed
+from nbtrack.sweeps.study import trial_seed
 from nbtrack.tracker import ActiveRun, RunSpec
 
 if TYPE_CHECKING:
@@ -134,15 +134,14 @@ def run_trial(
     """
     from optuna.trial import TrialState
 
-    teller = _Teller(study, trial)
+    teller = _Teller(study, trial, sweep)
     run: ActiveRun | None = None
     try:
         spec = _spec(sweep, trial, executor)
         run = ActiveRun.start(spec, sweep.store)
-        trial.set_user_attr("nbtrack_run_id", run.id)
         sweep.store.set_sweep_trial(sweep.id, trial.number, run.id, "running")
-        reporter = PruningReporter(trial, sweep.objective, sweep.pruner != "none")
-        run.on_log(reporter)
+        if sweep.pruner != "none":  # without a pruner, nothing to report: no journal writes
+            run.on_log(PruningReporter(trial, sweep.objective, prune=True))
         try:
             executor.execute(spec.source, run)
         except TrialPruned as exc:
@@ -168,29 +167,41 @@ def run_trial(
                 run.finish(exc=exc)
             except Exception:
                 pass
-            _link(sweep, trial.number, run, "interrupted" if interrupted else "failed", None)
         if not teller.told:
             try:
                 teller(TrialState.FAIL, status="interrupted" if interrupted else "failed")
             except BaseException:
-                pass  # the next sweep that opens the study reaps it (reap_stale_trials)
+                pass  # the next process that runs the sweep reaps it (reap_stale_trials)
         if isinstance(exc, NbtrackError) and not isinstance(exc, SweepError):
             raise SweepError(f"trial {trial.number} could not be recorded: {exc}") from None
         raise
 
 
 class _Teller:
-    """``study.tell`` for one trial, once."""
+    """``study.tell`` for one trial, once; the store's link says how it ended first (a
+    FAIL in Optuna may be a failure or an interruption, and only the first counts)."""
 
-    def __init__(self, study: optuna.Study, trial: optuna.trial.Trial) -> None:
+    def __init__(self, study: optuna.Study, trial: optuna.trial.Trial, sweep: Sweep) -> None:
         self.study = study
         self.trial = trial
+        self.sweep = sweep
         self.told = False
         self.grid_done = False
 
-    def __call__(self, state: Any, value: float | None = None, status: str | None = None) -> None:
+    def __call__(
+        self,
+        state: Any,
+        value: float | None = None,
+        status: str | None = None,
+        run: ActiveRun | None = None,
+    ) -> None:
         if status is not None:
-            self.trial.set_user_attr(TRIAL_STATUS, status)
+            try:
+                self.sweep.store.set_sweep_trial(
+                    self.sweep.id, self.trial.number, run.id if run else None, status, value
+                )
+            except NbtrackError:
+                pass  # the study holds the outcome too; the link is for counting and reading
         try:
             # skip_if_finished: a trial another process already reaped stays as it was.
             if value is not None:
@@ -206,13 +217,6 @@ class _Teller:
         self.told = True
 
 
-def _link(sweep: Sweep, number: int, run: ActiveRun, state: str, value: float | None) -> None:
-    try:
-        sweep.store.set_sweep_trial(sweep.id, number, run.id, state, value)
-    except NbtrackError:
-        pass  # the study holds the outcome too; the link is for reading the store alone
-
-
 def _finish(
     sweep: Sweep,
     trial: Any,
@@ -226,13 +230,11 @@ def _finish(
 
     if state == "pruned":
         run.finish(exc=exc, status=RunStatus.PRUNED)
-        tell(TrialState.PRUNED)
-        _link(sweep, trial.number, run, "pruned", None)
+        tell(TrialState.PRUNED, status="pruned", run=run)
         return TrialOutcome(trial.number, run.id, run.number, "pruned")
     if state == "failed":
         run.finish(exc=exc)
-        tell(TrialState.FAIL, status="failed")
-        _link(sweep, trial.number, run, "failed", None)
+        tell(TrialState.FAIL, status="failed", run=run)
         message = f"{type(exc).__name__}: {exc}" if exc is not None else "failed"
         return TrialOutcome(trial.number, run.id, run.number, "failed", error=message)
     run.finish()
@@ -245,11 +247,9 @@ def _finish(
             if value is None
             else f"the objective {sweep.objective!r} ended as {value}"
         )
-        tell(TrialState.FAIL, status="failed")
-        _link(sweep, trial.number, run, "failed", None)
+        tell(TrialState.FAIL, status="failed", run=run)
         return TrialOutcome(
             trial.number, run.id, run.number, "failed", error=why, fatal=value is None
         )
-    tell(TrialState.COMPLETE, value)
-    _link(sweep, trial.number, run, "complete", value)
+    tell(TrialState.COMPLETE, value, status="complete", run=run)
     return TrialOutcome(trial.number, run.id, run.number, "complete", value)
