@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,10 @@ def read_notebook(path: str | os.PathLike[str]) -> Any:
         raise ExportError("reading notebooks needs nbformat: pip install nbformat") from None
     try:
         # utf-8-sig: a byte-order mark (some Windows editors add one) is not JSON's business.
-        with open(where, encoding="utf-8-sig") as fh:
+        with open(where, encoding="utf-8-sig") as fh, warnings.catch_warnings():
+            # nbformat warns about what it repairs (cells without ids): noise on the
+            # command line, and nothing the export depends on.
+            warnings.simplefilter("ignore")
             notebook = nbformat.read(fh, as_version=4)  # type: ignore[no-untyped-call]
         cells = notebook.get("cells")
         if not isinstance(cells, list):

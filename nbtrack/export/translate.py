@@ -95,6 +95,18 @@ def indent(code: str, prefix: str) -> str:
     return "".join(out)
 
 
+def _block(code: str) -> str:
+    """``code`` indented as the body of a ``with`` or ``def``; ``pass`` when it holds no
+    statement (only comments, say, where every magic in it was dropped)."""
+    body = indent(code.rstrip("\n") + "\n", "    ") if code.strip() else ""
+    try:
+        tree = _parse(code)
+        empty = isinstance(tree, ast.Module) and not tree.body
+    except SyntaxError:
+        empty = False  # not ours to judge here; the script's own check reports it
+    return body + "    pass\n" if empty else body
+
+
 def _strip_leading_blank_lines(source: str) -> str:
     lines = source.splitlines(keepends=True)
     while lines and not lines[0].strip():
@@ -458,7 +470,7 @@ class _Cell:
         self.helpers.add("timeit")
         number = options.get("n", "None")
         repeat = options.get("r", "7")
-        body = indent(code.rstrip("\n") + "\n", "    ") if code.strip() else "    pass\n"
+        body = _block(code)
         define = ""
         if setup.strip():
             # %%timeit's first line is setup code, run once before the timings.
@@ -635,7 +647,7 @@ class _Cell:
         stderr = "--no-stderr" not in flags
         target = names[0] if names else "_nbtrack_captured"
         return f"with _nbtrack_capture(stdout={stdout}, stderr={stderr}) as {target}:\n" + (
-            indent(code, "    ") if code.strip() else "    pass\n"
+            _block(code)
         )
 
     def _cell_writefile(self, line: str, body: str) -> str:
@@ -771,8 +783,22 @@ def _translate(source: str, label: str, allow_ipython: bool, depth: int) -> Tran
             except SyntaxError:
                 raise _syntax_error(label, exc) from None
     assert isinstance(tree, ast.Module)
-    code = _rewrite(code, tree, cell)
+    code = _end_continuation(_rewrite(code, tree, cell))
     return Translation(code=code, helpers=frozenset(cell.helpers), magics=tuple(cell.magics))
+
+
+def _end_continuation(code: str) -> str:
+    """``code`` without a backslash that continues its last line into the cell's trailing
+    blank lines: valid in the cell, but a script trims those lines (and a ``with`` block
+    indents them), which leaves the backslash continuing into the next cell or the end."""
+    text = code.rstrip()
+    if not text.endswith("\\"):
+        return code
+    try:
+        _parse(text + "\n")
+        return code  # the backslash ends a comment, not a line
+    except SyntaxError:
+        return text[:-1].rstrip() + "\n"
 
 
 def _transform(source: str) -> str:
@@ -822,7 +848,10 @@ def _rewrite(code: str, tree: ast.Module, cell: _Cell) -> str:
     statement_calls: dict[int, ast.Expr] = {}
     for node in ast.walk(tree):
         for field_name in ("body", "orelse", "finalbody"):
-            for stmt in getattr(node, field_name, None) or []:
+            statements = getattr(node, field_name, None)
+            if not isinstance(statements, list):
+                continue  # a lambda's or an if-expression's body is one expression
+            for stmt in statements:
                 if isinstance(stmt, ast.Expr) and _ipython_call(stmt.value):
                     statement_calls[id(stmt.value)] = stmt
         if isinstance(node, ast.ExceptHandler | ast.match_case):
@@ -852,7 +881,7 @@ def _rewrite(code: str, tree: ast.Module, cell: _Cell) -> str:
             if nested and all(ln.lstrip().startswith("#") for ln in lines):
                 lines = ["pass  " + lines[0].lstrip(), *lines[1:]]
             body = "".join(pad + ln + "\n" if ln.strip() else "\n" for ln in lines)
-            if statement.end_lineno >= len(offsets) - 1 and not code.endswith("\n"):
+            if end == len(code) and not code.endswith("\n"):  # the cell's last line
                 body = body.rstrip("\n")
             edits.append(_Edit(start, end, body))
         else:
