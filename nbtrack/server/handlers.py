@@ -28,11 +28,12 @@ from nbtrack.errors import (
     UnknownRunError,
 )
 from nbtrack.server import exporting, payloads
-from nbtrack.server.paths import PathRefused, notebook_file
+from nbtrack.server.paths import BadNotebookPath, PathRefused, notebook_file
 
 #: (error class, HTTP status, reason) — the first match wins, so subclasses come first.
 ERROR_STATUS: list[tuple[type[BaseException], int, str]] = [
     (PathRefused, 403, "path-refused"),
+    (BadNotebookPath, 400, "bad-path"),
     (payloads.NoStoreError, 404, "no-store"),
     (UnknownRunError, 404, "unknown-run"),
     (AmbiguousRunError, 400, "ambiguous-run"),

@@ -5,6 +5,7 @@ Pure: no tornado here, so the rules are testable without a server.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path, PurePosixPath
 
@@ -16,9 +17,17 @@ class PathRefused(NbtrackError):
 
     def __init__(self, path: str) -> None:
         super().__init__(
-            f"refused path {path!r}: give a notebook path relative to the server's root folder, "
+            f"refused path {path!r:.200}: give a notebook path relative to the server's root folder, "
             "without '..' or a leading '/'"
         )
+        self.path = path
+
+
+class BadNotebookPath(NbtrackError):
+    """A path inside the root that no file can have: too long, not text, a symlink loop."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"bad notebook path {path!r:.200}: it {why}; check the path")
         self.path = path
 
 
@@ -26,7 +35,8 @@ def notebook_file(root_dir: str | os.PathLike[str], api_path: str) -> Path:
     """The absolute path of notebook ``api_path`` (a Jupyter contents path) under ``root_dir``.
 
     Raises :class:`PathRefused` for absolute paths, ``..`` parts, and paths that leave the
-    root through a symbolic link. The file need not exist.
+    root through a symbolic link; :class:`BadNotebookPath` for one the file system cannot
+    look up (a name too long, a lone surrogate, a symlink loop). The file need not exist.
     """
     text = (api_path or "").replace("\\", "/")
     if not text or "\x00" in text:
@@ -37,7 +47,19 @@ def notebook_file(root_dir: str | os.PathLike[str], api_path: str) -> Path:
     root = Path(root_dir).expanduser().absolute()
     candidate = root.joinpath(*parts)
     real_root = root.resolve()
-    real = candidate.resolve()
+    try:
+        real = candidate.resolve()
+        os.lstat(candidate)  # what the store lookup and the exporter will do next
+    except RuntimeError:  # Python < 3.13 reports a symlink loop so
+        raise BadNotebookPath(api_path, "goes round a loop of symbolic links") from None
+    except UnicodeError:
+        raise BadNotebookPath(api_path, "is not valid text (a lone surrogate)") from None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise BadNotebookPath(api_path, "is too long for the file system") from None
+        if exc.errno == errno.ELOOP:
+            raise BadNotebookPath(api_path, "goes round a loop of symbolic links") from None
+        real = candidate.resolve()  # missing (or under a file): the file need not exist
     if real != real_root and real_root not in real.parents:
         raise PathRefused(api_path)
     return candidate

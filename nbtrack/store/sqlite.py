@@ -301,7 +301,8 @@ class Store(RegistryTables):
                 raise UnknownRunError(ref, self.path)
             return str(rows[0][0])
         digits = text[1:] if text.startswith("#") else text
-        if digits.isdigit() and len(digits) < 12:
+        # isascii: str.isdigit() is also true of '¹' and '٣', which int() refuses.
+        if digits.isascii() and digits.isdigit() and len(digits) < 12:
             rows = self._query("SELECT id FROM runs WHERE number=?", (int(digits),))
             if rows:
                 return str(rows[0][0])
