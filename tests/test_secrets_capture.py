@@ -31,6 +31,22 @@ HF = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWx"
 SECRETS = (OPENAI, PASSWORD, HF, "s3cr3t-db-pass")
 
 
+@pytest.fixture
+def kernel(shell, monkeypatch):
+    """The shared test shell; afterwards this module's cells are blanked out of its
+    history (empty entries are skipped), so later tests that export runs from the same
+    process-wide history never meet these secrets; ``%env`` is undone too."""
+    monkeypatch.setenv("DB_PASSWORD", "unset-after-the-test")
+    raw = shell.history_manager.input_hist_raw
+    parsed = shell.history_manager.input_hist_parsed
+    start = len(raw)
+    yield shell
+    for index in range(start, len(raw)):
+        raw[index] = ""
+    for index in range(start, len(parsed)):
+        parsed[index] = ""
+
+
 def store_bytes(folder: Path) -> bytes:
     """Everything the store's files hold: raw database and WAL bytes, every decompressed
     blob, and every row of every table as text."""
@@ -56,12 +72,12 @@ def assert_absent(
         assert secret.encode() not in everything, f"{secret[:4]}... reached the store"
 
 
-def test_a_tracked_cell_stores_no_secret_it_was_typed(shell, store_dir, tmp_path) -> None:
-    shell.run_cell("import os, pathlib", store_history=True)
+def test_a_tracked_cell_stores_no_secret_it_was_typed(kernel, store_dir, tmp_path) -> None:
+    kernel.run_cell("import os, pathlib", store_history=True)
     # Earlier, untracked cells: their text is the run's history.
-    shell.run_cell(f'hf_token = "{HF}"\nn_layers = 2', store_history=True)
-    shell.run_cell("%env DB_PASSWORD=s3cr3t-db-pass", store_history=True)
-    result = shell.run_cell(
+    kernel.run_cell(f'hf_token = "{HF}"\nn_layers = 2', store_history=True)
+    kernel.run_cell("%env DB_PASSWORD=s3cr3t-db-pass", store_history=True)
+    result = kernel.run_cell(
         "%%track --name chat --set lr=0.2\n"
         f'OPENAI_API_KEY = "{OPENAI}"\n'
         f'password = "{PASSWORD}"\n'
@@ -78,7 +94,7 @@ def test_a_tracked_cell_stores_no_secret_it_was_typed(shell, store_dir, tmp_path
         store_history=True,
     )
     assert isinstance(result.error_in_exec, PermissionError)  # the user's cell is untouched
-    assert shell.user_ns["password"] == PASSWORD  # ... and so is what it computed
+    assert kernel.user_ns["password"] == PASSWORD  # ... and so is what it computed
 
     record = nbtrack.get_run("last")
     assert record.params["OPENAI_API_KEY"] == REDACTED
@@ -127,11 +143,11 @@ def test_with_nbtrack_run_stores_no_secret(store_dir, monkeypatch, tmp_path) -> 
     assert_absent(store_dir, (OPENAI, PASSWORD, HF))
 
 
-def test_project_secret_names_and_patterns_apply_to_runs(shell, store_dir, tmp_path) -> None:
+def test_project_secret_names_and_patterns_apply_to_runs(kernel, store_dir, tmp_path) -> None:
     (tmp_path / "nbtrack.toml").write_text(
         '[secrets]\nnames = ["wandb"]\npatterns = ["acme-[0-9a-f]{12}"]\n', encoding="utf-8"
     )
-    shell.run_cell(
+    kernel.run_cell(
         "%%track -q\nwandb_login = 'w4ndb-login-x'\nendpoint = 'https://x/?k=acme-0123456789ab'\n"
         "seed_key = 'plain-value'\n",
         store_history=True,
@@ -143,10 +159,10 @@ def test_project_secret_names_and_patterns_apply_to_runs(shell, store_dir, tmp_p
 
 
 def test_a_bad_project_pattern_is_one_warning_and_the_run_is_recorded(
-    shell, store_dir, tmp_path
+    kernel, store_dir, tmp_path
 ) -> None:
     (tmp_path / "nbtrack.toml").write_text('[secrets]\npatterns = ["acme-("]\n', encoding="utf-8")
-    shell.run_cell(f"%%track -q\npassword = '{PASSWORD}'\nx = 1\n", store_history=True)
+    kernel.run_cell(f"%%track -q\npassword = '{PASSWORD}'\nx = 1\n", store_history=True)
     record = nbtrack.get_run("last")
     (warning,) = [w for w in record.warnings if "[secrets]" in w]
     assert "patterns[0] 'acme-(' is not a valid regular expression" in warning
@@ -165,11 +181,11 @@ def _env(store: Path) -> dict[str, str]:
     }
 
 
-def test_an_exported_run_reads_its_secret_from_the_environment(shell, store_dir, tmp_path) -> None:
+def test_an_exported_run_reads_its_secret_from_the_environment(kernel, store_dir, tmp_path) -> None:
     from nbtrack.export import export_run
 
-    shell.run_cell(f"greeting = 'hello'\nclient_secret = '{PASSWORD}-client'", store_history=True)
-    shell.run_cell(
+    kernel.run_cell(f"greeting = 'hello'\nclient_secret = '{PASSWORD}-client'", store_history=True)
+    kernel.run_cell(
         f"%%track -q --seed 1\napi_key = '{OPENAI}'\nlr = 0.5\n"
         "track.log(n=len(api_key) + len(client_secret) + lr)\n",
         store_history=True,
