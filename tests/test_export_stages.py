@@ -36,7 +36,7 @@ HISTORY = [
     HistoryEntry(2, "%%track --seed 3 --name warm\nwarm = 1\ntrack.log(a=1)\n"),
     HistoryEntry(3, "x = (\n"),  # a syntax error: it never ran
     HistoryEntry(4, "print('noise')\n"),
-    HistoryEntry(5, "%%track --name t/run --seed 7 --sweep 4\n" + TRACKED_BODY),
+    HistoryEntry(5, "%%track --name t/run --seed 7 --future-flag 4\n" + TRACKED_BODY),
 ]
 
 
@@ -68,8 +68,8 @@ def _record(**changes: Any) -> RunRecord:
         artifacts=[],
         error=None,
         warnings=[],
-        # --sweep: an option from another nbtrack version, left out rather than refused
-        extra={"magic_line": "--name t/run --seed 7 --sweep 4", "seeded": ["random"]},
+        # --future-flag: an option from another nbtrack version, left out rather than refused
+        extra={"magic_line": "--name t/run --seed 7 --future-flag 4", "seeded": ["random"]},
         store=None,
     )
     fields.update(changes)
