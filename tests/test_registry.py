@@ -477,9 +477,7 @@ def test_audit_chain_detects_edits_and_deletions(store: Store, project: Path) ->
     assert entries[2].data["metrics"] == {"val_acc": 0.9} and entries[2].reason == "first"
     assert entries[3].data["replaced"] == 1
     assert all(e.host and e.user == "ana" for e in entries)
-    jsonl = [
-        json.loads(line) for line in nbtrack.registry.core.export_audit_jsonl(entries).splitlines()
-    ]
+    jsonl = [json.loads(line) for line in nbtrack.registry.audit.to_jsonl(entries).splitlines()]
     assert [e["seq"] for e in jsonl] == [1, 2, 3, 4]
     conn = sqlite3.connect(store.db_path, isolation_level=None)
     conn.execute("DROP TRIGGER registry_audit_no_update")

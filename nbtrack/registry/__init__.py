@@ -7,8 +7,9 @@ the magic (``%nbtrack register``) and ``nbtrack.register`` / ``nbtrack.models`` 
 ``nbtrack.load_model`` only translate. See docs/registry.md.
 """
 
-from nbtrack.registry.core import Registry, default_registry, parse_stage
+from nbtrack.registry.core import Registry, default_registry
 from nbtrack.registry.hooks import RegistryHookWarning, on_event
+from nbtrack.registry.reading import RegistryReader, parse_stage
 from nbtrack.registry.records import (
     STAGES,
     AuditCheck,
@@ -41,6 +42,7 @@ __all__ = [
     "Promotion",
     "Registry",
     "RegistryHookWarning",
+    "RegistryReader",
     "Stage",
     "StagePeriod",
     "default_registry",

@@ -16,9 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from nbtrack.registry.records import AuditCheck, AuditEntry
+from nbtrack.errors import AuditLogError
+from nbtrack.registry.records import AuditCheck, AuditEntry, Event, Stage
+
+if TYPE_CHECKING:
+    from nbtrack.store.registry_base import RegistryWrites
 
 #: The ``prev_hash`` of the first entry.
 GENESIS = "0" * 64
@@ -91,6 +96,55 @@ def row_hash(row: Mapping[str, Any]) -> str:
     )
 
 
+def append(
+    writer: RegistryWrites,
+    event: Event,
+    model: str | None,
+    version: int | None,
+    stage: Stage | None,
+    reason: str | None,
+    data: dict[str, Any],
+    user: str,
+    host: str,
+    when: float,
+    where: Path | None = None,
+) -> AuditEntry:
+    """Seal and append one entry, inside the writer's transaction (so the change it records
+    and the entry commit together); returns it. ``where`` names the store in messages."""
+    count, newest = writer.audit_head()
+    # Refuse to extend a log whose end was cut off or edited: appending would bury the
+    # evidence under new entries. (`nbtrack models audit --verify` checks every entry.)
+    if (newest is None and count > 0) or (
+        newest is not None and (int(newest["seq"]) != count or row_hash(newest) != newest["hash"])
+    ):
+        raise AuditLogError(
+            f"the registry's audit log in {where or 'the store'} was tampered with (its newest "
+            "entries were deleted or edited); nothing was changed; run `nbtrack models audit "
+            "--verify` and restore the store from a backup"
+        )
+    row: dict[str, Any] = {
+        "seq": count + 1,
+        "time": when,
+        "user": user,
+        "host": host,
+        "event": str(event),
+        "model": model,
+        "version": version,
+        "stage": str(stage) if stage is not None else None,
+        "reason": reason,
+        "data": canonical_data(data),
+        "prev_hash": str(newest["hash"]) if newest is not None else GENESIS,
+    }
+    row["hash"] = row_hash(row)
+    writer.append_audit(row)
+    return entry_from_row(row)
+
+
+def to_jsonl(entries: Iterable[AuditEntry]) -> str:
+    """The entries as JSON lines (one object per line), oldest first."""
+    return "".join(json.dumps(e.to_dict(), default=str) + "\n" for e in entries)
+
+
 def verify_chain(rows: Iterable[Mapping[str, Any]], expected_count: int) -> AuditCheck:
     """Check stored audit rows (oldest first) against their hashes and each other.
 
@@ -138,6 +192,8 @@ def verify_chain(rows: Iterable[Mapping[str, Any]], expected_count: int) -> Audi
 
 __all__ = [
     "GENESIS",
+    "append",
+    "to_jsonl",
     "canonical_data",
     "entry_from_row",
     "entry_hash",

@@ -16,7 +16,8 @@ from typing import Any
 from nbtrack import config
 from nbtrack.errors import PromotionRefusedError, UsageError
 from nbtrack.registry import render
-from nbtrack.registry.core import Registry, export_audit_jsonl
+from nbtrack.registry.audit import to_jsonl
+from nbtrack.registry.core import Registry
 from nbtrack.registry.records import STAGES, GateReport
 from nbtrack.registry.refs import parse_ref
 
@@ -233,7 +234,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return 0 if check.ok else 1
     entries = reg.audit(args.name)
     if args.json:
-        sys.stdout.write(export_audit_jsonl(entries))
+        sys.stdout.write(to_jsonl(entries))
     else:
         print(render.audit_text(entries))
     return 0

@@ -14,288 +14,49 @@ before anything is written.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtrack.errors import (
-    AuditLogError,
     PromotionRefusedError,
     RegistryConflictError,
     RegistryError,
     UnknownModelError,
-    UnknownRunError,
     UsageError,
 )
 from nbtrack.registry import audit, hooks
-from nbtrack.registry.gates import RunFacts, evaluate
-from nbtrack.registry.identity import current_host, current_user
-from nbtrack.registry.policy import Policy, allowed, load_policy
+from nbtrack.registry.identity import current_host
+from nbtrack.registry.policy import Policy, allowed
+from nbtrack.registry.reading import RegistryReader, parse_stage
 from nbtrack.registry.records import (
     EXCLUSIVE_STAGES,
     INITIAL_STAGE,
-    STAGES,
-    STEP_DOWN_STAGE,
-    AuditCheck,
     AuditEntry,
-    Decision,
     Event,
     GateReport,
     Lineage,
-    ModelSummary,
     ModelVersion,
     Outcome,
     Promotion,
     Stage,
-    StagePeriod,
     stage_rank,
+    step_down_stage,
 )
-from nbtrack.registry.refs import ModelRef, check_alias_name, check_model_name, parse_ref
+from nbtrack.registry.refs import check_alias_name, check_model_name
+from nbtrack.registry.render import moved_text
+from nbtrack.registry.rows import pick_artifact
 
 if TYPE_CHECKING:
-    from nbtrack.metrics import Direction
     from nbtrack.store.registry_tables import RegistryWriter
-    from nbtrack.store.sqlite import Store
 
 
-def parse_stage(value: str | Stage) -> Stage:
-    """A :class:`Stage` from its name; an unknown one is a one-line UsageError."""
-    try:
-        return Stage(str(value).strip().lower())
-    except ValueError:
-        raise UsageError(
-            f"{value!r} is not a stage; stages are {', '.join(str(s) for s in STAGES)}"
-        ) from None
-
-
-class Registry:
-    """The model registry kept in ``store``, governed by the project's policy.
-
-    ``policy`` defaults to the one declared around ``cwd`` (:func:`load_policy`, re-read
-    when the file changes); ``user`` to :func:`current_user`.
+class Registry(RegistryReader):
+    """The model registry kept in ``store``: every read of :class:`RegistryReader`, and the
+    changes (register, promote, approve, alias, roll back), each one audited transaction.
     """
 
-    def __init__(
-        self,
-        store: Store,
-        *,
-        policy: Policy | None = None,
-        user: str | None = None,
-        cwd: str | os.PathLike[str] | None = None,
-    ) -> None:
-        self.store = store
-        self._policy = policy
-        self._user = user
-        self._cwd = cwd
-
-    @property
-    def policy(self) -> Policy:
-        """The policy in force (read from the project's config file unless given)."""
-        return self._policy if self._policy is not None else load_policy(self._cwd)
-
-    @property
-    def user(self) -> str:
-        """Who is acting."""
-        return self._user or current_user(self._cwd)
-
-    def __repr__(self) -> str:
-        return f"Registry({str(self.store.path)!r})"
-
-    # -- reading ------------------------------------------------------------------------
-    def _model(self, name: str) -> dict[str, Any]:
-        check_model_name(name)
-        row = self.store.registry_model(name)
-        if row is None:
-            raise UnknownModelError(
-                f"no model {name!r} in the registry at {self.store.path}; list models with "
-                "`nbtrack models list`, or register one with `nbtrack models register`"
-            )
-        return row
-
-    def _versions(self, model: dict[str, Any], version: int | None = None) -> list[ModelVersion]:
-        rows = self.store.registry_versions(model["id"], version)
-        if version is not None and not rows:
-            raise UnknownModelError(
-                f"{model['name']} has no version {version} (versions 1..{model['last_version']}); "
-                f"list them with `nbtrack models show {model['name']}`"
-            )
-        stages = self.store.registry_current_stages(model["id"])
-        aliases = self.store.registry_aliases(model["id"])
-        return [_version_record(model["name"], row, stages, aliases) for row in rows]
-
-    def version(self, name: str, version: int) -> ModelVersion:
-        """Version ``version`` of model ``name``."""
-        return self._versions(self._model(name), int(version))[0]
-
-    def versions(self, name: str) -> list[ModelVersion]:
-        """Every version of model ``name``, oldest first."""
-        return self._versions(self._model(name))
-
-    def resolve(self, ref: str | ModelRef) -> ModelVersion:
-        """The version a reference names (``name/3``, ``name@production``, ``name@alias``,
-        ``name@latest``, ``models:/name/3``; see :mod:`nbtrack.registry.refs`)."""
-        parsed = ref if isinstance(ref, ModelRef) else parse_ref(ref)
-        model = self._model(parsed.model)
-        if parsed.version is not None:
-            return self._versions(model, parsed.version)[0]
-        selector = parsed.selector or "latest"
-        if selector == "latest":
-            if not model["last_version"]:
-                raise UnknownModelError(f"{model['name']} has no versions yet")
-            return self._versions(model, int(model["last_version"]))[0]
-        if selector in {str(s) for s in STAGES}:
-            found = [
-                (since, v)
-                for v, (stage, since) in self.store.registry_current_stages(model["id"]).items()
-                if stage == selector
-            ]
-            if not found:
-                raise UnknownModelError(
-                    f"no version of {model['name']} is in {selector}; see "
-                    f"`nbtrack models show {model['name']}`"
-                )
-            return self._versions(model, max(found)[1])[0]
-        aliases = self.store.registry_aliases(model["id"])
-        if selector not in aliases:
-            known = ", ".join(sorted(aliases)) or "none"
-            raise UnknownModelError(
-                f"{model['name']} has no alias {selector!r} (aliases: {known}); a stage or "
-                "'latest' also works after @"
-            )
-        return self._versions(model, aliases[selector])[0]
-
-    def models(self) -> list[ModelSummary]:
-        """Every registered model at a glance, by name."""
-        models, stages, aliases = self.store.registry_overview()
-        by_model: dict[int, dict[str, list[int]]] = {}
-        for model_id, version, stage in stages:
-            by_model.setdefault(model_id, {}).setdefault(stage, []).append(version)
-        alias_map: dict[int, dict[str, int]] = {}
-        for model_id, alias, version in aliases:
-            alias_map.setdefault(model_id, {})[alias] = version
-        out = []
-        for row in models:
-            held = by_model.get(row["id"], {})
-            out.append(
-                ModelSummary(
-                    name=row["name"],
-                    description=row["description"],
-                    versions=int(row["last_version"]),
-                    latest=int(row["last_version"]),
-                    stages={str(s): sorted(held[str(s)]) for s in STAGES if str(s) in held},
-                    aliases=alias_map.get(row["id"], {}),
-                    created=float(row["created"]),
-                    updated=float(row["updated"]),
-                )
-            )
-        return out
-
-    def decisions(self, name: str, version: int | None = None) -> list[Decision]:
-        """Approvals and rejections of model ``name``'s versions (of ``version``)."""
-        model = self._model(name)
-        return [_decision(name, d) for d in self.store.registry_decisions(model["id"], version)]
-
-    def history(
-        self, name: str, stage: str | Stage | None = None, version: int | None = None
-    ) -> list[StagePeriod]:
-        """Every period a version of ``name`` spent in a stage, oldest first."""
-        model = self._model(name)
-        wanted = parse_stage(stage) if stage is not None else None
-        rows = self.store.registry_stage_periods(
-            model["id"], stage=str(wanted) if wanted else None, version=version
-        )
-        return [_period(name, r) for r in rows]
-
-    def at(
-        self, name: str, stage: str | Stage, start: float, end: float | None = None
-    ) -> list[StagePeriod]:
-        """The versions of ``name`` in ``stage`` at moment ``start`` (with ``end``: at some
-        moment of ``[start, end)``) — "what was in production on date D"."""
-        periods = self.history(name, stage)
-        if end is None:
-            return [p for p in periods if p.covers(start)]
-        return [p for p in periods if p.overlaps(start, end)]
-
-    def audit(self, model: str | None = None) -> list[AuditEntry]:
-        """The audit log (of ``model``), oldest first."""
-        if model is not None:
-            check_model_name(model)
-        return [audit.entry_from_row(r) for r in self.store.registry_audit_rows(model=model)]
-
-    def verify_audit(self) -> AuditCheck:
-        """Check every entry of the audit log against its hash and its neighbours."""
-        return audit.verify_chain(
-            self.store.registry_audit_rows(), self.store.registry_audit_count()
-        )
-
-    def run_facts(self, version: ModelVersion) -> RunFacts:
-        """What the gates need to know about ``version``'s run now."""
-        run_id = version.lineage.run_id
-        try:
-            status: str | None = str(self.store.run_row(run_id)["status"])
-        except UnknownRunError:
-            status = None
-        verified_by = None
-        for fact in self.store.verifications(run_id):
-            try:
-                verified_by = int(self.store.run_row(fact["reproduced_run_id"])["number"])
-            except UnknownRunError:
-                verified_by = 0  # the reproducing run was deleted since; the fact stands
-        return RunFacts(status=status, verified_by=verified_by, verified=verified_by is not None)
-
-    def check(self, name: str, version: int, stage: str | Stage) -> GateReport:
-        """Evaluate the gates and approvals for moving ``name`` v``version`` into ``stage``
-        now, writing nothing."""
-        target = parse_stage(stage)
-        model = self._model(name)
-        candidate = self._versions(model, int(version))[0]
-        return self._evaluate(model, candidate, target, self.policy)
-
-    def _evaluate(
-        self, model: dict[str, Any], candidate: ModelVersion, target: Stage, policy: Policy
-    ) -> GateReport:
-        production = None
-        for v, (stage, _since) in self.store.registry_current_stages(model["id"]).items():
-            if stage == Stage.PRODUCTION and v != candidate.version:
-                production = self._versions(model, v)[0]
-        return evaluate(
-            policy.for_stage(candidate.model, target),
-            candidate,
-            production,
-            self.run_facts(candidate),
-            [
-                _decision(candidate.model, d)
-                for d in self.store.registry_decisions(model["id"], candidate.version)
-            ],
-            self._direction_for(candidate),
-            str(policy.source) if policy.source is not None else None,
-        )
-
-    def _direction_for(self, candidate: ModelVersion) -> Callable[[str], Direction]:
-        from nbtrack.metrics import direction, stored_direction
-
-        def judge(metric: str) -> Direction:
-            # The direction the run stored wins (declared, or nbtrack.toml when it ran);
-            # otherwise the rule as it stands: nbtrack.toml here, then the metric's name.
-            found = stored_direction(candidate.lineage.goals, metric)
-            if found is not None and found[1] != "heuristic":
-                return found[0]
-            return direction(metric, start=Path(self._cwd) if self._cwd is not None else None)
-
-        return judge
-
-    def load(self, ref: str | ModelRef) -> Any:
-        """The artifact of the version ``ref`` names, checked against its content hash
-        (a path for files and folders, the object otherwise; see :mod:`nbtrack.artifacts`)."""
-        from nbtrack.artifacts import load_artifact
-
-        found = self.resolve(ref)
-        return load_artifact(self.store, found.kind, found.hash, found.meta)
-
-    # -- changing -----------------------------------------------------------------------
     def register(
         self,
         run: object,
@@ -319,7 +80,7 @@ class Registry:
         store = self.store
         run_id = store.resolve(run)
         row = store.run_row(run_id)
-        chosen = _pick_artifact(store.artifacts(run_id), artifact, int(row["number"]))
+        chosen = pick_artifact(store.artifacts(run_id), artifact, int(row["number"]))
         art_name, kind, digest, size, meta = chosen
         lineage = Lineage(
             run_id=run_id,
@@ -364,7 +125,7 @@ class Registry:
                     },
                 )
                 w.open_stage(model["id"], number, str(INITIAL_STAGE), now, user, reason)
-                entry = self._append(
+                entry = audit.append(
                     w,
                     Event.REGISTER,
                     name,
@@ -382,6 +143,7 @@ class Registry:
                     user,
                     host,
                     now,
+                    where=self.store.path,
                 )
                 w.touch_model(model["id"], now, changed=False)
         if entry is not None:
@@ -498,13 +260,13 @@ class Registry:
                 w.open_stage(
                     model["id"],
                     plan.step_down,
-                    str(_step_down_stage(plan.to_stage)),
+                    str(step_down_stage(plan.to_stage)),
                     now,
                     plan.user,
                     f"replaced by v{plan.version}",
                 )
                 data["replaced"] = plan.step_down
-                data["replaced_to"] = str(_step_down_stage(plan.to_stage))
+                data["replaced_to"] = str(step_down_stage(plan.to_stage))
             if plan.event == Event.ROLLBACK:
                 data["rolled_back"] = plan.step_down
             if plan.report is not None:
@@ -514,7 +276,7 @@ class Registry:
                 data["failed_gates"] = [r.gate for r in plan.report.failed] if plan.report else []
             w.close_stage(model["id"], plan.version, now)
             w.open_stage(model["id"], plan.version, str(plan.to_stage), now, plan.user, plan.reason)
-            entry = self._append(
+            entry = audit.append(
                 w,
                 plan.event,
                 plan.model,
@@ -525,11 +287,12 @@ class Registry:
                 plan.user,
                 host,
                 now,
+                where=self.store.path,
             )
             w.touch_model(model["id"], now, changed=True)
         self._after(entry, policy)
         return Outcome(
-            message=_moved_message(plan),
+            message=moved_text(plan),
             entry=entry,
             version=self.version(plan.model, plan.version),
             report=plan.report,
@@ -564,7 +327,7 @@ class Registry:
             "metrics": self.version(report.model, report.version).metrics,
         }
         with self.store.registry_transaction() as w:
-            entry = self._append(
+            entry = audit.append(
                 w,
                 Event.GATE,
                 report.model,
@@ -575,6 +338,7 @@ class Registry:
                 user,
                 host,
                 time.time(),
+                where=self.store.path,
             )
         self._after(entry, policy)
 
@@ -626,7 +390,7 @@ class Registry:
             w.add_decision(
                 model["id"], candidate.version, str(target), user, approved, comment, now
             )
-            entry = self._append(
+            entry = audit.append(
                 w,
                 Event.APPROVE if approved else Event.REJECT,
                 name,
@@ -637,6 +401,7 @@ class Registry:
                 user,
                 host,
                 now,
+                where=self.store.path,
             )
             w.touch_model(model["id"], now, changed=True)
         self._after(entry, policy)
@@ -665,7 +430,7 @@ class Registry:
                 raise RegistryError(f"{name}@{alias} already points at v{candidate.version}")
             now = time.time()
             w.set_alias(model["id"], alias, candidate.version, now, user)
-            entry = self._append(
+            entry = audit.append(
                 w,
                 Event.ALIAS,
                 name,
@@ -676,6 +441,7 @@ class Registry:
                 user,
                 host,
                 now,
+                where=self.store.path,
             )
             w.touch_model(model["id"], now, changed=True)
         self._after(entry, policy)
@@ -700,8 +466,18 @@ class Registry:
                 raise UnknownModelError(f"{name} has no alias {alias!r}")
             now = time.time()
             w.delete_alias(model["id"], alias)
-            entry = self._append(
-                w, Event.UNALIAS, name, before, None, reason, {"alias": alias}, user, host, now
+            entry = audit.append(
+                w,
+                Event.UNALIAS,
+                name,
+                before,
+                None,
+                reason,
+                {"alias": alias},
+                user,
+                host,
+                now,
+                where=self.store.path,
             )
             w.touch_model(model["id"], now, changed=True)
         self._after(entry, policy)
@@ -793,50 +569,6 @@ class Registry:
             f"{plan.model}` and try again"
         )
 
-    def _append(
-        self,
-        w: RegistryWriter,
-        event: Event,
-        model: str | None,
-        version: int | None,
-        stage: Stage | None,
-        reason: str | None,
-        data: dict[str, Any],
-        user: str,
-        host: str,
-        when: float,
-    ) -> AuditEntry:
-        count, newest = w.audit_head()
-        # Refuse to extend a log whose end was cut off or edited: appending would bury the
-        # evidence under new entries. (`nbtrack models audit --verify` checks every entry.)
-        if (newest is None and count > 0) or (
-            newest is not None
-            and (int(newest["seq"]) != count or audit.row_hash(newest) != newest["hash"])
-        ):
-            raise AuditLogError(
-                f"the registry's audit log in {self.store.path} was tampered with (its newest "
-                "entries were deleted or edited); nothing was changed; run `nbtrack models "
-                "audit --verify` and restore the store from a backup"
-            )
-        prev = str(newest["hash"]) if newest is not None else audit.GENESIS
-        data_text = audit.canonical_data(data)
-        fields: dict[str, Any] = {
-            "seq": count + 1,
-            "time": when,
-            "user": user,
-            "host": host,
-            "event": str(event),
-            "model": model,
-            "version": version,
-            "stage": str(stage) if stage is not None else None,
-            "reason": reason,
-        }
-        digest = audit.entry_hash(**fields, data_text=data_text, prev_hash=prev)
-        w.append_audit({**fields, "data": data_text, "prev_hash": prev, "hash": digest})
-        return audit.entry_from_row(
-            {**fields, "data": data_text, "prev_hash": prev, "hash": digest}
-        )
-
     def _after(self, entry: AuditEntry, policy: Policy) -> None:
         cwd = policy.source.parent if policy.source is not None else None
         if cwd is not None and cwd.name == ".nbtrack":
@@ -844,112 +576,11 @@ class Registry:
         hooks.dispatch(entry, policy.hook_commands(entry.event), cwd)
 
 
-# -- building records from rows ----------------------------------------------------------
-def _version_record(
-    model: str,
-    row: dict[str, Any],
-    stages: dict[int, tuple[str, float]],
-    aliases: dict[str, int],
-) -> ModelVersion:
-    version = int(row["version"])
-    return ModelVersion(
-        model=model,
-        version=version,
-        stage=Stage(stages.get(version, (str(INITIAL_STAGE), 0.0))[0]),
-        artifact=row["artifact"],
-        kind=row["kind"],
-        hash=row["hash"],
-        size=int(row["size"]),
-        meta=row["meta"],
-        lineage=Lineage.from_dict(row["lineage"]),
-        created=float(row["created"]),
-        created_by=row["created_by"],
-        host=row["host"],
-        aliases=tuple(sorted(a for a, v in aliases.items() if v == version)),
-    )
-
-
-def _decision(model: str, row: dict[str, Any]) -> Decision:
-    return Decision(
-        model=model,
-        version=int(row["version"]),
-        stage=Stage(row["stage"]),
-        user=row["user"],
-        approved=row["decision"] == "approve",
-        comment=row["comment"],
-        time=float(row["time"]),
-    )
-
-
-def _period(model: str, row: dict[str, Any]) -> StagePeriod:
-    return StagePeriod(
-        model=model,
-        version=int(row["version"]),
-        stage=Stage(row["stage"]),
-        since=float(row["since"]),
-        until=None if row["until"] is None else float(row["until"]),
-        by=row["by_user"],
-        reason=row["reason"],
-    )
-
-
-def _pick_artifact(
-    artifacts: Iterable[tuple[str, str, str, int, dict[str, Any]]],
-    wanted: str | None,
-    run_number: int,
-) -> tuple[str, str, str, int, dict[str, Any]]:
-    found = list(artifacts)
-    names = ", ".join(a[0] for a in found) or "none"
-    if wanted is None:
-        if len(found) == 1:
-            return found[0]
-        raise UsageError(
-            f"run #{run_number} has {len(found)} artifacts ({names}); say which one is the "
-            "model with artifact=NAME (--artifact NAME)"
-            if found
-            else f"run #{run_number} has no artifacts; save the model with "
-            "track.artifact(model, 'model') first"
-        )
-    for item in found:
-        if item[0] == wanted:
-            return item
-    raise UsageError(f"run #{run_number} has no artifact {wanted!r} (it has: {names})")
-
-
-def _step_down_stage(stage: Stage) -> Stage:
-    return (
-        STEP_DOWN_STAGE if stage_rank(STEP_DOWN_STAGE) < stage_rank(stage) else (Stage.DEVELOPMENT)
-    )
-
-
 def _clean_reason(text: str | None) -> str | None:
     if text is None:
         return None
     text = " ".join(str(text).split())
     return text or None
-
-
-def _moved_message(plan: Promotion) -> str:
-    label = f"{plan.model} v{plan.version}"
-    if plan.event == Event.ROLLBACK:
-        text = f"rolled back {plan.to_stage}: {label} is back (v{plan.step_down} stepped down)"
-    else:
-        verb = {
-            Event.PROMOTE: "promoted to",
-            Event.DEMOTE: "demoted to",
-            Event.ARCHIVE: "moved to",
-        }.get(plan.event, "moved to")
-        text = f"{label} {verb} {plan.to_stage} (from {plan.from_stage})"
-        if plan.step_down is not None:
-            text += f"; v{plan.step_down} stepped down to {_step_down_stage(plan.to_stage)}"
-    if plan.forced:
-        text += f"; FORCED past failed gates: {plan.reason}"
-    return text
-
-
-def export_audit_jsonl(entries: Iterable[AuditEntry]) -> str:
-    """The audit entries as JSON lines (one object per line), oldest first."""
-    return "".join(json.dumps(e.to_dict(), default=str) + "\n" for e in entries)
 
 
 def default_registry(store: Any = None, *, cwd: str | os.PathLike[str] | None = None) -> Registry:
@@ -962,4 +593,4 @@ def default_registry(store: Any = None, *, cwd: str | os.PathLike[str] | None = 
     return Registry(store, cwd=cwd)
 
 
-__all__ = ["Registry", "default_registry", "export_audit_jsonl", "parse_stage"]
+__all__ = ["Registry", "default_registry", "parse_stage"]

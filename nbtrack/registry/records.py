@@ -43,6 +43,12 @@ def stage_rank(stage: Stage) -> int:
     return STAGES.index(stage)
 
 
+def step_down_stage(stage: Stage) -> Stage:
+    """Where a version leaving ``stage`` to make room goes: :data:`STEP_DOWN_STAGE`, or
+    ``development`` when it leaves a stage no later than that."""
+    return STEP_DOWN_STAGE if stage_rank(STEP_DOWN_STAGE) < stage_rank(stage) else INITIAL_STAGE
+
+
 class Event(enum.StrEnum):
     """What an audit entry records."""
 
@@ -481,4 +487,5 @@ __all__ = [
     "Stage",
     "StagePeriod",
     "stage_rank",
+    "step_down_stage",
 ]

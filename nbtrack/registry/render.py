@@ -14,10 +14,13 @@ from nbtrack.registry.records import (
     AuditCheck,
     AuditEntry,
     Decision,
+    Event,
     GateReport,
     ModelSummary,
     ModelVersion,
+    Promotion,
     StagePeriod,
+    step_down_stage,
 )
 
 STAGE_COLOURS = {
@@ -209,6 +212,23 @@ def audit_check_text(check: AuditCheck) -> str:
     )
 
 
+def moved_text(plan: Promotion) -> str:
+    """One line saying what a committed promotion, demotion, archive or rollback did."""
+    label = f"{plan.model} v{plan.version}"
+    if plan.event == Event.ROLLBACK:
+        text = f"rolled back {plan.to_stage}: {label} is back (v{plan.step_down} stepped down)"
+    else:
+        verb = {Event.PROMOTE: "promoted to", Event.DEMOTE: "demoted to"}.get(
+            Event(plan.event), "moved to"
+        )
+        text = f"{label} {verb} {plan.to_stage} (from {plan.from_stage})"
+        if plan.step_down is not None:
+            text += f"; v{plan.step_down} stepped down to {step_down_stage(plan.to_stage)}"
+    if plan.forced:
+        text += f"; FORCED past failed gates: {plan.reason}"
+    return text
+
+
 def version_html(version: ModelVersion) -> str:
     """A compact HTML card of one version, for notebooks."""
     colour = STAGE_COLOURS.get(str(version.stage), "#57606a")
@@ -239,6 +259,7 @@ __all__ = [
     "gate_text",
     "history_text",
     "models_text",
+    "moved_text",
     "table",
     "version_html",
     "version_text",
