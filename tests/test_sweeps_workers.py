@@ -144,3 +144,27 @@ def test_32_workers_on_one_local_study_run_every_trial_without_lock_errors(
     assert {link["state"] for link in links} == {"complete"}
     assert len({link["pid"] for link in links}) > 1
     assert {store.run_row(link["run_id"])["status"] for link in links} == {"finished"}
+
+
+def test_workers_refuse_a_history_export_cannot_reproduce_before_starting(
+    shell, store_dir: Path
+) -> None:
+    shell.register_magic_function(lambda line: None, "line", "nbtrack_test_only")
+    history = shell.history_manager
+    _run(shell, "%nbtrack_test_only\nbase = 1")
+    index = len(history.input_hist_raw) - 1
+    try:
+        result = _run(
+            shell,
+            "%%track --name t/noexport --sweep 2 --objective acc --space x=uniform(0,1) "
+            "--workers 2 --no-env --quiet\nx = 0.5\ntrack.log(acc=base + x)\n",
+        )
+    finally:
+        # The shell is shared by the whole session: later exports must not meet the magic.
+        history.input_hist_raw[index] = history.input_hist_parsed[index] = "base = 1"
+    message = str(result.error_in_exec)
+    assert "--workers runs the cells this one depends on" in message
+    assert "unknown magic %nbtrack_test_only" in message and "run without --workers" in message
+    assert "\n" not in message
+    assert nbtrack.get_sweep("last").status == "failed"
+    assert not list((store_dir / "sweeps").glob("*.worker-*.log"))  # no worker started

@@ -352,12 +352,11 @@ def run_sweep(
     """
     store = store or open_store()
     sweep = open_sweep(plan, context, store)
-    if plan.workers > 1:
-        from nbtrack.sweeps.worker import check_worker_program
-
-        check_worker_program(sweep)
     try:
         if plan.workers > 1:
+            from nbtrack.sweeps.worker import check_worker_program
+
+            check_worker_program(sweep)  # before any worker starts, with export's reason
             result = _run_workers(sweep, plan.workers, observer, poll_seconds)
         else:
             result = run_trials(sweep, executor, observer=observer)
@@ -381,12 +380,12 @@ def run_sweep(
 
 def worker_command(sweep: Sweep, index: int) -> list[str]:
     """The command line of worker ``index``."""
+    # The worker module itself rather than `nbtrack sweep worker`: it starts without the
+    # rest of the command line's imports.
     return [
         sys.executable,
         "-m",
-        "nbtrack",
-        "sweep",
-        "worker",
+        "nbtrack.sweeps.worker",
         sweep.id,
         "--store",
         str(sweep.store.path),

@@ -152,3 +152,29 @@ def run_worker(
         ) from exc
     salt = f"worker-{index if index is not None else os.getpid()}"
     return run_trials(sweep, ScriptExecutor(namespace, label), sampler_salt=salt)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m nbtrack.sweeps.worker REF --store PATH [--index K]``: what ``--workers``
+    starts (the same as ``nbtrack sweep worker``, without the rest of the command line)."""
+    import argparse
+
+    from nbtrack.errors import NbtrackError
+
+    parser = argparse.ArgumentParser(prog="python -m nbtrack.sweeps.worker")
+    parser.add_argument("ref")
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--index", type=int, default=None)
+    args = parser.parse_args(argv)
+    try:
+        result = run_worker(args.ref, store=args.store, index=args.index)
+    except NbtrackError as exc:
+        print(f"nbtrack: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0 if result.status == "finished" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
