@@ -174,6 +174,9 @@ def test_a_sweep_runs_n_trials_each_an_ordinary_run(shell) -> None:
     assert listed.loc[0, "complete"] == 5 and listed.loc[0, "best_run"] == best.number
     # The namespace: the cell's variables from the last trial, `track` not leaked.
     assert "track" not in shell.user_ns and "x" in shell.user_ns
+    # The compare widget, filtered to the sweep's runs, on its objective.
+    widget = sweep.compare()
+    assert sorted(widget.view["number"]) == sorted(trials["run"]) and widget.metric == "score"
 
 
 def test_direction_defaults_to_the_objectives_and_nbtrack_toml(shell, tmp_path) -> None:
@@ -434,3 +437,34 @@ def test_a_version_2_store_gains_the_sweep_tables(tmp_path: Path) -> None:
     assert store.schema_version == SCHEMA_VERSION >= 3
     assert store.list_sweeps() == []
     assert store.sweep_trials("nothing") == []
+
+
+def test_an_exported_sweep_script_reruns_the_same_trials(shell, tmp_path, store_dir) -> None:
+    from nbtrack.cli import main
+
+    _run(shell, "offset = 10\nimport nbtrack")
+    assert _run(
+        shell,
+        "%%track --name t/again --sweep 4 --objective score --space x=uniform(0,1) --seed 5 "
+        "--no-env --quiet\nx = 0.5\nk = nbtrack.suggest.int(1, 5)\n"
+        "track.log(score=offset + x * k)\n",
+    ).success
+    first = nbtrack.get_sweep("last")
+    script = tmp_path / "sweep.py"
+    assert main(["sweep", "export", "last", "-o", str(script)]) == 0
+    assert main(["sweep", "export", "last", "-o", str(script)]) == 1  # exists: --force
+    text = script.read_text()
+    assert "offset = 10" in text and "k = nbtrack.suggest.int(1, 5)" in text
+    ran = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NBTRACK_STORE": str(store_dir)},
+        cwd=tmp_path,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "4/4 trials: 4 complete" in ran.stdout
+    again = nbtrack.get_sweep("last")
+    assert again.number == first.number + 1 and again.seed == 5
+    columns = ["params.x", "params.k", "value"]
+    assert again.trials[columns].values.tolist() == first.trials[columns].values.tolist()

@@ -14,8 +14,8 @@ from nbtrack import config
 __all__ = ["add_parser"]
 
 DESCRIPTION = """\
-Sweeps run by `%%track --sweep N` (docs/sweeps.md): list them, show one, or join one as a
-worker process from any terminal or machine that sees the store.
+Sweeps run by `%%track --sweep N` (docs/sweeps.md): list them, show one, join one as a
+worker process from any terminal or machine that sees the store, or export one as a script.
 """
 
 
@@ -91,11 +91,32 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0 if result.status == "finished" else 1
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a script that reruns a sweep with the same sampler seed."""
+    from pathlib import Path
+
+    from nbtrack.errors import UsageError
+    from nbtrack.sweeps.runner import load_sweep
+    from nbtrack.sweeps.script import export_sweep
+
+    sweep = load_sweep(args.ref, store=_store(args))
+    script = export_sweep(sweep)
+    if not args.output:
+        sys.stdout.write(script)
+        return 0
+    target = Path(args.output)
+    if target.exists() and not args.force:
+        raise UsageError(f"{target} exists; pass --force to overwrite it")
+    target.write_text(script, encoding="utf-8")
+    print(f"wrote {target}: sweep #{sweep.number}, {sweep.n_trials} trials, seed {sweep.seed}")
+    return 0
+
+
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``nbtrack sweep`` and its subcommands to the command line's subparsers."""
     parser = sub.add_parser(
         "sweep",
-        help="list, show or join sweeps",
+        help="list, show, join or export sweeps",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -133,3 +154,15 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         help="a number that varies this worker's sampler seed (default: the process id)",
     )
     p.set_defaults(func=cmd_worker)
+
+    p = commands.add_parser(
+        "export",
+        parents=[common],
+        help="write a script that reruns a sweep",
+        description="Write a Python script that reruns sweep REF with the same sampler seed: "
+        "the cells its cell depends on, then the same search, each trial a new run.",
+    )
+    p.add_argument("ref", help="sweep number, id, id prefix or 'last'")
+    p.add_argument("-o", "--output", metavar="PATH", help="write the script here (default: print)")
+    p.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+    p.set_defaults(func=cmd_export)
