@@ -11,7 +11,7 @@ import functools
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
@@ -48,6 +48,10 @@ ERROR_STATUS: list[tuple[type[BaseException], int, str]] = [
 
 class NbtrackHandler(APIHandler):
     """Shared request parsing and error translation."""
+
+    #: Whether the endpoint reads a notebook ``path`` (the security tests check that each
+    #: such endpoint confines it to the server's root).
+    takes_notebook: ClassVar[bool] = True
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         # APIHandler would put a traceback into the JSON of unexpected errors; we never do.
@@ -160,15 +164,63 @@ class ExportHandler(NbtrackHandler):
         )
 
 
+class UnknownEndpointHandler(NbtrackHandler):
+    """Any other path under ``/nbtrack``: a JSON 404 that lists the endpoints, where
+    Jupyter would answer with its HTML page."""
+
+    takes_notebook = False
+
+    def _unknown(self) -> None:
+        known = ", ".join(route for route, _ in ENDPOINTS[:-1])
+        raise _http(
+            404,
+            "unknown-endpoint",
+            f"no nbtrack endpoint {self.request.path!r:.200}; the endpoints are {known}",
+        )
+
+    @tornado.web.authenticated
+    def get(self, *args: str) -> None:
+        """Not an endpoint: 404."""
+        self._unknown()
+
+    @tornado.web.authenticated
+    def post(self, *args: str) -> None:
+        """Not an endpoint: 404."""
+        self._unknown()
+
+    @tornado.web.authenticated
+    def put(self, *args: str) -> None:
+        """Not an endpoint: 404."""
+        self._unknown()
+
+    @tornado.web.authenticated
+    def patch(self, *args: str) -> None:
+        """Not an endpoint: 404."""
+        self._unknown()
+
+    @tornado.web.authenticated
+    def delete(self, *args: str) -> None:
+        """Not an endpoint: 404."""
+        self._unknown()
+
+
+#: Every route under ``<base_url>/nbtrack/`` and its handler, in matching order (the
+#: catch-all last). :func:`setup_handlers` registers exactly these; the security tests
+#: enumerate them, so a new endpoint is checked for auth, XSRF and path confinement.
+ENDPOINTS: list[tuple[str, type[NbtrackHandler]]] = [
+    ("runs", RunsHandler),
+    ("run", RunHandler),
+    ("diff", DiffHandler),
+    ("export", ExportHandler),
+    ("(.*)", UnknownEndpointHandler),
+]
+
+
 def setup_handlers(web_app: Any) -> None:
     """Register the handlers under ``<base_url>/nbtrack/``."""
     base = url_path_join(web_app.settings["base_url"], "nbtrack")
-    web_app.add_handlers(
-        ".*$",
-        [
-            (url_path_join(base, "runs"), RunsHandler),
-            (url_path_join(base, "run"), RunHandler),
-            (url_path_join(base, "diff"), DiffHandler),
-            (url_path_join(base, "export"), ExportHandler),
-        ],
-    )
+    routes: list[tuple[str, type[NbtrackHandler]]] = [
+        (url_path_join(base, route), handler) for route, handler in ENDPOINTS
+    ]
+    routes.append((base, UnknownEndpointHandler))  # "/nbtrack" itself, without a slash
+    web_app.add_handlers(".*$", routes)
