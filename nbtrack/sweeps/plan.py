@@ -85,6 +85,12 @@ def plan_sweep(options: TrackOptions, template: str, *, cwd: str | None = None) 
     runnable. ``--narrow-from`` and ``--resume`` are applied when the sweep is opened."""
     if options.sweep is None:
         raise SweepError("not a sweep: give --sweep N")
+    import importlib.util
+
+    if importlib.util.find_spec("optuna") is None:
+        raise SweepError(
+            "--sweep runs on Optuna, which is not installed: pip install 'nbtrack[sweeps]'"
+        )
     if not options.objective:
         raise SweepError(
             "--sweep needs --objective METRIC: the metric (logged with track.log) to optimise"
