@@ -78,7 +78,10 @@ class Registry(RegistryReader):
         """
         check_model_name(name)
         store = self.store
-        run_id = store.resolve(run)
+        text = str(run)
+        # A full run id (what track.register passes) needs no prefix search.
+        full_id = len(text) == 32 and all(c in "0123456789abcdef" for c in text)
+        run_id = text if full_id else store.resolve(run)
         row = store.run_row(run_id)
         chosen = pick_artifact(store.artifacts(run_id), artifact, int(row["number"]))
         art_name, kind, digest, size, meta = chosen
@@ -146,9 +149,24 @@ class Registry(RegistryReader):
                     where=self.store.path,
                 )
                 w.touch_model(model["id"], now, changed=False)
-        if entry is not None:
-            self._after(entry, policy)
-        return self.version(name, number)
+        if entry is None:
+            return self.version(name, number)
+        self._after(entry, policy)
+        # Just written, so known: no need to read it back.
+        return ModelVersion(
+            model=name,
+            version=number,
+            stage=INITIAL_STAGE,
+            artifact=art_name,
+            kind=kind,
+            hash=digest,
+            size=size,
+            meta=meta,
+            lineage=lineage,
+            created=now,
+            created_by=user,
+            host=host,
+        )
 
     def plan_promotion(
         self,

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from nbtrack.store.sqlite import Store
 
 
+_STAGE_NAMES = tuple(str(s) for s in STAGES)
+
+
 def parse_stage(value: str | Stage) -> Stage:
     """A :class:`Stage` from its name; an unknown one is a one-line UsageError."""
     try:
@@ -143,21 +146,21 @@ class RegistryReader:
         """Every registered model at a glance, by name."""
         models, stages, aliases = self.store.registry_overview()
         by_model: dict[int, dict[str, list[int]]] = {}
-        for model_id, version, stage in stages:
-            by_model.setdefault(model_id, {}).setdefault(stage, []).append(version)
+        for model_id, stage, versions in stages:
+            by_model.setdefault(model_id, {})[stage] = versions
         alias_map: dict[int, dict[str, int]] = {}
         for model_id, alias, version in aliases:
             alias_map.setdefault(model_id, {})[alias] = version
         out = []
         for row in models:
-            held = by_model.get(row["id"], {})
+            held: dict[str, list[int]] = by_model.get(row["id"], {})
             out.append(
                 ModelSummary(
                     name=row["name"],
                     description=row["description"],
                     versions=int(row["last_version"]),
                     latest=int(row["last_version"]),
-                    stages={str(s): sorted(held[str(s)]) for s in STAGES if str(s) in held},
+                    stages={s: sorted(held[s]) for s in _STAGE_NAMES if s in held},
                     aliases=alias_map.get(row["id"], {}),
                     created=float(row["created"]),
                     updated=float(row["updated"]),

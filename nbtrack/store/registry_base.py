@@ -126,8 +126,8 @@ class RegistryStore(RegistryReadsProtocol, Protocol):
 
     def registry_overview(
         self,
-    ) -> tuple[list[dict[str, Any]], list[tuple[int, int, str]], list[tuple[int, str, int]]]:
-        """Model rows, every version's current (model id, version, stage) but archived ones,
+    ) -> tuple[list[dict[str, Any]], list[tuple[int, str, list[int]]], list[tuple[int, str, int]]]:
+        """Model rows, (model id, stage, versions in it now) for every stage but archived,
         and (model id, alias, version)."""
         ...
 

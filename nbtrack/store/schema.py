@@ -190,6 +190,9 @@ MIGRATIONS: dict[int, list[str]] = {
         "ON registry_stages(model_id) WHERE until IS NULL AND stage = 'production'",
         "CREATE INDEX IF NOT EXISTS registry_stages_history "
         "ON registry_stages(model_id, stage, since)",
+        # Covers the list of models (what is in each stage now) without reading the table.
+        "CREATE INDEX IF NOT EXISTS registry_stages_open "
+        "ON registry_stages(model_id, stage, version) WHERE until IS NULL",
         """
         CREATE TABLE IF NOT EXISTS registry_aliases (
             model_id INTEGER NOT NULL,
