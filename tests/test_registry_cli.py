@@ -346,3 +346,29 @@ def test_models_help_lists_every_subcommand(tmp_path: Path) -> None:
     for name in ("rollback", "gate", "audit", "history"):
         assert re.search(rf"^\s+{name}\s", out, re.MULTILINE), name
     assert "nbtrack models audit --verify" in out
+
+
+def test_registry_doc_names_every_policy_key_event_and_command() -> None:
+    import argparse
+
+    from nbtrack.cli import build_parser
+    from nbtrack.registry.policy import STAGE_KEYS
+    from nbtrack.registry.records import Event
+
+    doc = (ROOT / "docs" / "registry.md").read_text(encoding="utf-8")
+    for key in STAGE_KEYS:
+        assert f"| `{key}` |" in doc, key
+    for event in Event:
+        assert f"`{event}`" in doc, event
+    [models] = [
+        a.choices["models"]
+        for a in build_parser()._actions
+        if isinstance(a, argparse._SubParsersAction)
+    ]
+    [commands] = [a for a in models._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, parser in commands.choices.items():
+        assert f"nbtrack models {name}" in doc, name
+        for action in parser._actions:
+            for option in action.option_strings:
+                if option.startswith("--") and option not in ("--help", "--store", "--json"):
+                    assert option in doc, (name, option)
