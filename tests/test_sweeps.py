@@ -280,16 +280,25 @@ def test_bad_sweep_requests_are_one_line_and_run_nothing(shell, line: str, says:
 
 
 def test_resume_continues_the_same_study_and_refuses_a_changed_space(shell) -> None:
-    line = "%%track --name t/res --objective acc --space x=int(1,100) --seed 5 --no-env --quiet"
+    line = (
+        "%%track --name t/res --objective acc --space x=uniform(0,100) --seed 5 --no-env "
+        "--quiet --sampler random"
+    )
     body = "\nx = 1\ntrack.log(acc=x)\n"
     assert _run(shell, f"{line} --sweep 3{body}").success
     first = nbtrack.get_sweep("last")
+    first_xs = first.trials["params.x"].tolist()  # a record reads its trials when asked
     assert _run(shell, f"{line} --sweep 5 --resume{body}").success
     again = nbtrack.get_sweep("last")
     assert again.id == first.id and again.study.study_name == first.study.study_name
     assert again.trials["trial"].tolist() == [0, 1, 2, 3, 4]
+    xs = again.trials["params.x"].tolist()
+    assert xs[:3] == first_xs
+    assert not set(xs[3:]) & set(xs[:3])  # the resumed sampler does not replay its draws
     assert len(nbtrack.sweeps()) == 1
-    changed = _run(shell, f"{line.replace('int(1,100)', 'int(1,50)')} --sweep 6 --resume{body}")
+    changed = _run(
+        shell, f"{line.replace('uniform(0,100)', 'uniform(0,50)')} --sweep 6 --resume{body}"
+    )
     assert "the search space changed since sweep #1 began" in str(changed.error_in_exec)
     unknown = _run(shell, f"{line.replace('t/res', 't/other')} --sweep 6 --resume{body}")
     assert "no sweep named 't/other'" in str(unknown.error_in_exec)

@@ -359,7 +359,10 @@ def run_sweep(
             check_worker_program(sweep)  # before any worker starts, with export's reason
             result = _run_workers(sweep, plan.workers, observer, poll_seconds)
         else:
-            result = run_trials(sweep, executor, observer=observer)
+            # A resumed sweep's sampler must not replay the draws its first run made (a
+            # RandomSampler with the same seed would ask for the same points again).
+            salt = f"resume-{len(store.sweep_trials(sweep.id))}" if plan.options.resume else None
+            result = run_trials(sweep, executor, observer=observer, sampler_salt=salt)
     except KeyboardInterrupt:
         sweep.set_status("interrupted")
         raise
