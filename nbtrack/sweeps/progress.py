@@ -249,7 +249,7 @@ def history_svg(p: SweepProgress) -> str:
         parts.append(f"<polyline points='{path}' fill='none' stroke='#f58518' stroke-width='2'/>")
     parts.append(
         f"<text x='2' y='{_PAD}'>{_fmt(hi)}</text><text x='2' y='{_H - _PAD}'>{_fmt(lo)}</text>"
-        f"<text x='{_W - _PAD}' y='{_H - 8}'>trial {last}</text>"
+        f"<text x='{_W - 4}' y='{_H - 8}' text-anchor='end'>trial {last}</text>"
     )
     return "".join(parts) + "</svg>"
 
