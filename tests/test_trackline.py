@@ -132,6 +132,18 @@ def test_not_strict_ignores_options_it_does_not_know() -> None:
             no_env=True,
             quiet=True,
         ),
+        TrackOptions(
+            sweep=40,
+            objective="val_acc",
+            direction="max",
+            space=("lr=loguniform(1e-5, 1e-2)", "opt=choice('adam', 'sgd')"),
+            sampler="tpe",
+            pruner="median",
+            workers=3,
+            resume=True,
+            narrow_from="2",
+            max_failures=5,
+        ),
     ],
 )
 def test_to_line_parses_back_to_the_same_options(options: TrackOptions) -> None:
