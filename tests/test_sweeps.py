@@ -477,3 +477,29 @@ def test_an_exported_sweep_script_reruns_the_same_trials(shell, tmp_path, store_
     assert again.number == first.number + 1 and again.seed == 5
     columns = ["params.x", "params.k", "value"]
     assert again.trials[columns].values.tolist() == first.trials[columns].values.tolist()
+
+
+def test_the_live_display_is_one_output_updated_after_every_trial(shell) -> None:
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as captured:  # a front end that updates displays in place
+        assert _run(
+            shell,
+            "%%track --name t/live --sweep 3 --objective acc --space x=uniform(0,1) --no-env\n"
+            "x = 0.5\ntrack.log(acc=x)\n",
+        ).success
+    outputs = captured.outputs
+    ids = {o.transient["display_id"] for o in outputs}
+    assert len(ids) == 1  # one display...
+    assert [o.update for o in outputs] == [False, True, True, True, True]  # ...updated
+    texts = [o.data["text/plain"] for o in outputs]
+    assert [t.split("\n")[1].split(":")[0].strip() for t in texts] == [
+        "0/3 trials",
+        "1/3 trials",
+        "2/3 trials",
+        "3/3 trials",
+        "3/3 trials",
+    ]
+    assert "(finished)" in texts[-1] and "importance: x" in texts[-1]
+    html = nbtrack.get_sweep("last")._repr_html_()  # what a notebook shows (no importances)
+    assert "optimisation history" in html and "parallel coordinates" in html
