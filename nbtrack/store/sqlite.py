@@ -555,7 +555,7 @@ class Store(RegistryTables):
         else:
             digits = text[1:] if text.startswith("#") else text
             rows = []
-            if digits.isdigit() and len(digits) < 12:
+            if digits.isascii() and digits.isdigit() and len(digits) < 12:  # not '¹'
                 rows = self._query("SELECT id FROM sweeps WHERE number=?", (int(digits),))
             if not rows and len(text) >= 4 and all(c in "0123456789abcdef" for c in text.lower()):
                 rows = self._query(
