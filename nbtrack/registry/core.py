@@ -510,6 +510,13 @@ class Registry(RegistryReader):
         not re-run (the version passed them when it first entered the stage), but who may
         promote into the stage still applies.
         """
+        return self.commit(self.plan_rollback(name, stage, reason=reason))
+
+    def plan_rollback(
+        self, name: str, stage: str | Stage = Stage.PRODUCTION, *, reason: str | None = None
+    ) -> Promotion:
+        """Check a :meth:`rollback` and say what it would do (``version`` comes back,
+        ``step_down`` leaves), writing nothing; :meth:`commit` carries it out."""
         target = parse_stage(stage)
         if target in (Stage.DEVELOPMENT, Stage.ARCHIVED):
             raise UsageError(f"rollback is for staging, canary and production, not {target}")
@@ -538,7 +545,7 @@ class Registry(RegistryReader):
             )
         policy, user = self.policy, self.user
         self._check_mover(user, name, target, policy)
-        plan = Promotion(
+        return Promotion(
             model=name,
             version=previous,
             from_stage=Stage(current[previous][0]),
@@ -552,7 +559,6 @@ class Registry(RegistryReader):
             step_down=now_there,
             metrics=self._versions(model, previous)[0].metrics,
         )
-        return self.commit(plan)
 
     # -- shared steps -------------------------------------------------------------------
     def _check_mover(self, user: str, name: str, stage: Stage, policy: Policy) -> None:
