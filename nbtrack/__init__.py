@@ -70,12 +70,16 @@ def run(
     capture_env: bool = True,
     capture_data: bool = True,
     goals: dict[str, str] | None = None,
+    stop_at: dict[str, Any] | None = None,
 ) -> ActiveRun:
     """Start a tracked run for script code; use it as ``with nbtrack.run(...) as track:``.
 
     ``seed`` seeds ``random``, NumPy and (when imported) PyTorch; ``deterministic`` turns on
     PyTorch's deterministic algorithms. ``params`` are recorded as the run's parameters.
     ``goals`` declares metric directions, ``{"val_loss": "min"}`` (as ``track.goal``).
+    ``stop_at={"metric": "val_acc", "step": 7}`` ends the block once ``track.log`` logs
+    that metric at that step: the run is recorded ``pruned`` and the code after the
+    ``with`` block runs (an exported pruned sweep trial stops where its pruner stopped it).
     The same tracker backs the ``%%track`` magic. See :class:`nbtrack.tracker.ActiveRun`.
     """
     from nbtrack.tracker import start_script_run
@@ -91,6 +95,7 @@ def run(
         capture_env=capture_env,
         capture_data=capture_data,
         goals=goals,
+        stop_at=stop_at,
     )
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from nbtrack import config
 from nbtrack.artifacts import default_name, save_artifact
-from nbtrack.errors import NbtrackError, StoreError
+from nbtrack.errors import NbtrackError, StoreError, UsageError
 from nbtrack.metrics import Direction, configured_goals, goal_entry, parse_goals, resolve_goals
 from nbtrack.model import ArtifactInfo, HistoryEntry, RunStatus
 from nbtrack.secrets import DEFAULT_RULES, Redactor, project_rules
@@ -35,6 +35,79 @@ from nbtrack.store.sqlite import Store, dumps, open_store
 
 class TrackingWarning(UserWarning):
     """Something nbtrack could not capture; the run is recorded without it."""
+
+
+class RunStopped(BaseException):  # noqa: N818 -- a signal, like KeyboardInterrupt
+    """Raised from ``track.log`` to end a run where it was told to stop.
+
+    A sweep's pruner gave up on the trial (:class:`nbtrack.sweeps.trial.TrialPruned`), or
+    a script reproduces a run that was stopped there (``nbtrack.run(stop_at=...)``). A
+    ``BaseException`` (like ``KeyboardInterrupt``) so that a training loop's own
+    ``except Exception`` does not swallow it and train on. ``metric`` was logged at
+    ``step`` when it was raised; ``run_id`` is the run it ends (a run records only its own
+    stop as ``pruned``, and ``with nbtrack.run(...)`` suppresses only its own).
+    """
+
+    def __init__(self, message: str, metric: str, step: int, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.metric = metric
+        self.step = step
+        self.run_id = run_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # args holds only the message: pickling (a sweep worker) must rebuild the rest.
+        return (type(self), (str(self), self.metric, self.step, self.run_id))
+
+    @property
+    def stopped_at(self) -> dict[str, Any]:
+        """Where the run stopped, as the run records it: ``{"metric": ..., "step": ...}``."""
+        return {"metric": self.metric, "step": self.step}
+
+
+def stop_point(value: Any, what: str = "stop_at") -> tuple[str, int] | None:
+    """``(metric, step)`` of a stop point ``{"metric": "val_acc", "step": 7}`` (``None``
+    for none); a :class:`~nbtrack.errors.UsageError` for anything else."""
+    if value is None:
+        return None
+    metric = value.get("metric") if isinstance(value, Mapping) else None
+    step = value.get("step") if isinstance(value, Mapping) else None
+    if (
+        not isinstance(metric, str)
+        or not metric
+        or type(step) is not int
+        or not 0 <= step < 2**63
+        or set(value) - {"metric", "step"}
+    ):
+        raise UsageError(
+            f"{what} must be {{'metric': NAME, 'step': N}} with a metric name and a whole "
+            f"step >= 0, e.g. {{'metric': 'val_acc', 'step': 7}}; got {value!r}"
+        )
+    return metric, step
+
+
+class StopAt:
+    """The ``track.log`` hook of ``nbtrack.run(stop_at=...)``: ends the run with
+    :class:`RunStopped` once ``metric`` is logged at ``step`` (or past it)."""
+
+    def __init__(self, run_id: str, metric: str, step: int) -> None:
+        self.run_id = run_id
+        self.metric = metric
+        self.step = step
+        self.reached = False
+
+    def __call__(self, metrics: Mapping[str, Any], steps: Mapping[str, int]) -> None:
+        """Raise :class:`RunStopped` when this ``track.log`` call reached the stop point."""
+        if self.metric not in metrics:
+            return
+        step = steps.get(self.metric, -1)
+        if step >= self.step:
+            self.reached = True
+            raise RunStopped(
+                f"stopped at step {step} of {self.metric}, as asked (stop_at)",
+                self.metric,
+                step,
+                self.run_id,
+            )
 
 
 @dataclass
@@ -59,6 +132,9 @@ class RunSpec:
     extra: dict[str, Any] = field(default_factory=dict)
     #: Declared metric directions, ``{"val_loss": "min"}`` (see :mod:`nbtrack.metrics`).
     goals: dict[str, str] = field(default_factory=dict)
+    #: End the run once this metric is logged at this step, ``{"metric": "val_acc",
+    #: "step": 7}`` (:func:`stop_point`): a script reproducing a pruned trial.
+    stop_at: Mapping[str, Any] | None = None
 
 
 class Captures:
@@ -156,9 +232,13 @@ class ActiveRun:
         self._pending: dict[str, Any] = {}
         self._artifact_names: set[str] = set()
         self._listeners: list[Callable[[ActiveRun], None]] = []
-        # Set by a sweep (nbtrack.sweeps) to report the objective to its pruner; None
-        # otherwise, so the plain `log` pays one attribute check for it.
+        # Set by a sweep (nbtrack.sweeps) to report the objective to its pruner, or by
+        # `stop_at` to stop where a recorded run stopped; None otherwise, so the plain
+        # `log` pays one attribute check for it.
         self._log_hook: Callable[[Mapping[str, Any], Mapping[str, int]], None] | None = None
+        point = stop_point(spec.stop_at)
+        if point is not None:
+            self._log_hook = StopAt(self.id, *point)
 
     @classmethod
     def start(cls, spec: RunSpec, store: Store | str | os.PathLike[str] | None = None) -> ActiveRun:
@@ -172,6 +252,7 @@ class ActiveRun:
             from nbtrack.capture.seeds import check_seed
 
             check_seed(spec.seed)
+        stop_point(spec.stop_at)  # a bad one fails here, before anything is recorded
         goals = parse_goals(spec.goals, "goals") if spec.goals else {}
         if not isinstance(store, Store):
             store = open_store(store)
@@ -439,8 +520,15 @@ class ActiveRun:
     def __enter__(self) -> ActiveRun:
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         self.finish(exc=exc)
+        # Its own stop (stop_at) ends the block, not the script: the code after it runs,
+        # as the notebook went on after the pruned trial.
+        return self._stopped_by(exc) is not None
+
+    def _stopped_by(self, exc: BaseException | None) -> RunStopped | None:
+        """``exc`` when it is this run's own :class:`RunStopped`."""
+        return exc if isinstance(exc, RunStopped) and exc.run_id == self.id else None
 
     # -- lifecycle ----------------------------------------------------------------------
     def _warn(self, message: str) -> None:
@@ -496,19 +584,32 @@ class ActiveRun:
         """End the run: finished, failed (an exception) or interrupted (KeyboardInterrupt).
 
         ``status`` overrides that judgement (a sweep ends a pruned trial with
-        :attr:`RunStatus.PRUNED`; ``exc`` then says why).
+        :attr:`RunStatus.PRUNED`; ``exc`` then says why). This run's own
+        :class:`RunStopped` ends it :attr:`RunStatus.PRUNED`, with where it stopped in
+        ``extra["stopped_at"]``.
         """
         if self._closed:
             return
         self._closed = True
         self.end_time = time.time()
+        stopped = self._stopped_by(exc)
+        hook = self._log_hook
+        if exc is None and isinstance(hook, StopAt) and not hook.reached:
+            self._warn(
+                f"stop_at: {hook.metric} was never logged at step {hook.step}, so the run "
+                "went on to its end"
+            )
         if exc is None:
             self.status = status or RunStatus.FINISHED
             error = None
         else:
-            self.status = status or (
-                RunStatus.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
-            )
+            if stopped is not None:
+                judged = RunStatus.PRUNED
+            elif isinstance(exc, KeyboardInterrupt):
+                judged = RunStatus.INTERRUPTED
+            else:
+                judged = RunStatus.FAILED
+            self.status = status or judged
             # Redacted on writing (_write_final), with the secrets the cell itself may have
             # put into the environment while it ran.
             from nbtrack.capture.environment import secret_values
@@ -525,6 +626,16 @@ class ActiveRun:
             "end_time": self.end_time,
             "error": error,
         }
+        if stopped is not None:
+            # Where it stopped, so that its exported script stops there too (stop_at).
+            extra = self._capture(
+                "where the run stopped",
+                lambda: self.store.run_row(self.id)["extra"],
+                None,
+                store_errors=False,
+            )
+            if isinstance(extra, dict):
+                fields["extra"] = {**extra, "stopped_at": stopped.stopped_at}
         ns = namespace if namespace is not None else self.spec.namespace
         if ns is not None and "torch" in sys.modules:
             from nbtrack.capture.inputs import names_loaded, names_stored
@@ -869,8 +980,12 @@ def start_script_run(
     capture_env: bool,
     capture_data: bool,
     goals: Mapping[str, str] | None = None,
+    stop_at: Mapping[str, Any] | None = None,
 ) -> ActiveRun:
-    """Start a run for script code; the code recorded is the ``__main__`` file's source."""
+    """Start a run for script code; the code recorded is the ``__main__`` file's source.
+
+    ``stop_at``: end the run once that metric is logged at that step (:func:`stop_point`).
+    """
     main = sys.modules.get("__main__")
     main_file = getattr(main, "__file__", None)
     code = ""
@@ -894,6 +1009,7 @@ def start_script_run(
         cwd=os.getcwd(),
         extra={"argv": list(sys.argv), "script": os.path.abspath(main_file) if main_file else None},
         goals=dict(goals or {}),
+        stop_at=stop_at,
     )
     return ActiveRun.start(spec, store)
 
@@ -1007,6 +1123,9 @@ __all__ = [
     "ActiveRun",
     "Captures",
     "RunSpec",
+    "RunStopped",
+    "StopAt",
+    "stop_point",
     "StartFacts",
     "capture_start",
     "TrackingWarning",

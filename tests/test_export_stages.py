@@ -264,6 +264,81 @@ def test_untracked_script_runs_with_its_flags(tmp_path: Path) -> None:
     assert "--depth" not in helped.stdout  # logged with track.log_params: not a flag
 
 
+LOOP_BODY = """\
+epochs = 6
+for epoch in range(epochs):
+    try:
+        track.log(loss=lr / (epoch + 1), step=epoch)
+    except Exception:
+        pass  # the loop's own handler: the stop must end the cell anyway
+print("end of the cell")
+"""
+
+
+def _pruned(**extra: Any) -> RunRecord:
+    """Run #12 as a sweep trial its pruner stopped at step 2 of loss."""
+    history = [*HISTORY[:4], HistoryEntry(5, "%%track --name t/run --seed 7\n" + LOOP_BODY)]
+    return _record(
+        status="pruned",
+        code=LOOP_BODY,
+        history=history,
+        params={"epochs": 6, "lr": 0.1},
+        metrics={"loss": 0.1 / 3},
+        extra={
+            "magic_line": "--name t/run --seed 7",
+            "seeded": ["random"],
+            "sweep": {"id": "s1", "number": 1, "trial": 4},
+            "stopped_at": {"metric": "loss", "step": 2},
+            **extra,
+        },
+    )
+
+
+def test_a_pruned_run_exports_to_a_script_that_stops_where_it_stopped(
+    tmp_path: Path, store_dir: Path
+) -> None:
+    import nbtrack
+
+    result = export_run(_pruned())
+    ast.parse(result.script)
+    call = (
+        "nbtrack.run(name='t/run', seed=SEED, params=PARAMS, stop_at={'metric': 'loss', 'step': 2})"
+    )
+    assert f"with {call} as track:" in result.script
+    text = " ".join(result.script.split())
+    assert "Run #12 was pruned by its sweep at step 2 of loss; the script stops there too." in text
+    assert "recorded run's status is" not in text
+    path = tmp_path / "pruned.py"
+    path.write_text(result.script + 'print("after the block")\n', encoding="utf-8")
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "end of the cell" not in done.stdout and "after the block" in done.stdout
+    run = nbtrack.get_run("last")
+    assert run.status == "pruned" and run.extra["stopped_at"] == {"metric": "loss", "step": 2}
+    assert run.metrics == {"loss": 0.1 / 3}
+    # A run that ran to its end, or whose stop this nbtrack cannot read, is not stopped.
+    plain = "with nbtrack.run(name='t/run', seed=SEED, params=PARAMS) as track:"
+    assert plain in export_run(_record()).script
+    odd = export_run(_pruned(stopped_at={"metric": "loss", "step": "late"}))
+    assert plain in odd.script
+    assert any("does not read" in note for note in odd.notes)
+
+
+def test_a_pruned_run_exported_untracked_stops_there_too(tmp_path: Path) -> None:
+    script = export_run(_pruned(), track=False).script
+    stand_in = "track = _nbtrack_untracked(stop_at={'metric': 'loss', 'step': 2})\ntry:\n"
+    assert stand_in in script
+    path = tmp_path / "untracked.py"
+    path.write_text(script, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(path), "--lr", "0.3"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "note: stopped at step 2 of loss, where the recorded run stopped" in done.stdout
+    assert "end of the cell" not in done.stdout
+    assert "metrics: {'loss': 0.09999999999999999}" in done.stdout  # 0.3 / 3, after the stop
+
+
 def test_flags_dataclass_is_frozen() -> None:
     flags = Flags(params=(), texts=(), tracked_code="")
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -13,7 +13,7 @@ import torch
 
 import nbtrack
 from nbtrack.errors import UnknownRunError, UsageError
-from nbtrack.tracker import TrackingWarning
+from nbtrack.tracker import RunStopped, TrackingWarning
 
 
 def test_script_run_records_params_metrics_and_code(store_dir: Path) -> None:
@@ -168,3 +168,70 @@ def test_start_facts_are_captured_by_one_function_and_the_run_builds_itself(
     outer.finish()
     assert current_run() is None
     assert nbtrack.get_run(inner.number).status == "finished"
+
+
+def test_stop_at_ends_the_block_as_pruned_and_the_script_goes_on(store_dir: Path) -> None:
+    reached = []
+    with nbtrack.run(name="s/stop", stop_at={"metric": "val_acc", "step": 3}) as track:
+        for epoch in range(8):
+            track.log(loss=1.0 / (epoch + 1), step=epoch)
+            try:
+                track.log(val_acc=epoch / 10, step=epoch)
+            except Exception:
+                pass  # a loop's own handler must not swallow the stop
+            reached.append(epoch)
+    reached.append(-1)  # the code after the block runs
+    assert reached == [0, 1, 2, -1]  # the stop ended the block inside epoch 3
+    record = nbtrack.get_run(track.number)
+    assert record.status == "pruned"
+    assert record.extra["stopped_at"] == {"metric": "val_acc", "step": 3}
+    assert [p.step for p in record.metric_history["val_acc"]] == [0, 1, 2, 3]
+    assert [p.step for p in record.metric_history["loss"]] == [0, 1, 2, 3]
+    assert record.metrics == {"loss": 0.25, "val_acc": 0.3}
+    assert record.error["type"] == "RunStopped"
+
+
+def test_stop_at_counts_steps_without_step_and_warns_when_never_reached(store_dir: Path) -> None:
+    with nbtrack.run(stop_at={"metric": "acc", "step": 1}) as track:
+        track.log(acc=0.1)
+        track.log(loss=0.5)  # another metric does not stop it
+        track.log(acc=0.2)  # acc's step 1
+        track.log(acc=0.3)
+    assert nbtrack.get_run(track.number).metrics == {"acc": 0.2, "loss": 0.5}
+    with pytest.warns(TrackingWarning, match="never logged at step 9"):
+        with nbtrack.run(stop_at={"metric": "acc", "step": 9}) as track:
+            track.log(acc=0.1)
+    record = nbtrack.get_run(track.number)
+    assert record.status == "finished" and "stopped_at" not in record.extra
+    assert any("never logged at step 9" in w for w in record.warnings)
+
+
+def test_a_bad_stop_at_is_one_clear_usage_error_before_any_run(store_dir: Path) -> None:
+    for bad in ({"metric": "acc"}, {"metric": "", "step": 1}, {"metric": "acc", "step": 1.5}):
+        with pytest.raises(UsageError, match=r"stop_at must be \{'metric': NAME, 'step': N\}"):
+            nbtrack.run(stop_at=bad)  # type: ignore[arg-type]
+    with pytest.raises(UnknownRunError):
+        nbtrack.get_run("last")
+
+
+def test_an_inner_run_does_not_swallow_an_outer_runs_stop(store_dir: Path) -> None:
+    with nbtrack.run(name="outer", stop_at={"metric": "acc", "step": 0}) as outer:
+        with nbtrack.run(name="inner") as inner:
+            outer.log(acc=1.0)
+            raise AssertionError("not reached: the stop ends the block")
+        raise AssertionError("not reached: the inner block passes the outer run's stop on")
+    assert nbtrack.get_run(outer.number).status == "pruned"
+    inner_record = nbtrack.get_run(inner.number)
+    assert inner_record.status == "failed" and "stopped_at" not in inner_record.extra
+    assert inner_record.error["type"] == RunStopped.__name__
+
+
+def test_a_run_stop_survives_pickling_with_where_it_stopped() -> None:
+    import pickle
+
+    from nbtrack.sweeps.trial import TrialPruned
+
+    for exc in (RunStopped("stopped", "acc", 3, "abc"), TrialPruned("pruned", "loss", 2)):
+        copy = pickle.loads(pickle.dumps(exc))
+        assert type(copy) is type(exc) and str(copy) == str(exc)
+        assert (copy.stopped_at, copy.run_id) == (exc.stopped_at, exc.run_id)

@@ -13,6 +13,7 @@ __all__ = [
     "untracked_cell",
     "run_call",
     "with_block",
+    "until_stopped",
 ]
 
 
@@ -35,14 +36,19 @@ def apply_track_overrides(body: str, options: TrackOptions, label: str) -> str:
 
 
 def track_prologue(
-    seed: str | None, *, deterministic: bool, torch_too: bool
+    seed: str | None,
+    *,
+    deterministic: bool,
+    torch_too: bool,
+    stop_at: tuple[str, int] | None = None,
 ) -> tuple[str, frozenset[str]]:
     """The lines that stand in for ``%%track`` when its cell is replayed untracked.
 
     The seeding the magic did before the cell (``seed`` is source: a literal, or ``SEED``
     for the script's flag; ``torch_too`` seeds torch even before the cell imports it), the
-    determinism switch, then a stand-in ``track`` that keeps what the cell logs. Returns
-    the lines and the preamble helpers they call.
+    determinism switch, then a stand-in ``track`` that keeps what the cell logs (and, with
+    ``stop_at``, stops the cell where the run stopped: wrap it in :func:`until_stopped`).
+    Returns the lines and the preamble helpers they call.
     """
     lines = []
     helpers = {"untracked"}
@@ -54,7 +60,7 @@ def track_prologue(
             "from nbtrack.capture.seeds import set_deterministic as _nbtrack_set_deterministic"
         )
         lines.append("_nbtrack_set_deterministic(torch_too=True)")
-    lines.append("track = _nbtrack_untracked()")
+    lines.append(f"track = _nbtrack_untracked({_stop_arg(stop_at)})")
     return "\n".join(lines) + "\n", frozenset(helpers)
 
 
@@ -70,8 +76,15 @@ def untracked_cell(options: TrackOptions, body: str) -> tuple[str, frozenset[str
     return prologue + body, helpers
 
 
-def run_call(options: TrackOptions, *, params: str, seed: str | None) -> str:
-    """``nbtrack.run(...)`` with the ``%%track`` options (``params``/``seed`` as source)."""
+def run_call(
+    options: TrackOptions,
+    *,
+    params: str,
+    seed: str | None,
+    stop_at: tuple[str, int] | None = None,
+) -> str:
+    """``nbtrack.run(...)`` with the ``%%track`` options (``params``/``seed`` as source);
+    ``stop_at``: ``(metric, step)`` where the recorded run stopped (a pruned sweep trial)."""
     args = [f"name={options.name!r}"]
     if seed is not None:
         args.append(f"seed={seed}")
@@ -86,7 +99,30 @@ def run_call(options: TrackOptions, *, params: str, seed: str | None) -> str:
         args.append("capture_env=False")
     if options.no_data:
         args.append("capture_data=False")
+    if stop_at is not None:
+        args.append(_stop_arg(stop_at))
     return f"nbtrack.run({', '.join(args)})"
+
+
+def _stop_arg(stop_at: tuple[str, int] | None) -> str:
+    """``stop_at={...}`` as ``nbtrack.run`` and the untracked stand-in take it (or nothing)."""
+    if stop_at is None:
+        return ""
+    metric, step = stop_at
+    return f"stop_at={{'metric': {metric!r}, 'step': {step!r}}}"
+
+
+def until_stopped(body: str) -> str:
+    """``body`` (the untracked tracked cell) in a ``try`` that the stand-in ``track``'s stop
+    ends cleanly: the script goes on after it, as the notebook went on after the pruned
+    trial (``with nbtrack.run(stop_at=...)`` does the same for a tracked script)."""
+    inner = indent(body.rstrip("\n") + "\n", "    ") if body.strip() else ""
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in inner.splitlines()):
+        inner += "    pass\n"
+    return (
+        f"try:\n{inner}except _nbtrack_stopped as _nbtrack_stop:\n"
+        '    print(f"note: {_nbtrack_stop}")\n'
+    )
 
 
 def with_block(call: str, body: str) -> str:

@@ -226,18 +226,35 @@ def _nbtrack_check_inputs(inputs, namespace, strict):
     return problems
 ''',
     "untracked": '''
-class _nbtrack_untracked:
-    """Stands in for `track` in code exported untracked; keeps each metric\'s last value."""
+class _nbtrack_stopped(BaseException):
+    """The untracked run reached its stop_at: it ends the cell (a BaseException, so the
+    cell\'s own `except Exception` does not catch it), as the pruned trial ended."""
 
-    def __init__(self):
+
+class _nbtrack_untracked:
+    """Stands in for `track` in code exported untracked; keeps each metric\'s last value.
+
+    With stop_at={"metric": M, "step": S} its log raises _nbtrack_stopped once M is logged
+    at step S (or past it), as `nbtrack.run(stop_at=...)` does.
+    """
+
+    def __init__(self, stop_at=None):
         self.metrics = {}
+        self._steps = {}
+        self._stop_at = stop_at
 
     def log(self, step=None, **metrics):
         for key, value in metrics.items():
             try:
                 self.metrics[key] = float(value.item() if hasattr(value, "item") else value)
             except (TypeError, ValueError):
-                pass
+                continue
+            self._steps[key] = self._steps.get(key, -1) + 1 if step is None else int(step)
+        stop = self._stop_at
+        if (stop and stop["metric"] in metrics
+                and self._steps.get(stop["metric"], -1) >= stop["step"]):
+            raise _nbtrack_stopped(f"stopped at step {self._steps[stop[\'metric\']]} of "
+                                   f"{stop[\'metric\']}, where the recorded run stopped")
 
     def artifact(self, obj, name=None):
         return None

@@ -14,6 +14,10 @@ tested alone on a hand-built history:
 5. :func:`describe_run` — the script's title, docstring paragraphs and notes;
 6. :func:`render_run` — the script itself (:mod:`nbtrack.export.script`).
 
+A run that was stopped part-way (a sweep trial its pruner stopped, recorded with
+``extra["stopped_at"]``; :func:`stopped_at`) exports to a script that stops at the same
+metric and step: ``nbtrack.run(..., stop_at=...)``, or the untracked stand-in's stop.
+
 :func:`export_run` composes them.
 """
 
@@ -25,12 +29,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nbtrack.errors import ExportError
+from nbtrack.errors import ExportError, NbtrackError
 from nbtrack.export.cells import (
     apply_track_overrides,
     header,
     run_call,
     track_prologue,
+    until_stopped,
     untracked_cell,
     with_block,
 )
@@ -70,6 +75,7 @@ __all__ = [
     "render_run",
     "reset_generators",
     "failed_cells",
+    "stopped_at",
 ]
 
 
@@ -413,6 +419,12 @@ def describe_run(
             "tracked cell will differ"
         )
     notes += pins.notes
+    stop = stopped_at(record)
+    if stop is None and record.extra.get("stopped_at") is not None:
+        notes.append(
+            f"the run records where it stopped in a form this nbtrack does not read "
+            f"({record.extra['stopped_at']!r}): the script runs the tracked cell to its end"
+        )
     kept = tuple(history.cells[i][0] for i in sliced.kept)
     wrap = textwrap.TextWrapper(width=88)
     parts = [
@@ -452,7 +464,16 @@ def describe_run(
         "    uv run SCRIPT.py        # first rebuilds the pinned environment",
     ]
     parts.append("Usage:\n\n" + "\n".join(usage))
-    if record.status != "finished":
+    if stop is not None:
+        metric, step = stop
+        by = "by its sweep " if record.extra.get("sweep") else ""
+        parts.append(
+            wrap.fill(
+                f"Run #{record.number} was {record.status} {by}at step {step} of {metric}; "
+                "the script stops there too."
+            )
+        )
+    elif record.status != "finished":
         parts.append(f"Note: the recorded run's status is {record.status}.")
     parts += [wrap.fill("Note: " + note) for note in notes]
     title = (
@@ -515,6 +536,7 @@ def render_run(
     if rng_state is not None:
         lines.append("_nbtrack_restore_rng(_RNG_STATE)  # the run had no seed: its RNG state")
     seed = "SEED" if record.seed is not None else None
+    stop = stopped_at(record)
     epilogue = ""
     if track:
         # What the run actually used (the record), with the line's other options.
@@ -525,16 +547,16 @@ def render_run(
             deterministic=record.deterministic,
             overrides=(),
         )
-        lines.append(
-            with_block(run_call(effective, params="PARAMS", seed=seed), flags.tracked_code)
-        )
+        call = run_call(effective, params="PARAMS", seed=seed, stop_at=stop)
+        lines.append(with_block(call, flags.tracked_code))
     else:
         prologue, more = track_prologue(
-            seed, deterministic=record.deterministic, torch_too="torch" in seeded
+            seed, deterministic=record.deterministic, torch_too="torch" in seeded, stop_at=stop
         )
         helpers |= more
         lines.append(prologue.rstrip("\n"))
-        lines.append(flags.tracked_code.rstrip("\n"))
+        code = flags.tracked_code if stop is None else until_stopped(flags.tracked_code)
+        lines.append(code.rstrip("\n"))
         epilogue = 'print("metrics:", track.metrics)'
     blocks.append("\n".join(lines))
 
@@ -611,6 +633,18 @@ def reset_generators(record: RunRecord) -> tuple[str, ...]:
     if record.rng_state:
         return tuple(g for g in GENERATORS if g in record.rng_state)
     return ()
+
+
+def stopped_at(record: RunRecord) -> tuple[str, int] | None:
+    """``(metric, step)`` where ``record`` was stopped part-way (a pruned sweep trial's
+    ``extra["stopped_at"]``), for its script to stop there too; ``None`` when it ran to
+    its end or the record's stop point is not one this nbtrack reads."""
+    from nbtrack.tracker import stop_point  # the one rule for a stop point; not at import
+
+    try:
+        return stop_point(record.extra.get("stopped_at"), "the recorded stopped_at")
+    except NbtrackError:
+        return None
 
 
 def _shipped_rng_state(record: RunRecord) -> dict[str, Any] | None:

@@ -5,8 +5,10 @@ the run is started with the trial's own seed (derived from the sweep's), the cel
 through a :class:`TrialExecutor` (the kernel's shell, or a worker's plain namespace), and
 the outcome goes to both places: the run's status and the study's trial state.
 
-A pruned trial is stopped from inside ``track.log`` (:class:`PruningReporter`), by an
-exception the cell's own ``except Exception`` blocks do not catch.
+A pruned trial is stopped from inside ``track.log`` (:class:`PruningReporter`), by the
+core's run-stopping exception (:class:`~nbtrack.tracker.RunStopped`), which the cell's own
+``except Exception`` blocks do not catch; the run records where it stopped
+(``extra["stopped_at"]``), so its exported script stops there too.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from nbtrack.errors import NbtrackError, SweepError
 from nbtrack.model import RunStatus
 from nbtrack.sweeps.space import trial_code
 from nbtrack.sweeps.study import trial_seed
-from nbtrack.tracker import ActiveRun, RunSpec
+from nbtrack.tracker import ActiveRun, RunSpec, RunStopped
 
 if TYPE_CHECKING:
     import optuna
@@ -45,11 +47,12 @@ class TrialExecutor(Protocol):
         ...
 
 
-class TrialPruned(BaseException):  # noqa: N818 -- Optuna's name for the same thing
-    """Raised by ``track.log`` when the pruner stops the trial.
+class TrialPruned(RunStopped):
+    """Raised by ``track.log`` when the pruner stops the trial (Optuna's name for it).
 
-    A ``BaseException`` (like ``KeyboardInterrupt``) so that a training loop's own
-    ``except Exception`` does not swallow it and train on.
+    A :class:`~nbtrack.tracker.RunStopped`, so a ``BaseException`` (like
+    ``KeyboardInterrupt``) that a training loop's own ``except Exception`` does not
+    swallow, and the run records the metric and step it stopped at.
     """
 
 
@@ -57,10 +60,17 @@ class PruningReporter:
     """The ``track.log`` hook of a trial: reports the objective to Optuna, stops the trial
     when the pruner says so."""
 
-    def __init__(self, trial: optuna.trial.Trial, objective: str, prune: bool) -> None:
+    def __init__(
+        self,
+        trial: optuna.trial.Trial,
+        objective: str,
+        prune: bool,
+        run_id: str | None = None,
+    ) -> None:
         self.trial = trial
         self.objective = objective
         self.prune = prune
+        self.run_id = run_id  # the trial's run, which the stop ends (RunStopped.run_id)
         self.pruned_at: int | None = None
 
     def __call__(self, metrics: Mapping[str, Any], steps: Mapping[str, int]) -> None:
@@ -77,7 +87,12 @@ class PruningReporter:
         self.trial.report(value, step)
         if self.prune and self.trial.should_prune():
             self.pruned_at = step
-            raise TrialPruned(f"pruned at step {step} ({self.objective}={value:.6g})")
+            raise TrialPruned(
+                f"pruned at step {step} ({self.objective}={value:.6g})",
+                self.objective,
+                step,
+                self.run_id,
+            )
 
 
 @dataclass(frozen=True)
@@ -141,7 +156,7 @@ def run_trial(
         run = ActiveRun.start(spec, sweep.store)
         sweep.store.set_sweep_trial(sweep.id, trial.number, run.id, "running")
         if sweep.pruner != "none":  # without a pruner, nothing to report: no journal writes
-            run.on_log(PruningReporter(trial, sweep.objective, prune=True))
+            run.on_log(PruningReporter(trial, sweep.objective, prune=True, run_id=run.id))
         try:
             executor.execute(spec.source, run)
         except TrialPruned as exc:
