@@ -220,6 +220,8 @@ def test_pruning_stops_a_trial_early_and_records_it_pruned(shell) -> None:
         steps = [p.step for p in run.metric_history["loss"]]
         assert steps[-1] < 7  # stopped before the last epoch
         assert run.error["type"] == "TrialPruned"
+        # Where it stopped, for its exported script to stop there too (stop_at).
+        assert run.extra["stopped_at"] == {"metric": "loss", "step": steps[-1]}
     for row in trials[trials["state"] == "complete"].itertuples():
         assert len(nbtrack.get_run(row.run).metric_history["loss"]) == 8
     assert _study_states(sweep).count("PRUNED") == len(pruned)
