@@ -48,3 +48,20 @@ def run_cell(ip, source: str):
     """Run a cell like the kernel does; re-raise what it raised so tests see failures."""
     result = ip.run_cell(source, store_history=True)
     return result
+
+
+# -- a real PostgreSQL server (tests/pg_server.py), shared by the whole session ------------
+@pytest.fixture(scope="session")
+def pg_server():
+    """One real PostgreSQL cluster on 127.0.0.1 for the session, stopped at the end."""
+    from pg_server import PgServer
+
+    server = PgServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """The URL of a fresh, empty PostgreSQL database on the session's server."""
+    return pg_server.new_database()
