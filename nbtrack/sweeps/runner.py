@@ -193,8 +193,55 @@ def open_sweep(plan: SweepPlan, context: CellContext, store: Store) -> Sweep:
         "history": [[e.execution_count, e.source] for e in context.history],
         "extra": {**extra, **_context_extra(plan, context)},
     }
-    number = store.create_sweep(sweep_id, row)
+    stored, redacted = _without_secrets(row, context)
+    _refuse_workers_with_secrets(plan, redacted)
+    number = store.create_sweep(sweep_id, stored)
+    # This process runs its trials from the cell as it is, secrets included; only the store
+    # (and so any worker process, which reads the code from it) gets the redacted copy.
     return Sweep.from_row(store, {**row, "id": sweep_id, "number": number})
+
+
+def _without_secrets(row: dict[str, Any], context: CellContext) -> tuple[dict[str, Any], bool]:
+    """``row`` as it may be stored: code, history, template, overrides and the magic line
+    through the same redactor as a run's (:mod:`nbtrack.secrets`); and whether anything
+    had to be redacted."""
+    from nbtrack.capture.environment import secret_values
+    from nbtrack.secrets import DEFAULT_RULES, Redactor, project_rules
+
+    try:
+        rules = project_rules(context.cwd)
+    except NbtrackError:
+        rules = DEFAULT_RULES  # the run's own warning says so; the built-in rules still apply
+    redactor = Redactor(rules, secret_values())
+    history = [text for _, text in row.get("history") or []]
+    code, template, *clean_history = redactor.code_many(
+        [row.get("code") or "", (row.get("extra") or {}).get("template") or "", *history]
+    )
+    stored = dict(row)
+    changed = code != (row.get("code") or "") or clean_history != history
+    stored["code"] = code
+    if "history" in row:
+        stored["history"] = [
+            [count, text] for (count, _), text in zip(row["history"], clean_history, strict=True)
+        ]
+    if "extra" in row:
+        extra = dict(row["extra"])
+        changed = changed or template != (extra.get("template") or "")
+        extra["template"] = template
+        extra["overrides"] = redactor.value(extra.get("overrides") or {}, names=True)
+        extra["magic_line"] = redactor.magic_line(extra.get("magic_line") or "")
+        stored["extra"] = extra
+    return stored, changed
+
+
+def _refuse_workers_with_secrets(plan: SweepPlan, redacted: bool) -> None:
+    """Workers read the cell from the store, where secrets are never written."""
+    if redacted and plan.workers > 1:
+        raise SweepError(
+            "--workers: the sweep cell (or a cell it depends on) holds a secret, which is never "
+            "written to the store that workers read the code from; read it from an environment "
+            "variable instead (os.environ[...]) or run the sweep without --workers"
+        )
 
 
 def _context_extra(plan: SweepPlan, context: CellContext) -> dict[str, Any]:
@@ -235,20 +282,20 @@ def _resume(plan: SweepPlan, context: CellContext, store: Store) -> Sweep:
             f"{plan.objective!r}; use the same --objective or drop --resume"
         )
     # New trials run the cell as it is now (resuming after fixing a bug in it is the point).
-    store.update_sweep(
-        row["id"],
-        {
-            "status": "running",
-            "end_time": None,
-            "n_trials": plan.n_trials,
-            "pid": os.getpid(),
-            "code": context.code,
-            "notebook": context.notebook,
-            "history": [[e.execution_count, e.source] for e in context.history],
-            "extra": {**row["extra"], **_context_extra(plan, context)},
-        },
-    )
-    return Sweep.from_row(store, store.sweep_row(row["id"]))
+    fields = {
+        "status": "running",
+        "end_time": None,
+        "n_trials": plan.n_trials,
+        "pid": os.getpid(),
+        "code": context.code,
+        "notebook": context.notebook,
+        "history": [[e.execution_count, e.source] for e in context.history],
+        "extra": {**row["extra"], **_context_extra(plan, context)},
+    }
+    stored, redacted = _without_secrets(fields, context)
+    _refuse_workers_with_secrets(plan, redacted)
+    store.update_sweep(row["id"], stored)
+    return Sweep.from_row(store, {**store.sweep_row(row["id"]), **fields})
 
 
 def _narrowed(plan: SweepPlan, store: Store) -> tuple[tuple[Dimension, ...], dict[str, Any]]:
