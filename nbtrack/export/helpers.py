@@ -235,7 +235,7 @@ class _nbtrack_untracked:
     """Stands in for `track` in code exported untracked; keeps each metric\'s last value.
 
     With stop_at={"metric": M, "step": S} its log raises _nbtrack_stopped once M is logged
-    at step S (or past it), as `nbtrack.run(stop_at=...)` does.
+    at step S (or past it), as the tracked script\'s run block does.
     """
 
     def __init__(self, stop_at=None):

@@ -466,10 +466,11 @@ def describe_run(
     parts.append("Usage:\n\n" + "\n".join(usage))
     if stop is not None:
         metric, step = stop
+        how = "pruned" if record.status == "pruned" else "stopped"
         by = "by its sweep " if record.extra.get("sweep") else ""
         parts.append(
             wrap.fill(
-                f"Run #{record.number} was {record.status} {by}at step {step} of {metric}; "
+                f"Run #{record.number} was {how} {by}at step {step} of {metric}; "
                 "the script stops there too."
             )
         )
