@@ -30,10 +30,10 @@ examples:
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from nbtrack.store.sqlite import Store
+    from nbtrack.store.sqlite import connect_store
 
     # Reading never creates a store: a missing one is an error that says what to do.
-    store = Store(config.command_store_dir(args.store, search_upwards=True), create=False)
+    store = connect_store(config.command_store_dir(args.store, search_upwards=True), create=False)
     store.mark_crashed()
     return store
 

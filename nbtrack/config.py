@@ -66,6 +66,9 @@ _store_override: Path | None = None
 def set_store_dir(path: str | os.PathLike[str] | None) -> None:
     """Make this process use the store at ``path`` (``None`` goes back to the default)."""
     global _store_override
+    if path is not None and "://" in str(path):
+        _store_override = Path(path)  # a database URL (nbtrack/store/postgres.py): as given
+        return
     _store_override = Path(path).expanduser().absolute() if path is not None else None
 
 

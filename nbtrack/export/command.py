@@ -118,9 +118,9 @@ def build_parser(prog: str = "nbtrack export") -> argparse.ArgumentParser:
 
 
 def _cli_store(path: str | None) -> Any:
-    from nbtrack.store.sqlite import Store
+    from nbtrack.store.sqlite import connect_store
 
-    return Store(config.command_store_dir(path, search_upwards=True), create=False)
+    return connect_store(config.command_store_dir(path, search_upwards=True), create=False)
 
 
 def run_export(

@@ -316,6 +316,11 @@ def _info(_: str) -> None:
     folder = config.command_store_dir(search_upwards=False)
     if not (folder / config.DB_FILENAME).exists():
         print(f"nbtrack store: {folder} (not created yet: it appears with the first tracked run)")
+    if "://" in str(folder):  # a database (nbtrack/store/postgres.py)
+        db = open_store(folder)
+        shown = getattr(db, "url", folder)
+        print(f"nbtrack store: {shown}\n  runs: {db.count_runs()}  schema: v{db.schema_version}")
+        return
         return
     store = open_store(folder)
     print(f"nbtrack store: {folder}\n  runs: {store.count_runs()}  schema: v{store.schema_version}")
@@ -328,8 +333,10 @@ def _set_store(path: str) -> None:
         raise UsageError(
             "%nbtrack store: give the folder to use, e.g. %nbtrack store ../shared/.nbtrack"
         )
-    folder = os.path.abspath(os.path.expanduser(path.strip("'\"")))
-    open_store(folder)  # fails here, with its own message, if the folder is unusable
+    folder = path.strip("'\"")
+    if "://" not in folder:  # a postgresql:// URL is used as given
+        folder = os.path.abspath(os.path.expanduser(folder))
+    store = open_store(folder)  # fails here, with its own message, if the folder is unusable
     config.set_store_dir(folder)
     print(f"nbtrack: using the store at {folder}")
 

@@ -44,10 +44,12 @@ _STAGE_NAMES = [str(s) for s in STAGES]
 
 
 def _registry(args: argparse.Namespace) -> Registry:
-    from nbtrack.store.sqlite import Store
+    from nbtrack.store.sqlite import connect_store
 
     # Reading never creates a store: a missing one is an error that says what to do.
-    return Registry(Store(config.command_store_dir(args.store, search_upwards=True), create=False))
+    return Registry(
+        connect_store(config.command_store_dir(args.store, search_upwards=True), create=False)
+    )
 
 
 def _print_json(value: Any) -> None:

@@ -1103,9 +1103,25 @@ _open_stores: dict[Path, Store] = {}
 _open_lock = threading.Lock()
 
 
+def connect_store(location: str | os.PathLike[str], *, create: bool = True) -> Store:
+    """A new store for ``location``: a folder (SQLite) or a ``postgresql://`` URL
+    (:class:`~nbtrack.store.postgres.PostgresStore`). The one place that tells them apart."""
+    from nbtrack.store.postgres import PostgresStore, postgres_url
+
+    url = postgres_url(location)
+    return PostgresStore(url, create=create) if url is not None else Store(location, create=create)
+
+
 def open_store(path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Store:
-    """A shared :class:`Store` for ``path`` (default: :func:`config.default_store_dir`)."""
-    folder = Path(path if path is not None else config.default_store_dir()).expanduser().absolute()
+    """A shared store for ``path`` (default: :func:`config.default_store_dir`): a folder, or
+    a ``postgresql://`` URL (see :func:`connect_store`)."""
+    from nbtrack.store.postgres import open_pg_store, postgres_url
+
+    location = path if path is not None else config.default_store_dir()
+    url = postgres_url(location)
+    if url is not None:
+        return open_pg_store(url, create=create)
+    folder = Path(location).expanduser().absolute()
     with _open_lock:
         store = _open_stores.get(folder)
         if store is not None and not store.is_current():

@@ -20,9 +20,9 @@ worker process from any terminal or machine that sees the store, or export one a
 
 
 def _store(args: argparse.Namespace, *, create: bool = False) -> Any:
-    from nbtrack.store.sqlite import Store
+    from nbtrack.store.sqlite import connect_store
 
-    return Store(config.command_store_dir(args.store, search_upwards=True), create=create)
+    return connect_store(config.command_store_dir(args.store, search_upwards=True), create=create)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:

@@ -1,0 +1,740 @@
+"""The PostgreSQL store: a team's runs, metrics, blobs, sweeps and registry in one database.
+
+``NBTRACK_STORE=postgresql://user@host/db`` (or ``%nbtrack store postgresql://…``) opens
+:class:`PostgresStore` instead of the SQLite :class:`~nbtrack.store.sqlite.Store`; both keep
+:class:`~nbtrack.store.base.TrackingStore`. It is the SQLite store's subclass on purpose:
+every rule that is not SQL (what a run row holds, how blobs are deduplicated and cached,
+where artifact content lives and how it is checked) stays in one place, and this module
+only says how PostgreSQL differs:
+
+- the schema (:data:`PG_MIGRATIONS`, same version numbers and meaning as
+  :data:`nbtrack.store.schema.MIGRATIONS`), its version in ``meta``'s ``schema_version``;
+- locking: SQLite's ``BEGIN IMMEDIATE`` serialises every writer; here writers run
+  concurrently (metric ingest from many processes), and only what must be atomic takes a
+  transaction-scoped advisory lock: numbering runs and sweeps, migrations, and the
+  registry's check-then-write (so exactly one of two racing promotions wins);
+- SQL spelling: the shared SQL (registry reads and writes) is written with ``?``
+  placeholders; :func:`pg_sql` rewrites it once per statement text.
+
+Artifacts stay in a local folder for now (``NBTRACK_ARTIFACTS`` when it names one,
+otherwise a folder per database under the user's cache). The connection URL's password
+is never shown: :attr:`PostgresStore.url` is redacted with :mod:`nbtrack.secrets`' rule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbtrack import config
+from nbtrack.errors import (
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+    StoreSchemaError,
+)
+from nbtrack.secrets import redact_text
+from nbtrack.store.schema import SCHEMA_VERSION
+from nbtrack.store.sqlite import RUN_COLUMNS, Store
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = [
+    "PG_MIGRATIONS",
+    "PostgresStore",
+    "is_postgres_url",
+    "open_pg_store",
+    "open_store",
+    "pg_sql",
+    "postgres_url",
+]
+
+# Advisory lock keys (transaction-scoped): one per thing that must be serialised.
+_LOCK_MIGRATE = 0x6E62_0001
+_LOCK_RUN_NUMBER = 0x6E62_0002
+_LOCK_SWEEP_NUMBER = 0x6E62_0003
+_LOCK_REGISTRY = 0x6E62_0004
+
+#: The schema, step by step, with the same version numbers as SQLite's. Differences that
+#: are not spelling: ``rowid`` columns where the shared code orders by insertion (SQLite has
+#: one implicitly), and triggers as PL/pgSQL functions.
+PG_MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """
+        CREATE TABLE IF NOT EXISTS runs (
+            id            TEXT PRIMARY KEY,
+            number        BIGINT NOT NULL UNIQUE,
+            name          TEXT,
+            status        TEXT NOT NULL,
+            kind          TEXT NOT NULL DEFAULT 'cell',
+            start_time    DOUBLE PRECISION NOT NULL,
+            end_time      DOUBLE PRECISION,
+            heartbeat     DOUBLE PRECISION,
+            pid           BIGINT,
+            hostname      TEXT,
+            notebook      TEXT,
+            note          TEXT,
+            tags          TEXT NOT NULL DEFAULT '[]',
+            params        TEXT NOT NULL DEFAULT '{}',
+            metrics       TEXT NOT NULL DEFAULT '{}',
+            seed          BIGINT,
+            deterministic BIGINT NOT NULL DEFAULT 0,
+            seeds         TEXT NOT NULL DEFAULT '[]',
+            rng_hash      TEXT,
+            env_hash      TEXT,
+            git           TEXT NOT NULL DEFAULT '{}',
+            inputs        TEXT NOT NULL DEFAULT '[]',
+            models        TEXT NOT NULL DEFAULT '[]',
+            code_hash     TEXT,
+            history       TEXT NOT NULL DEFAULT '[]',
+            error         TEXT,
+            warnings      TEXT NOT NULL DEFAULT '[]',
+            extra         TEXT NOT NULL DEFAULT '{}'
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS runs_name ON runs(name)",
+        "CREATE INDEX IF NOT EXISTS runs_status ON runs(status)",
+        """
+        CREATE TABLE IF NOT EXISTS blobs (
+            hash    TEXT PRIMARY KEY,
+            kind    TEXT NOT NULL,
+            data    BYTEA NOT NULL,
+            created DOUBLE PRECISION NOT NULL DEFAULT 0
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS metrics (
+            rowid  BIGSERIAL,
+            run_id TEXT NOT NULL,
+            key    TEXT NOT NULL,
+            step   BIGINT NOT NULL,
+            value  DOUBLE PRECISION,
+            ts     DOUBLE PRECISION NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS metrics_run_key ON metrics(run_id, key, step)",
+        """
+        CREATE TABLE IF NOT EXISTS artifacts (
+            run_id  TEXT NOT NULL,
+            name    TEXT NOT NULL,
+            kind    TEXT NOT NULL,
+            hash    TEXT NOT NULL,
+            size    BIGINT NOT NULL,
+            meta    TEXT NOT NULL DEFAULT '{}',
+            created DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (run_id, name)
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS artifacts_hash ON artifacts(hash)",
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+    ],
+    2: ["ALTER TABLE runs ADD COLUMN IF NOT EXISTS goals TEXT NOT NULL DEFAULT '{}'"],
+    3: [
+        """
+        CREATE TABLE IF NOT EXISTS sweeps (
+            id          TEXT PRIMARY KEY,
+            number      BIGINT NOT NULL UNIQUE,
+            name        TEXT,
+            status      TEXT NOT NULL,
+            start_time  DOUBLE PRECISION NOT NULL,
+            end_time    DOUBLE PRECISION,
+            pid         BIGINT,
+            hostname    TEXT,
+            objective   TEXT NOT NULL,
+            direction   TEXT NOT NULL,
+            sampler     TEXT NOT NULL,
+            pruner      TEXT NOT NULL,
+            space       TEXT NOT NULL DEFAULT '[]',
+            n_trials    BIGINT NOT NULL,
+            seed        BIGINT,
+            study_name  TEXT NOT NULL,
+            storage     TEXT NOT NULL,
+            notebook    TEXT,
+            code        TEXT NOT NULL DEFAULT '',
+            history     TEXT NOT NULL DEFAULT '[]',
+            extra       TEXT NOT NULL DEFAULT '{}'
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS sweeps_name ON sweeps(name)",
+        """
+        CREATE TABLE IF NOT EXISTS sweep_trials (
+            sweep_id TEXT NOT NULL,
+            trial    BIGINT NOT NULL,
+            run_id   TEXT,
+            state    TEXT NOT NULL,
+            value    DOUBLE PRECISION,
+            pid      BIGINT,
+            hostname TEXT,
+            PRIMARY KEY (sweep_id, trial)
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS sweep_trials_run ON sweep_trials(run_id)",
+    ],
+    4: [
+        """
+        CREATE TABLE IF NOT EXISTS registry_models (
+            id           BIGSERIAL PRIMARY KEY,
+            name         TEXT NOT NULL UNIQUE,
+            description  TEXT,
+            created      DOUBLE PRECISION NOT NULL,
+            created_by   TEXT NOT NULL,
+            updated      DOUBLE PRECISION NOT NULL,
+            revision     BIGINT NOT NULL DEFAULT 0,
+            last_version BIGINT NOT NULL DEFAULT 0
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS registry_versions (
+            model_id   BIGINT NOT NULL,
+            version    BIGINT NOT NULL,
+            run_id     TEXT NOT NULL,
+            artifact   TEXT NOT NULL,
+            kind       TEXT NOT NULL,
+            hash       TEXT NOT NULL,
+            size       BIGINT NOT NULL,
+            meta       TEXT NOT NULL DEFAULT '{}',
+            lineage    TEXT NOT NULL DEFAULT '{}',
+            created    DOUBLE PRECISION NOT NULL,
+            created_by TEXT NOT NULL,
+            host       TEXT NOT NULL,
+            PRIMARY KEY (model_id, version)
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS registry_versions_run ON registry_versions(run_id)",
+        """
+        CREATE OR REPLACE FUNCTION nbtrack_refuse() RETURNS trigger AS $$
+        BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $$ LANGUAGE plpgsql
+        """,
+        """
+        CREATE OR REPLACE TRIGGER registry_versions_immutable
+        BEFORE UPDATE ON registry_versions FOR EACH ROW
+        EXECUTE FUNCTION nbtrack_refuse('model versions are immutable')
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS registry_stages (
+            rowid    BIGSERIAL,
+            model_id BIGINT NOT NULL,
+            version  BIGINT NOT NULL,
+            stage    TEXT NOT NULL,
+            since    DOUBLE PRECISION NOT NULL,
+            until    DOUBLE PRECISION,
+            by_user  TEXT,
+            reason   TEXT
+        )
+        """,
+        "CREATE UNIQUE INDEX IF NOT EXISTS registry_stages_current "
+        "ON registry_stages(model_id, version) WHERE until IS NULL",
+        "CREATE UNIQUE INDEX IF NOT EXISTS registry_stages_one_production "
+        "ON registry_stages(model_id) WHERE until IS NULL AND stage = 'production'",
+        "CREATE INDEX IF NOT EXISTS registry_stages_history "
+        "ON registry_stages(model_id, stage, since)",
+        "CREATE INDEX IF NOT EXISTS registry_stages_open "
+        "ON registry_stages(model_id, stage, version) WHERE until IS NULL",
+        """
+        CREATE TABLE IF NOT EXISTS registry_aliases (
+            model_id BIGINT NOT NULL,
+            alias    TEXT NOT NULL,
+            version  BIGINT NOT NULL,
+            since    DOUBLE PRECISION NOT NULL,
+            set_by   TEXT NOT NULL,
+            PRIMARY KEY (model_id, alias)
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS registry_decisions (
+            id       BIGSERIAL PRIMARY KEY,
+            model_id BIGINT NOT NULL,
+            version  BIGINT NOT NULL,
+            stage    TEXT NOT NULL,
+            "user"   TEXT NOT NULL,
+            decision TEXT NOT NULL,
+            comment  TEXT,
+            time     DOUBLE PRECISION NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS registry_decisions_version "
+        "ON registry_decisions(model_id, version)",
+        """
+        CREATE TABLE IF NOT EXISTS registry_audit (
+            seq       BIGINT PRIMARY KEY,
+            time      DOUBLE PRECISION NOT NULL,
+            "user"    TEXT NOT NULL,
+            host      TEXT NOT NULL,
+            event     TEXT NOT NULL,
+            model     TEXT,
+            version   BIGINT,
+            stage     TEXT,
+            reason    TEXT,
+            data      TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash      TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS registry_audit_model ON registry_audit(model, seq)",
+        """
+        CREATE OR REPLACE TRIGGER registry_audit_no_update BEFORE UPDATE ON registry_audit
+        FOR EACH ROW EXECUTE FUNCTION nbtrack_refuse('the audit log is append-only')
+        """,
+        """
+        CREATE OR REPLACE TRIGGER registry_audit_no_delete BEFORE DELETE ON registry_audit
+        FOR EACH ROW EXECUTE FUNCTION nbtrack_refuse('the audit log is append-only')
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS verifications (
+            run_id            TEXT NOT NULL,
+            reproduced_run_id TEXT NOT NULL,
+            time              DOUBLE PRECISION NOT NULL,
+            rtol              DOUBLE PRECISION NOT NULL,
+            atol              DOUBLE PRECISION NOT NULL,
+            pid               BIGINT,
+            hostname          TEXT
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS verifications_run ON verifications(run_id)",
+    ],
+}
+assert sorted(PG_MIGRATIONS) == list(range(1, SCHEMA_VERSION + 1)), "a migration is missing"
+
+_USER_COLUMN = re.compile(r'(?<![\w".])user(?![\w"(])')
+_INSERT_OR_IGNORE = re.compile(r"^\s*INSERT OR IGNORE INTO", re.IGNORECASE)
+
+
+_URL_START = re.compile(r"^postgres(?:ql)?:/+")
+
+
+def postgres_url(location: object) -> str | None:
+    """The ``postgresql://`` URL ``location`` names (a ``--store`` value, ``$NBTRACK_STORE``,
+    ``%nbtrack store``), or ``None`` for a folder.
+
+    Store locations travel as :class:`~pathlib.Path` through the config, which folds
+    ``//`` into ``/``; the URL is rebuilt here, the one place that reads it.
+    """
+    text = os.fspath(location) if isinstance(location, os.PathLike) else str(location)
+    match = _URL_START.match(text)
+    if match is None:
+        return None
+    return "postgresql://" + text[match.end() :]
+
+
+def is_postgres_url(location: object) -> bool:
+    """Whether ``location`` names a PostgreSQL store."""
+    return postgres_url(location) is not None
+
+
+@functools.lru_cache(maxsize=512)
+def pg_sql(sql: str) -> str:
+    """The store's shared SQL (SQLite spelling, ``?`` placeholders) as PostgreSQL reads it.
+
+    Only what the shared code uses: placeholders, the ``user`` column (a keyword here),
+    ``INSERT OR IGNORE``, SQLite's ``INDEXED BY`` hint, ``group_concat``, and the
+    counter upsert on ``meta`` (PostgreSQL wants the old value named by its table).
+    """
+    out = sql.replace("%", "%%").replace("?", "%s")
+    out = _USER_COLUMN.sub('"user"', out)
+    if _INSERT_OR_IGNORE.match(out):
+        out = _INSERT_OR_IGNORE.sub("INSERT INTO", out) + " ON CONFLICT DO NOTHING"
+    out = re.sub(r"\s+INDEXED BY \w+", "", out)
+    out = out.replace("SET value = value + 1", "SET value = meta.value + 1")
+    return out.replace("group_concat(version)", "string_agg(version::text, ',')")
+
+
+def _args(args: Sequence[Any]) -> tuple[Any, ...]:
+    # SQLite stores bools as integers, and the shared code passes them (``deterministic``).
+    return tuple(int(a) if isinstance(a, bool) else a for a in args)
+
+
+class _Cursor:
+    """What the shared code reads from ``execute``: ``fetchone``/``fetchall``."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self._cursor = cursor
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        if self._cursor.description is None:
+            return None
+        row = self._cursor.fetchone()
+        return tuple(row) if row is not None else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        if self._cursor.description is None:
+            return []
+        return [tuple(row) for row in self._cursor.fetchall()]
+
+
+class PgConnection:
+    """A psycopg connection speaking the subset of ``sqlite3.Connection`` the shared store
+    code uses (``execute``, ``executemany``), so the registry's SQL is written once."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.raw = conn
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> _Cursor:
+        """Run one statement (SQLite spelling) and return its cursor."""
+        cursor = self.raw.cursor()
+        cursor.execute(pg_sql(sql), _args(args))
+        return _Cursor(cursor)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for each row of arguments (pipelined by psycopg)."""
+        with self.raw.cursor() as cursor:
+            cursor.executemany(pg_sql(sql), [_args(r) for r in rows])
+
+    def lock(self, key: int) -> None:
+        """Take a transaction-scoped advisory lock (released at commit or rollback)."""
+        self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+
+
+def redact_url(url: str) -> str:
+    """The URL as it may be shown: its password replaced (:mod:`nbtrack.secrets`' rule)."""
+    return redact_text(url)
+
+
+def _artifacts_folder(url: str) -> Path:
+    """Where a PostgreSQL store keeps artifact content: ``$NBTRACK_ARTIFACTS`` when it names
+    a local folder, otherwise one folder per server and database under the user's cache."""
+    env_name = getattr(config, "ENV_ARTIFACTS", "NBTRACK_ARTIFACTS")
+    local = os.environ.get(env_name, "")
+    if local and "://" not in local:
+        return Path(local).expanduser().absolute()
+    import psycopg.conninfo
+
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        info = {}
+    label = "_".join(
+        re.sub(r"[^\w.-]", "_", str(info.get(k) or "local")) for k in ("host", "port", "dbname")
+    )
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "nbtrack" / "postgres" / label
+
+
+@contextlib.contextmanager
+def translate_pg_errors(url: str) -> Iterator[None]:
+    """Turn psycopg's errors into nbtrack's, each one line that says what to do (and
+    never the URL's password)."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        text = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
+        if isinstance(exc, psycopg.errors.LockNotAvailable | psycopg.errors.QueryCanceled):
+            raise StoreLockedError(
+                f"the PostgreSQL store {redact_url(url)} is busy ({text}); retry"
+            ) from None
+        raise StoreError(
+            f"cannot reach the PostgreSQL store {redact_url(url)} ({text}); check that the "
+            f"server runs and the URL in {config.ENV_STORE} is right"
+        ) from None
+    except psycopg.errors.UndefinedTable as exc:
+        raise StoreCorruptError(
+            f"the PostgreSQL store {redact_url(url)} is missing part of its schema "
+            f"({redact_text(str(exc).splitlines()[0])}); point {config.ENV_STORE} at a "
+            "database nbtrack created"
+        ) from None
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreError(f"store error at {redact_url(url)}: {redact_text(first)}") from None
+
+
+class PostgresStore(Store):
+    """An nbtrack store in a PostgreSQL database (``postgresql://user[:pw]@host[:port]/db``).
+
+    ``create=True`` creates nbtrack's tables in an existing database (the database itself
+    is the administrator's to create). Safe to share between threads (one connection, a
+    lock) and between processes and machines (PostgreSQL's own concurrency, advisory locks
+    where nbtrack checks then writes).
+    """
+
+    def __init__(self, url: str, *, create: bool = True) -> None:  # noqa: D107
+        self._url = str(url)
+        #: The URL as it may be shown (password redacted).
+        self.url = redact_url(self._url)
+        self.path = _artifacts_folder(self._url)
+        self.db_path = self.path / "postgresql"  # never opened; kept for Store's messages
+        self.artifacts_path = self.path / config.ARTIFACTS_DIRNAME
+        self._lock = threading.RLock()
+        self._known_blobs: set[str] = set()
+        self._text_hashes: dict[int, tuple[str, str]] = {}
+        self._gc_generation = 0
+        try:
+            import psycopg
+        except ImportError:  # pragma: no cover - the extra is part of the test set-up
+            raise StoreError(
+                "a postgresql:// store needs psycopg; install it with "
+                "`pip install 'nbtrack[postgres]'`"
+            ) from None
+        with translate_pg_errors(self._url):
+            raw = psycopg.connect(
+                self._url, autocommit=True, connect_timeout=int(config.busy_timeout()) or 5
+            )
+        self._conn = PgConnection(raw)  # type: ignore[assignment]
+        try:
+            self._setup(create)
+        except BaseException:
+            raw.close()
+            raise
+        self._mark_crashed_on_open()
+
+    # -- set-up and transactions --------------------------------------------------------
+    def _read_version(self, conn: PgConnection) -> int:
+        exists = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return 0
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _setup(self, create: bool = True) -> None:
+        with self._lock, translate_pg_errors(self._url):
+            version = self._read_version(self._pg)
+        if version > SCHEMA_VERSION:
+            raise StoreSchemaError(
+                f"the store {self.url} has schema version {version}, newer than this "
+                f"nbtrack understands ({SCHEMA_VERSION}); upgrade nbtrack to read it"
+            )
+        if version == 0 and not create:
+            raise StoreError(
+                f"no nbtrack store in {self.url}; run a tracked cell with "
+                f"{config.ENV_STORE} set to it first"
+            )
+        if version < SCHEMA_VERSION:
+            self._migrate(version)
+
+    def _migrate(self, version: int) -> None:
+        with self.transaction() as conn:
+            conn.lock(_LOCK_MIGRATE)
+            # Re-read under the lock: another process may have migrated meanwhile.
+            current = self._read_version(conn)
+            for target in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in PG_MIGRATIONS[target]:
+                    conn.raw.execute(statement)  # DDL: no placeholders to rewrite
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (target,),
+                )
+
+    @property
+    def _pg(self) -> PgConnection:
+        return self._conn  # type: ignore[return-value]
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[PgConnection]:  # type: ignore[override]
+        """One PostgreSQL transaction; what must be serialised takes its advisory lock."""
+        with self._lock, translate_pg_errors(self._url), self._pg.raw.transaction():
+            yield self._pg
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock, translate_pg_errors(self._url):
+            return self._pg.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        """Close the connection; the store can be reopened any time."""
+        with self._lock:
+            self._pg.raw.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.url!r})"
+
+    def is_current(self) -> bool:
+        """Whether the connection is still usable (a database has no file to replace)."""
+        return not self._pg.raw.closed
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock, translate_pg_errors(self._url):
+            return self._read_version(self._pg)
+
+    # -- what PostgreSQL spells differently ---------------------------------------------
+    def create_run(self, run_id: str, fields: dict[str, Any]) -> int:
+        """Insert a new run and return its per-store number (numbered under a lock, so
+        concurrent writers on any machine get distinct, increasing numbers)."""
+        import socket
+
+        row = {
+            "id": run_id,
+            "pid": os.getpid(),
+            "hostname": socket.gethostname(),
+            "heartbeat": time.time(),
+            **fields,
+        }
+        columns, values = self._encode(row)
+        with self.transaction() as conn:
+            conn.lock(_LOCK_RUN_NUMBER)
+            (number,) = conn.execute(
+                "SELECT GREATEST(COALESCE((SELECT MAX(number) FROM runs), 0),"
+                " COALESCE((SELECT value FROM meta WHERE key='last_number'), 0)) + 1"
+            ).fetchone() or (1,)
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('last_number', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (number,),
+            )
+            conn.execute(
+                f"INSERT INTO runs (number, {','.join(columns)}) "
+                f"VALUES (?, {','.join('?' * len(columns))})",
+                (number, *values),
+            )
+        return int(number)
+
+    def list_runs(
+        self,
+        *,
+        name: str | None = None,
+        status: str | None = None,
+        tag: str | None = None,
+        columns: Sequence[str] = RUN_COLUMNS,
+        notebook: str | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """Rows of runs, oldest first, filtered; ``name`` may be a glob (``digits/*``)."""
+        where: list[str] = []
+        args: list[Any] = []
+        if name is not None:
+            if any(ch in name for ch in "*?["):
+                where.append("name ~ ?")
+                args.append(_glob_regex(name))
+            else:
+                where.append("name = ?")
+                args.append(name)
+        if status is not None:
+            where.append("status = ?")
+            args.append(str(status))
+        if tag is not None:
+            where.append("jsonb_exists(tags::jsonb, ?)")
+            args.append(tag)
+        if notebook is not None:
+            where.append("notebook = ?")
+            args.append(notebook)
+        sql = f"SELECT {','.join(columns)} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return self._query(sql + " ORDER BY number", args)
+
+    def create_sweep(self, sweep_id: str, fields: dict[str, Any]) -> int:
+        """Insert a new sweep and return its per-store number (numbered under a lock)."""
+        with self.transaction() as conn:
+            conn.lock(_LOCK_SWEEP_NUMBER)
+            return super().create_sweep(sweep_id, fields)
+
+    def list_sweeps(self, *, name: str | None = None) -> list[dict[str, Any]]:
+        """Every sweep (``name``: only those of that name, a glob works), oldest first."""
+        if name is not None and any(ch in name for ch in "*?["):
+            return [
+                s for s in super().list_sweeps() if re.fullmatch(_glob_regex(name), s["name"] or "")
+            ]
+        return super().list_sweeps(name=name)
+
+    def claim_sweep_trial(self, sweep_id: str, trial: int) -> None:
+        """Record that this process (pid, host) runs trial ``trial`` of a sweep."""
+        import socket
+
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sweep_trials (sweep_id, trial, run_id, state, pid, hostname) "
+                "VALUES (?,?,NULL,'claimed',?,?) ON CONFLICT (sweep_id, trial) DO UPDATE SET "
+                "run_id=NULL, state='claimed', value=NULL, pid=excluded.pid, "
+                "hostname=excluded.hostname",
+                (sweep_id, int(trial), os.getpid(), socket.gethostname()),
+            )
+
+    def set_sweep_trial(
+        self,
+        sweep_id: str,
+        trial: int,
+        run_id: str | None,
+        state: str,
+        value: float | None = None,
+    ) -> None:
+        """Record (or update) the run of trial ``trial`` of a sweep and how it stands."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sweep_trials (sweep_id, trial, run_id, state, value) "
+                "VALUES (?,?,?,?,?) ON CONFLICT (sweep_id, trial) DO UPDATE SET "
+                "run_id=COALESCE(excluded.run_id, sweep_trials.run_id), state=excluded.state, "
+                "value=excluded.value",
+                (sweep_id, int(trial), run_id, state, value),
+            )
+
+    @contextlib.contextmanager
+    def registry_transaction(self) -> Iterator[Any]:
+        """The registry's check-then-write under one advisory lock: of two racing
+        promotions on any machines, the second sees the first's result."""
+        from nbtrack.store.registry_tables import RegistryWriter
+
+        with self.transaction() as conn:
+            conn.lock(_LOCK_REGISTRY)
+            yield RegistryWriter(conn)  # type: ignore[arg-type]
+
+    def redact_in_place(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Not offered on PostgreSQL yet: the database keeps old row versions until its own
+        ``VACUUM``; say so rather than promise a scrub we cannot check."""
+        raise StoreError(
+            f"`nbtrack scan --redact` works on local stores only; {self.url} is PostgreSQL — "
+            "redact in a local copy (`nbtrack pull`) or ask the database administrator"
+        )
+
+    def compact(self) -> bool:
+        """``VACUUM`` the store's tables (outside a transaction, as PostgreSQL requires)."""
+        with self._lock, translate_pg_errors(self._url):
+            for table in ("runs", "metrics", "blobs", "artifacts"):
+                self._pg.raw.execute(f"VACUUM {table}")
+        return True
+
+    def integrity_check(self) -> str:
+        """``"ok"`` when every table of the schema is there."""
+        with self._lock, translate_pg_errors(self._url):
+            version = self._read_version(self._pg)
+        return "ok" if version == SCHEMA_VERSION else f"schema version {version}"
+
+
+def _glob_regex(pattern: str) -> str:
+    """A glob (``*``, ``?``, ``[...]``, as SQLite's GLOB reads it) as an anchored regex."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch == "[":
+            end = pattern.find("]", i + 2)
+            if end == -1:
+                out.append(re.escape(ch))
+            else:
+                body = pattern[i + 1 : end]
+                out.append("[" + ("^" + body[1:] if body.startswith("^") else body) + "]")
+                i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return "^" + "".join(out) + "$"
+
+
+_open_pg: dict[str, PostgresStore] = {}
+_open_pg_lock = threading.Lock()
+
+
+def open_pg_store(url: str, *, create: bool = True) -> PostgresStore:
+    """A shared :class:`PostgresStore` per URL in this process."""
+    with _open_pg_lock:
+        store = _open_pg.get(url)
+        if store is not None and not store.is_current():
+            store = None
+        if store is None:
+            store = PostgresStore(url, create=create)
+            _open_pg[url] = store
+        return store
+
+
+#: The name the sync code opens a database store by (same as :func:`open_pg_store`).
+open_store = open_pg_store
