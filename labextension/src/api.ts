@@ -4,7 +4,20 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import type { IDiffReply, IErrorReply, IExportReply, IRunDetails, IRunsReply } from './tokens';
+import type {
+  IAuditReply,
+  IDecideReply,
+  IDiffReply,
+  IErrorReply,
+  IExportReply,
+  IModelDetailReply,
+  IModelsReply,
+  IOutcome,
+  IPromoteDryRun,
+  IRollbackDryRun,
+  IRunDetails,
+  IRunsReply
+} from './tokens';
 
 /** An answer from the server that is not a success, with the server's own words. */
 export class NbtrackRequestError extends Error {
@@ -96,4 +109,79 @@ export function exportScript(path: string, run?: number): Promise<IExportReply> 
     body.run = run;
   }
   return request<IExportReply>('export', {}, { method: 'POST', body: JSON.stringify(body) });
+}
+
+function post<T>(endpoint: string, body: Record<string, unknown>): Promise<T> {
+  return request<T>(endpoint, {}, { method: 'POST', body: JSON.stringify(body) });
+}
+
+export function fetchModels(path: string): Promise<IModelsReply> {
+  return request<IModelsReply>('models', { path });
+}
+
+/** One model in full; gates for `stage`, or each version's next stage when left out. */
+export function fetchModel(
+  path: string,
+  model: string,
+  stage?: string
+): Promise<IModelDetailReply> {
+  return request<IModelDetailReply>('models', stage ? { path, model, stage } : { path, model });
+}
+
+export function fetchAudit(path: string, model?: string, limit = 50): Promise<IAuditReply> {
+  const query: Record<string, string> = { path, limit: String(limit) };
+  if (model) {
+    query.model = model;
+  }
+  return request<IAuditReply>('models/audit', query);
+}
+
+/** What promoting `model` v`version` to `stage` would meet: gate results, nothing written. */
+export function checkPromotion(
+  path: string,
+  model: string,
+  version: number,
+  stage: string
+): Promise<IPromoteDryRun> {
+  return post<IPromoteDryRun>('models/promote', { path, model, version, stage, dry_run: true });
+}
+
+export function promoteModel(
+  path: string,
+  model: string,
+  version: number,
+  stage: string,
+  reason: string | null,
+  force = false
+): Promise<IOutcome> {
+  return post<IOutcome>('models/promote', { path, model, version, stage, reason, force });
+}
+
+/** Which version a rollback of `stage` would bring back, nothing written. */
+export function checkRollback(
+  path: string,
+  model: string,
+  stage: string
+): Promise<IRollbackDryRun> {
+  return post<IRollbackDryRun>('models/rollback', { path, model, stage, dry_run: true });
+}
+
+export function rollbackModel(
+  path: string,
+  model: string,
+  stage: string,
+  reason: string | null
+): Promise<IOutcome> {
+  return post<IOutcome>('models/rollback', { path, model, stage, reason });
+}
+
+export function decideModel(
+  path: string,
+  model: string,
+  version: number,
+  stage: string,
+  decision: 'approve' | 'reject',
+  comment: string | null
+): Promise<IDecideReply> {
+  return post<IDecideReply>('models/approve', { path, model, version, stage, decision, comment });
 }

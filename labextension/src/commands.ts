@@ -1,7 +1,9 @@
 /**
  * The extension's commands: "Export notebook to script", "Export run to script",
- * "Compare runs", "Open run" and "Refresh runs", and where they appear (the command
- * palette, the notebook context menu and the notebook toolbar). Their ids live in tokens.ts.
+ * "Compare runs", "Open run" and "Refresh runs"; for the model registry "Promote model…",
+ * "Roll back model…" and "Approve model…", each showing what the registry says before it
+ * acts; and where they appear (the command palette, the notebook context menu and the
+ * notebook toolbar). Their ids live in tokens.ts.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette, InputDialog, Notification, ToolbarButton } from '@jupyterlab/apputils';
@@ -9,20 +11,32 @@ import { IDocumentManager } from '@jupyterlab/docmanager';
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { DisposableDelegate } from '@lumino/disposable';
 
-import { exportScript } from './api';
+import {
+  checkPromotion,
+  checkRollback,
+  decideModel,
+  exportScript,
+  fetchModel,
+  promoteModel,
+  rollbackModel
+} from './api';
+import { askDecision, confirmPromotion, confirmRollback } from './dialogs';
 import { RunsModel } from './model';
+import { ModelsSection } from './modelsSection';
 import { RunsPanel } from './panel';
-import { CommandIDs } from './tokens';
+import { CommandIDs, IVersionDetail } from './tokens';
 
 /** The cell the "Compare runs" command inserts and runs. */
 export const COMPARE_SOURCE = 'import nbtrack\nnbtrack.compare()';
 
-/** What the commands act on: the active notebook, the runs of it, and the Runs panel. */
+/** What the commands act on: the active notebook, the runs of it, the Runs panel and its
+ * Models section. */
 export interface ICommandContext {
   tracker: INotebookTracker;
   docManager: IDocumentManager;
   model: RunsModel;
   panel: RunsPanel;
+  models: ModelsSection;
 }
 
 /** The contents path the server knows a notebook by, or null when there is no notebook. */
@@ -124,6 +138,173 @@ export function addCommands(app: JupyterFrontEnd, context: ICommandContext): voi
   app.commands.addCommand(CommandIDs.refresh, {
     label: 'Refresh runs',
     execute: () => model.refresh()
+  });
+  addRegistryCommands(app, context);
+}
+
+/** A string argument of a command, or null. */
+function textArg(args: Record<string, unknown>, key: string): string | null {
+  const value = args[key];
+  return typeof value === 'string' && value ? value : null;
+}
+
+/** Which model (and version) a registry command acts on: its arguments, else asked. */
+async function pickVersion(
+  path: string,
+  args: Record<string, unknown>,
+  context: ICommandContext,
+  withVersion: boolean
+): Promise<{ model: string; version: IVersionDetail | null; stages: string[] } | null> {
+  let name = textArg(args, 'model');
+  if (!name) {
+    const names = context.models.reply?.models.map(m => m.name) ?? [];
+    if (!names.length) {
+      Notification.info("No registered models in this notebook's store yet.", { autoClose: 4000 });
+      return null;
+    }
+    const chosen = await InputDialog.getItem({ title: 'Model', items: names });
+    if (!chosen.button.accept || !chosen.value) {
+      return null;
+    }
+    name = chosen.value;
+  }
+  const detail = await fetchModel(path, name);
+  if (!withVersion) {
+    return { model: name, version: null, stages: detail.stages };
+  }
+  let number = typeof args.version === 'number' ? args.version : null;
+  if (number === null) {
+    const asked = await InputDialog.getNumber({
+      title: `Version of ${name}`,
+      label: 'Version',
+      value: detail.model.latest
+    });
+    if (!asked.button.accept || asked.value === null) {
+      return null;
+    }
+    number = asked.value;
+  }
+  const version = detail.versions.find(v => v.version === number);
+  if (!version) {
+    throw new Error(`${name} has no version ${number} (versions 1..${detail.model.latest})`);
+  }
+  return { model: name, version, stages: detail.stages };
+}
+
+/** The registry commands: each shows the registry's answer first and acts on "yes". */
+function addRegistryCommands(app: JupyterFrontEnd, context: ICommandContext): void {
+  const { tracker, models } = context;
+  const path = (): string | null => notebookPath(tracker.currentWidget);
+  const hasNotebook = (): boolean => path() !== null;
+  const done = (text: string) => {
+    Notification.success(text, { autoClose: 5000 });
+    void models.refresh(true);
+  };
+  const failed = (what: string, error: unknown) => {
+    Notification.error(`${what}: ${message(error)}`, { autoClose: false });
+    void models.refresh(true);
+  };
+
+  app.commands.addCommand(CommandIDs.promoteModel, {
+    label: args =>
+      args.model && args.version ? `Promote ${args.model} v${args.version}…` : 'Promote model…',
+    caption: 'Show the gate results of promoting a model version, then promote it if you confirm',
+    isEnabled: hasNotebook,
+    execute: async args => {
+      const nb = path();
+      if (!nb) {
+        return;
+      }
+      try {
+        const picked = await pickVersion(nb, args, context, true);
+        if (!picked || !picked.version) {
+          return;
+        }
+        const { version } = picked;
+        const stage = textArg(args, 'stage') ?? version.target ?? 'production';
+        const dry = await checkPromotion(nb, picked.model, version.version, stage);
+        const choice = await confirmPromotion(nb, dry, picked.stages);
+        if (!choice) {
+          return;
+        }
+        const outcome = await promoteModel(
+          nb,
+          picked.model,
+          version.version,
+          choice.stage,
+          choice.reason,
+          choice.force
+        );
+        done(outcome.message);
+      } catch (error) {
+        failed('nbtrack could not promote', error);
+      }
+    }
+  });
+
+  app.commands.addCommand(CommandIDs.rollbackModel, {
+    label: args =>
+      args.model ? `Roll back ${args.stage ?? 'production'} of ${args.model}…` : 'Roll back model…',
+    caption: 'Show which version a rollback brings back, then roll back if you confirm',
+    isEnabled: hasNotebook,
+    execute: async args => {
+      const nb = path();
+      if (!nb) {
+        return;
+      }
+      try {
+        const picked = await pickVersion(nb, args, context, false);
+        if (!picked) {
+          return;
+        }
+        const stage = textArg(args, 'stage') ?? 'production';
+        const dry = await checkRollback(nb, picked.model, stage);
+        const choice = await confirmRollback(dry);
+        if (!choice) {
+          return;
+        }
+        done((await rollbackModel(nb, picked.model, stage, choice.reason)).message);
+      } catch (error) {
+        failed('nbtrack could not roll back', error);
+      }
+    }
+  });
+
+  app.commands.addCommand(CommandIDs.approveModel, {
+    label: args =>
+      args.model && args.version ? `Approve ${args.model} v${args.version}…` : 'Approve model…',
+    caption: 'Approve or reject a model version for a stage, as you',
+    isEnabled: hasNotebook,
+    execute: async args => {
+      const nb = path();
+      if (!nb) {
+        return;
+      }
+      try {
+        const picked = await pickVersion(nb, args, context, true);
+        if (!picked || !picked.version) {
+          return;
+        }
+        const { version } = picked;
+        const stage = textArg(args, 'stage') ?? version.target ?? 'production';
+        const user = models.reply?.user ?? 'you';
+        const choice = await askDecision(picked.model, version.version, stage, picked.stages, user);
+        if (!choice) {
+          return;
+        }
+        const reply = await decideModel(
+          nb,
+          picked.model,
+          version.version,
+          choice.stage,
+          choice.decision,
+          choice.comment
+        );
+        done(reply.message);
+      } catch (error) {
+        failed('nbtrack could not record the decision', error);
+      }
+    }
   });
 }
 

@@ -1,6 +1,7 @@
 /**
- * nbtrack in JupyterLab: the Runs panel, tracked-cell badges, and the commands of
- * commands.ts. This module only wires them together when JupyterLab starts the plugin.
+ * nbtrack in JupyterLab: the Runs panel with its Models section, tracked-cell badges, and the
+ * commands of commands.ts. This module only wires them together when JupyterLab starts the
+ * plugin.
  */
 import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
@@ -11,7 +12,9 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { clearBadges, updateBadges } from './badges';
 import { addCommandItems, addCommands, notebookPath } from './commands';
 import { RunsModel } from './model';
+import { ModelsSection } from './modelsSection';
 import { RunsPanel } from './panel';
+import { CommandIDs } from './tokens';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
 <path class="jp-icon3" fill="#616161" d="M3 3h2v16h16v2H3zm4 12l4-5 3 3 5-7 1.6 1.2-6.4 9-3-3-3.2 4z"/></svg>`;
@@ -34,6 +37,30 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const panel = new RunsPanel(model);
     panel.title.icon = nbtrackIcon;
     app.shell.add(panel, 'left', { rank: 650 });
+    const registryCommands = {
+      promote: CommandIDs.promoteModel,
+      approve: CommandIDs.approveModel,
+      rollback: CommandIDs.rollbackModel
+    };
+    const models = new ModelsSection({
+      path: () => model.path,
+      openRun: number => {
+        app.shell.activateById(panel.id);
+        panel.showRun(number);
+      },
+      execute: (command, args) => void app.commands.execute(registryCommands[command], args)
+    });
+    panel.addSection(models.node);
+    // A new notebook, or a new run (which may have registered a model): read the models now.
+    let seen = '';
+    model.changed.connect(() => {
+      const now = `${model.path}|${model.reply?.runs.length ?? -1}`;
+      if (now !== seen) {
+        seen = now;
+        void models.refresh();
+      }
+    });
+    models.start();
 
     const current = (): NotebookPanel | null => tracker.currentWidget;
     const redrawBadges = () => {
@@ -75,7 +102,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
-    addCommands(app, { tracker, docManager, model, panel });
+    addCommands(app, { tracker, docManager, model, panel, models });
     addCommandItems(app, palette);
   }
 };

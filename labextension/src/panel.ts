@@ -1,6 +1,7 @@
 /**
- * The Runs panel in the left sidebar: the active notebook's runs newest first, a filter box,
- * the details of a clicked run, and the diff of two checked runs.
+ * The Runs panel in the left sidebar: the registered models of the notebook's store (the
+ * Models section of modelsSection.ts, when there are any), the active notebook's runs newest
+ * first, a filter box, the details of a clicked run, and the diff of two checked runs.
  */
 import { Widget } from '@lumino/widgets';
 
@@ -37,6 +38,7 @@ export class RunsPanel extends Widget {
     this.addClass('nbtrack-panel');
     this.title.caption = 'nbtrack runs';
     this.node.innerHTML = `
+      <div class="nbtrack-models-slot"></div>
       <div class="nbtrack-header"><h2>Runs</h2><div class="nbtrack-notebook"></div></div>
       <input class="nbtrack-filter jp-mod-styled" type="search"
         placeholder="Filter: name, status, tag, lr=0.01" aria-label="Filter runs">
@@ -66,6 +68,11 @@ export class RunsPanel extends Widget {
   /** The run whose details are open, if any. */
   get openRun(): number | null {
     return this._detail?.kind === 'run' ? this._detail.number : null;
+  }
+
+  /** Put a section (the Models section) above the runs. */
+  addSection(node: HTMLElement): void {
+    (this.node.querySelector('.nbtrack-models-slot') as HTMLElement).appendChild(node);
   }
 
   /** Show run `number` of the active notebook. */

@@ -9,6 +9,9 @@ test('command ids stay what user settings and other extensions already name', ()
     exportRun: 'nbtrack:export-run',
     compareRuns: 'nbtrack:compare-runs',
     openRun: 'nbtrack:open-run',
-    refresh: 'nbtrack:refresh'
+    refresh: 'nbtrack:refresh',
+    promoteModel: 'nbtrack:promote-model',
+    rollbackModel: 'nbtrack:rollback-model',
+    approveModel: 'nbtrack:approve-model'
   });
 });

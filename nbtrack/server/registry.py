@@ -20,7 +20,14 @@ from typing import Any
 from nbtrack.errors import RegistryError
 from nbtrack.registry import Registry, Stage, parse_stage
 from nbtrack.registry.identity import current_user
-from nbtrack.registry.records import STAGES, GateReport, ModelVersion, stage_rank
+from nbtrack.registry.records import (
+    EXCLUSIVE_STAGES,
+    STAGES,
+    GateReport,
+    ModelVersion,
+    stage_rank,
+    step_down_stage,
+)
 from nbtrack.server.payloads import NoStoreError, json_object, open_notebook_store, store_dir_for
 
 #: Stages a version can be promoted into, in order (``archived`` is an end, not a target).
@@ -68,6 +75,7 @@ def models_payload(notebook: Path) -> dict[str, Any]:
             "store": str(store_dir_for(notebook)),
             "store_exists": False,
             "models": [],
+            "stages": [str(s) for s in STAGES],
             "user": user,
             "policy_file": None,
             "policy_error": None,
@@ -78,6 +86,7 @@ def models_payload(notebook: Path) -> dict[str, Any]:
             "store": str(store_dir_for(notebook)),
             "store_exists": True,
             "models": models,
+            "stages": [str(s) for s in STAGES],
             "user": user,
             "policy_file": policy_file,
             "policy_error": policy_error,
@@ -166,13 +175,19 @@ def promote_payload(
         if dry_run:
             candidate = reg.version(name, version)
             report: GateReport = reg.check(name, version, target)
+            holders = _holders(reg, name, target)
+            # An exclusive stage (production) makes room: its holder steps down, as commit does.
+            leaving = [v for v in holders if v != candidate.version]
+            replaces = leaving[0] if target in EXCLUSIVE_STAGES and leaving else None
             return json_object(
                 {
                     "dry_run": True,
                     "user": reg.user,
                     "version": candidate.to_dict(),
                     "stage": str(target),
-                    "holders": _holders(reg, name, target),
+                    "holders": holders,
+                    "replaces": replaces,
+                    "replaced_to": str(step_down_stage(target)) if replaces else None,
                     "report": report.to_dict(),
                 }
             )
