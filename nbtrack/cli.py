@@ -339,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     models_command.add_parser(sub, common)  # nbtrack models ... (docs/registry.md)
 
+    from nbtrack.sync import command as sync_command
+
+    sync_command.add_parsers(sub, common)  # nbtrack push|pull (docs/team.md)
+
     p = sub.add_parser(
         "scan",
         parents=[common],

@@ -106,6 +106,11 @@ class ExportError(NbtrackError):
     """A notebook or run cannot be exported to a script."""
 
 
+class SyncError(NbtrackError):
+    """Push or pull cannot go on: an unreachable or unusable target, a missing client
+    (``pip install 'nbtrack[mlflow]'``), or content that does not match its hash."""
+
+
 class SweepError(NbtrackError):
     """A sweep cannot start or go on: a bad search space, an objective never logged, a
     cell that fails in every trial, ``--resume`` of a sweep that does not exist."""

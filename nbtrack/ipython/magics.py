@@ -269,6 +269,8 @@ class TrackMagics(Magics):
                                      # register a run's artifact as a model version
             %nbtrack models [NAME | NAME@STAGE]
                                      # nbtrack.models(), a model's versions, or one version
+            %nbtrack push [--to URL] [REF ...] / %nbtrack pull [--from URL]
+                                     # copy runs to/from a team store or MLflow (docs/team.md)
             %nbtrack export [--run REF] [-o PATH] [--verify] ...
                                      # this notebook (or run REF) as a plain Python script;
                                      # same options as `nbtrack export`, see docs/export.md
@@ -369,6 +371,18 @@ def _models(rest: str) -> Any:
     return magic_models(rest, open_store(config.command_store_dir(search_upwards=False)))
 
 
+def _push(rest: str) -> Any:
+    from nbtrack.sync.command import magic_sync
+
+    return magic_sync("push", rest)
+
+
+def _pull(rest: str) -> Any:
+    from nbtrack.sync.command import magic_sync
+
+    return magic_sync("pull", rest)
+
+
 _COMMANDS = {
     "info": _info,
     "store": _set_store,
@@ -376,6 +390,8 @@ _COMMANDS = {
     "show": _show_run,
     "register": _register,  # docs/registry.md
     "models": _models,
+    "push": _push,  # docs/team.md
+    "pull": _pull,
 }
 
 

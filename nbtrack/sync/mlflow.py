@@ -1,0 +1,332 @@
+"""Push nbtrack runs to an MLflow tracking server and pull MLflow runs into a store.
+
+Only MLflow's own client (:class:`mlflow.MlflowClient`) talks to the server. MLflow is an
+optional dependency (``pip install 'nbtrack[mlflow]'``), imported here only when used.
+
+Idempotent both ways through tags: a pushed MLflow run carries ``nbtrack.run_id`` (the
+global id), and :data:`COMPLETE_TAG` set last, so a push killed midway leaves a run without
+it that the next push deletes and writes again. A pulled run keeps the MLflow run id as its
+nbtrack id (both are 32 hex digits), so pulling again finds it; a run that MLflow got from
+nbtrack comes back under its original nbtrack id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from nbtrack.errors import NbtrackError, SyncError
+from nbtrack.secrets import redact_text
+from nbtrack.store.base import TrackingStore
+from nbtrack.sync.stores import INCOMPLETE, SyncReport, needs_copy
+
+__all__ = ["COMPLETE_TAG", "RUN_ID_TAG", "pull_mlflow", "push_mlflow"]
+
+RUN_ID_TAG = "nbtrack.run_id"
+COMPLETE_TAG = "nbtrack.sync_complete"
+DEFAULT_EXPERIMENT = "nbtrack"
+# MLflow's limits per log_batch call and on a param value's length.
+_BATCH_METRICS, _BATCH_PARAMS, _BATCH_TAGS, _PARAM_LEN = 1000, 100, 100, 6000
+_STATUS_TO_MLFLOW = {
+    "running": "RUNNING",
+    "finished": "FINISHED",
+    "failed": "FAILED",
+    "crashed": "FAILED",
+    "interrupted": "KILLED",
+    "pruned": "KILLED",
+}
+_STATUS_FROM_MLFLOW = {
+    "RUNNING": "running",
+    "SCHEDULED": "running",
+    "FINISHED": "finished",
+    "FAILED": "failed",
+    "KILLED": "interrupted",
+}
+
+
+def _client(uri: str) -> Any:
+    try:
+        from mlflow import MlflowClient
+    except ImportError:
+        raise SyncError(
+            "MLflow interop needs the mlflow client: pip install 'nbtrack[mlflow]'"
+        ) from None
+    return MlflowClient(tracking_uri=uri)
+
+
+@contextlib.contextmanager
+def _no_retries() -> Iterator[None]:
+    # MLflow retries a refused connection for minutes; the first call only asks whether the
+    # server is there, so it fails at once with one line. Later calls keep MLflow's retries,
+    # which is what a flaky connection needs.
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES",)}
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _connect(uri: str, experiment: str | None, *, create: bool) -> tuple[Any, list[str]]:
+    """The client and the experiment ids to use; one clear line when the server is not there."""
+    client = _client(uri)
+    try:
+        with _no_retries():
+            if experiment is None and not create:
+                found = client.search_experiments()
+                return client, [e.experiment_id for e in found]
+            name = experiment or DEFAULT_EXPERIMENT
+            got = client.get_experiment_by_name(name)
+    except NbtrackError:
+        raise
+    except Exception as exc:  # MlflowException, requests' ConnectionError, ...
+        raise SyncError(
+            f"cannot reach the MLflow server at {redact_text(uri)} "
+            f"({redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:200]})"
+            "; check that it is running and the URL is right, then push again"
+        ) from None
+    if got is None:
+        if not create:
+            raise SyncError(f"no MLflow experiment named {name!r} at {redact_text(uri)}")
+        return client, [client.create_experiment(name)]
+    return client, [got.experiment_id]
+
+
+def _param_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:_PARAM_LEN]
+
+
+def _param_value(text: str) -> Any:
+    """An MLflow param (always text) as the value it spells: ``"0.1"`` -> 0.1, else text."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, (int, float, bool, list, dict)) else text
+
+
+def _find(client: Any, experiment_ids: list[str], run_id: str) -> Any:
+    found = client.search_runs(
+        experiment_ids, filter_string=f"tags.`{RUN_ID_TAG}` = '{run_id}'", max_results=5
+    )
+    return found[0] if found else None
+
+
+def _export_script(store: TrackingStore, run_id: str) -> str | None:
+    from nbtrack.export.runs import export_run
+    from nbtrack.query import load_record
+
+    try:
+        return export_run(load_record(store, run_id)).script  # type: ignore[arg-type]
+    except NbtrackError:
+        return None  # a run with no history, or one that cannot be exported: no script
+
+
+def _push_one(client: Any, experiment_id: str, store: TrackingStore, row: dict[str, Any]) -> None:
+    from mlflow.entities import Metric, Param, RunTag
+
+    run_id = str(row["id"])
+    tags = {
+        RUN_ID_TAG: run_id,
+        "nbtrack.number": str(row["number"]),
+        "nbtrack.kind": str(row["kind"]),
+        "nbtrack.status": str(row["status"]),
+    }
+    if row.get("name"):
+        tags["nbtrack.name"] = str(row["name"])
+    if row.get("notebook"):
+        tags["mlflow.source.name"] = str(row["notebook"])
+    if row.get("note"):
+        tags["mlflow.note.content"] = str(row["note"])
+    if row.get("seed") is not None:
+        tags["nbtrack.seed"] = str(row["seed"])
+    for tag in row.get("tags") or []:
+        tags[f"nbtrack.tag.{tag}"] = "true"
+    created = client.create_run(
+        experiment_id,
+        start_time=int(float(row["start_time"]) * 1000),
+        tags=tags,
+        run_name=row.get("name") or f"nbtrack-{row['number']}",
+    )
+    mlflow_id = created.info.run_id
+    params = [Param(str(k), _param_text(v)) for k, v in (row.get("params") or {}).items()]
+    for start in range(0, len(params), _BATCH_PARAMS):
+        client.log_batch(mlflow_id, params=params[start : start + _BATCH_PARAMS])
+    metrics = [
+        Metric(key, float(value), int(float(ts) * 1000), int(step))
+        for key, series in store.metric_history(run_id).items()
+        for step, value, ts in series
+    ]
+    for start in range(0, len(metrics), _BATCH_METRICS):
+        client.log_batch(mlflow_id, metrics=metrics[start : start + _BATCH_METRICS])
+    with tempfile.TemporaryDirectory(prefix="nbtrack-push-") as tmp:
+        for name, _kind, digest, _size, _meta in store.artifacts(run_id):
+            # The content file is named by its hash; MLflow shows the artifact's own name.
+            local = Path(tmp, digest, Path(name).name or digest)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(store.artifact_file(digest), local)
+            folder = str(Path(name).parent).strip("./")
+            client.log_artifact(mlflow_id, str(local), "nbtrack" + (f"/{folder}" if folder else ""))
+        script = _export_script(store, run_id)
+        if script is not None:
+            path = Path(tmp, f"run_{row['number']}.py")
+            path.write_text(script, encoding="utf-8")
+            client.log_artifact(mlflow_id, str(path), "nbtrack/script")
+    status = _STATUS_TO_MLFLOW.get(str(row["status"]), "FINISHED")
+    if status != "RUNNING":
+        end = row.get("end_time") or row.get("heartbeat") or row["start_time"]
+        client.set_terminated(mlflow_id, status, int(float(end) * 1000))
+    # The last write: until it is there the MLflow run counts as half-written.
+    client.log_batch(mlflow_id, tags=[RunTag(COMPLETE_TAG, "true")])
+
+
+def push_mlflow(
+    store: TrackingStore,
+    uri: str,
+    refs: Sequence[object] = (),
+    *,
+    experiment: str | None = None,
+    progress: Callable[[str, str], None] | None = None,
+) -> SyncReport:
+    """Write runs (all, or those ``refs`` name) to the MLflow server at ``uri``.
+
+    Each becomes an MLflow run with its params, metrics with their steps, tags (nbtrack id,
+    number, name, tags), artifacts and, when the run exports, its script. A run already
+    there (by its ``nbtrack.run_id`` tag) is skipped; one left half-written or pushed while
+    still running is written again.
+    """
+    client, experiments = _connect(uri, experiment, create=True)
+    report = SyncReport(str(store.path), "mlflow+" + redact_text(uri))
+    ids = (
+        [store.resolve(ref) for ref in refs]
+        if refs
+        else [str(r[0]) for r in store.list_runs(columns=("id",))]
+    )
+    for run_id in dict.fromkeys(ids):
+        row = store.run_row(run_id)
+        if INCOMPLETE in (row.get("extra") or {}) or row["kind"] == "mlflow":
+            continue  # half-copied here, or a run that came from MLflow: not ours to push
+        existing = _find(client, experiments, run_id)
+        action = "copy"
+        if existing is not None:
+            tags = existing.data.tags
+            complete = tags.get(COMPLETE_TAG) == "true"
+            if complete and not (
+                tags.get("nbtrack.status") == "running" and row["status"] != "running"
+            ):
+                report.skipped.append(run_id)
+                continue
+            client.delete_run(existing.info.run_id)
+            action = "update"
+        _push_one(client, experiments[0], store, row)
+        (report.copied if action == "copy" else report.updated).append(run_id)
+        if progress is not None:
+            progress(action, run_id)
+    return report
+
+
+def _pull_one(client: Any, store: TrackingStore, run: Any, run_id: str, uri: str) -> None:
+    info, data = run.info, run.data
+    tags = dict(data.tags)
+    user_tags = sorted(
+        k[len("nbtrack.tag.") :] if k.startswith("nbtrack.tag.") else k
+        for k, v in tags.items()
+        if not k.startswith(("mlflow.", "nbtrack.")) or k.startswith("nbtrack.tag.")
+    )
+    status = _STATUS_FROM_MLFLOW.get(str(info.status), "finished")
+    start = (info.start_time or 0) / 1000.0
+    end = info.end_time / 1000.0 if info.end_time else None
+    extra = {
+        "mlflow": {
+            "run_id": info.run_id,
+            "experiment_id": info.experiment_id,
+            "tracking_uri": redact_text(uri),
+            "artifact_uri": redact_text(str(info.artifact_uri or "")),
+            "tags": {k: v for k, v in tags.items() if not k.startswith("nbtrack.tag.")},
+        },
+        INCOMPLETE: True,
+    }
+    fields = {
+        "name": tags.get("nbtrack.name") or info.run_name,
+        "status": status,
+        "kind": "mlflow",
+        "start_time": start,
+        "end_time": end,
+        "heartbeat": end or start,
+        # Not a process here: without these the store would take the puller's pid for the
+        # run's and mark a running MLflow run crashed once this process exits.
+        "pid": None,
+        "hostname": None,
+        "note": tags.get("mlflow.note.content"),
+        "notebook": tags.get("mlflow.source.name"),
+        "tags": user_tags,
+        "params": {k: _param_value(v) for k, v in data.params.items()},
+        "extra": extra,
+    }
+    store.create_run(run_id, fields)
+    latest: dict[str, float] = {}
+    for key in data.metrics:
+        history = client.get_metric_history(info.run_id, key)
+        points = [(key, int(m.step), float(m.value), m.timestamp / 1000.0) for m in history]
+        store.append_metrics(run_id, points)
+        if points:
+            last = max(history, key=lambda m: (m.step, m.timestamp))
+            latest[key] = float(last.value)
+    extra.pop(INCOMPLETE)
+    store.update_run(run_id, {"metrics": latest, "extra": extra})
+
+
+def pull_mlflow(
+    store: TrackingStore,
+    uri: str,
+    *,
+    experiment: str | None = None,
+    progress: Callable[[str, str], None] | None = None,
+) -> SyncReport:
+    """Import the runs of an MLflow server (every experiment, or ``experiment``) into ``store``
+    as runs of kind ``"mlflow"``, so ``runs()`` and compare show them. Idempotent: a run
+    pulled before is skipped unless it was still running then."""
+    client, experiments = _connect(uri, experiment, create=False)
+    report = SyncReport("mlflow+" + redact_text(uri), str(store.path))
+    page_token = None
+    while experiments:
+        page = client.search_runs(experiments, max_results=1000, page_token=page_token)
+        for run in page:
+            nbtrack_id = run.data.tags.get(RUN_ID_TAG)
+            run_id = nbtrack_id or run.info.run_id
+            try:
+                target_row: dict[str, Any] | None = store.run_row(run_id)
+            except NbtrackError:
+                target_row = None
+            source = {
+                "status": _STATUS_FROM_MLFLOW.get(str(run.info.status), "finished"),
+                "metrics": dict(run.data.metrics),
+            }
+            if target_row is not None and nbtrack_id and target_row["kind"] != "mlflow":
+                report.skipped.append(run_id)  # pushed from nbtrack: the original is here
+                continue
+            action = needs_copy(source, target_row)
+            if action is None:
+                report.skipped.append(run_id)
+                continue
+            if action == "update":
+                store.delete_runs([run_id])
+            _pull_one(client, store, run, run_id, uri)
+            (report.copied if action == "copy" else report.updated).append(run_id)
+            if progress is not None:
+                progress(action, run_id)
+        page_token = page.token
+        if not page_token:
+            break
+    return report

@@ -1,0 +1,217 @@
+"""Copy runs between two nbtrack stores by global run id (``nbtrack push`` / ``pull``).
+
+Run ids are global and numbers are per store, so a run is "already there" when the target
+holds its id; it then gets a number of the target's own. Everything goes through the store
+interface (:class:`~nbtrack.store.base.TrackingStore`), so SQLite and PostgreSQL stores mix.
+
+Why a copy survives being killed: the store interface has no transaction spanning a run row,
+its metrics and its artifacts, so a run is written in an order that a rerun can detect and
+finish. Content first (blobs and artifact files, both idempotent by hash), then the run row
+carrying a marker in ``extra`` (:data:`INCOMPLETE`), then its metrics and artifact records,
+and last the row's real ``extra`` (the marker gone). A rerun that finds the marker deletes
+that partial copy and copies the run again, so the target ends with exactly one copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbtrack.errors import SyncError, UnknownRunError
+from nbtrack.store.base import TrackingStore
+
+__all__ = ["INCOMPLETE", "SyncReport", "copy_runs", "copy_sweeps"]
+
+#: Key put in a copied run's ``extra`` until the copy is complete.
+INCOMPLETE = "_nbtrack_sync_incomplete"
+
+#: Which blob kind each blob-hash column holds (nbtrack/tracker.py writes them).
+_BLOB_COLUMNS = {"code_hash": "code", "env_hash": "env", "rng_hash": "rng"}
+
+
+@dataclass
+class SyncReport:
+    """What a push or pull did: run ids copied, updated (a copy that was still running or
+    left half-written), skipped (already there) and problems (one line each)."""
+
+    source: str
+    target: str
+    copied: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    sweeps: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready values (``--json``)."""
+        return {
+            "source": self.source,
+            "target": self.target,
+            "copied": self.copied,
+            "updated": self.updated,
+            "skipped": self.skipped,
+            "sweeps": self.sweeps,
+            "problems": self.problems,
+        }
+
+    def text(self) -> str:
+        """One line (plus one per problem) for people."""
+        line = (
+            f"{self.source} -> {self.target}: {len(self.copied)} run(s) copied, "
+            f"{len(self.updated)} updated, {len(self.skipped)} already there"
+        )
+        if self.sweeps:
+            line += f", {len(self.sweeps)} sweep(s)"
+        return "\n".join([line, *(f"  warning: {p}" for p in self.problems)])
+
+
+def _state(target: TrackingStore, run_id: str) -> dict[str, Any] | None:
+    try:
+        return target.run_row(run_id)
+    except UnknownRunError:
+        return None
+
+
+def needs_copy(source_row: dict[str, Any], target_row: dict[str, Any] | None) -> str | None:
+    """``"copy"``, ``"update"`` or ``None`` (nothing to do) for one run.
+
+    A target copy is replaced when it is half-written (a push killed midway) or when it
+    was copied while still running and the source has moved on since.
+    """
+    if target_row is None:
+        return "copy"
+    if INCOMPLETE in (target_row.get("extra") or {}):
+        return "update"
+    if target_row["status"] == "running" and (
+        source_row["status"] != "running" or source_row.get("metrics") != target_row["metrics"]
+    ):
+        return "update"
+    return None
+
+
+def _copy_blobs(source: TrackingStore, target: TrackingStore, row: dict[str, Any]) -> list[str]:
+    wanted: dict[str, str] = {row[c]: kind for c, kind in _BLOB_COLUMNS.items() if row.get(c)}
+    for entry in row.get("history") or []:
+        wanted.setdefault(str(entry[1]), "code")
+    found = source.get_blobs(list(wanted))
+    problems = []
+    for digest, kind in wanted.items():
+        data = found.get(digest)
+        if data is None:
+            problems.append(f"run {row['id'][:8]}: blob {digest[:12]} is missing in the source")
+            continue
+        if target.put_blob(kind, data) != digest:
+            raise SyncError(
+                f"blob {digest} hashes differently in the target store; the stores use "
+                "different content hashes, so they cannot be synced"
+            )
+    return problems
+
+
+def _copy_artifact_content(
+    source: TrackingStore, target: TrackingStore, run_id: str
+) -> list[tuple[str, str, str, int, dict[str, Any]]]:
+    records = source.artifacts(run_id)
+    for _name, _kind, digest, _size, _meta in records:
+        # put_artifact_file is idempotent by content: present content is not copied again.
+        stored, _ = target.put_artifact_file(source.artifact_file(digest))
+        if stored != digest:
+            raise SyncError(
+                f"artifact {digest} of run {run_id[:8]} reads back as {stored}: the source "
+                "file is damaged; run `nbtrack gc --verify` on the source store"
+            )
+    return records
+
+
+def _copy_run(source: TrackingStore, target: TrackingStore, row: dict[str, Any]) -> list[str]:
+    run_id = str(row["id"])
+    problems = _copy_blobs(source, target, row)
+    artifacts = _copy_artifact_content(source, target, run_id)
+    fields = {k: v for k, v in row.items() if k not in ("id", "number")}
+    extra = dict(fields.get("extra") or {})
+    fields["extra"] = {**extra, INCOMPLETE: True}
+    target.create_run(run_id, fields)
+    points = [
+        (key, int(step), float(value), float(ts))
+        for key, series in source.metric_history(run_id).items()
+        for step, value, ts in series
+    ]
+    for start in range(0, len(points), 50_000):
+        target.append_metrics(run_id, points[start : start + 50_000])
+    for name, kind, digest, size, meta in artifacts:
+        target.add_artifact(run_id, name, kind, digest, size, meta)
+    # The last write: the marker goes, and the row reads exactly as in the source.
+    target.update_run(run_id, {"extra": extra, "metrics": row.get("metrics") or {}})
+    return problems
+
+
+def copy_runs(
+    source: TrackingStore,
+    target: TrackingStore,
+    refs: Sequence[object] = (),
+    *,
+    source_name: str = "",
+    target_name: str = "",
+    progress: Callable[[str, str], None] | None = None,
+) -> SyncReport:
+    """Copy runs (all, or those ``refs`` name in the source) from ``source`` to ``target``.
+
+    Idempotent: a run already complete in the target is skipped; a half-written copy or
+    one copied while still running is replaced. Blobs and artifacts go by hash, so the
+    copy's metrics, blobs and artifact hashes are byte-identical to the source's.
+    """
+    report = SyncReport(source_name or str(source.path), target_name or str(target.path))
+    ids = (
+        [source.resolve(ref) for ref in refs]
+        if refs
+        else [str(r[0]) for r in source.list_runs(columns=("id",))]
+    )
+    for run_id in dict.fromkeys(ids):
+        row = source.run_row(run_id)
+        if INCOMPLETE in (row.get("extra") or {}):
+            continue  # a half-written copy in the source itself: its own push will finish it
+        action = needs_copy(row, _state(target, run_id))
+        if action is None:
+            report.skipped.append(run_id)
+            continue
+        if action == "update":
+            target.delete_runs([run_id])
+        report.problems.extend(_copy_run(source, target, row))
+        (report.copied if action == "copy" else report.updated).append(run_id)
+        if progress is not None:
+            progress(action, run_id)
+    if not refs:
+        report.sweeps = copy_sweeps(source, target)
+    return report
+
+
+def copy_sweeps(source: TrackingStore, target: TrackingStore) -> list[str]:
+    """Copy the sweeps the target lacks, with their trials' links to runs; returns their ids.
+
+    A sweep is copied once (by id); its trial links are written again on every call, so a
+    sweep that went on after an earlier push gets its new trials.
+    """
+    from nbtrack.errors import UnknownSweepError
+
+    copied = []
+    for sweep in source.list_sweeps():
+        sweep_id = str(sweep["id"])
+        try:
+            target.sweep_row(sweep_id)
+            present = True
+        except UnknownSweepError:
+            present = False
+        if not present:
+            fields = {k: v for k, v in sweep.items() if k not in ("id", "number")}
+            target.create_sweep(sweep_id, fields)
+            copied.append(sweep_id)
+        else:
+            target.update_sweep(
+                sweep_id, {"status": sweep["status"], "end_time": sweep["end_time"]}
+            )
+        for trial in source.sweep_trials(sweep_id):
+            target.set_sweep_trial(
+                sweep_id, int(trial["trial"]), trial["run_id"], trial["state"], trial["value"]
+            )
+    return copied
