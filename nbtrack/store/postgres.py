@@ -305,6 +305,13 @@ assert sorted(PG_MIGRATIONS) == list(range(1, SCHEMA_VERSION + 1)), "a migration
 
 _USER_COLUMN = re.compile(r'(?<![\w".])user(?![\w"(])')
 _INSERT_OR_IGNORE = re.compile(r"^\s*INSERT OR IGNORE INTO", re.IGNORECASE)
+_INSERT_OR_REPLACE = re.compile(r"^\s*INSERT OR REPLACE INTO (\w+)\s*\(([^)]*)\)", re.IGNORECASE)
+#: The key SQLite's ``INSERT OR REPLACE`` replaces on, per table that the shared code uses it on.
+_REPLACE_KEYS = {
+    "meta": ("key",),
+    "artifacts": ("run_id", "name"),
+    "sweep_trials": ("sweep_id", "trial"),
+}
 
 
 _URL_START = re.compile(r"^postgres(?:ql)?:/+")
@@ -341,6 +348,16 @@ def pg_sql(sql: str) -> str:
     out = _USER_COLUMN.sub('"user"', out)
     if _INSERT_OR_IGNORE.match(out):
         out = _INSERT_OR_IGNORE.sub("INSERT INTO", out) + " ON CONFLICT DO NOTHING"
+    replace = _INSERT_OR_REPLACE.match(out)
+    if replace is not None:
+        table = replace.group(1)
+        keys = _REPLACE_KEYS[table]  # a new table must say its key here
+        columns = [c.strip() for c in replace.group(2).split(",")]
+        updates = ",".join(f"{c}=excluded.{c}" for c in columns if c not in keys)
+        out = re.sub(r"INSERT OR REPLACE INTO", "INSERT INTO", out, count=1, flags=re.IGNORECASE)
+        out += f" ON CONFLICT ({','.join(keys)}) DO " + (
+            f"UPDATE SET {updates}" if updates else "NOTHING"
+        )
     out = re.sub(r"\s+INDEXED BY \w+", "", out)
     out = out.replace("SET value = value + 1", "SET value = meta.value + 1")
     return out.replace("group_concat(version)", "string_agg(version::text, ',')")
