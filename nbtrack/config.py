@@ -31,6 +31,12 @@ ENV_USER = "NBTRACK_USER"
 #: Set by ``nbtrack export --verify`` for the script it re-runs: that run reproduces another
 #: one and must not register models (track.register does nothing there).
 ENV_VERIFYING = "NBTRACK_VERIFYING"
+#: Where artifact content lives when not in the store's folder: an fsspec URL such as
+#: ``s3://bucket/prefix`` (nbtrack/store/artifact_store.py); ``[store] artifacts`` in
+#: nbtrack.toml says the same for a project.
+ENV_ARTIFACTS = "NBTRACK_ARTIFACTS"
+#: JSON object of options for that file system (``{"endpoint_url": …}``); never stored.
+ENV_ARTIFACTS_OPTIONS = "NBTRACK_ARTIFACTS_OPTIONS"
 
 STORE_DIRNAME = ".nbtrack"
 DB_FILENAME = "nbtrack.db"

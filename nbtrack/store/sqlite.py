@@ -12,15 +12,12 @@ import json
 import os
 import socket
 import sqlite3
-import tempfile
 import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import xxhash
 
 from nbtrack import config
 from nbtrack.errors import (
@@ -32,6 +29,14 @@ from nbtrack.errors import (
     StoreReadOnlyError,
     StoreSchemaError,
     UnknownRunError,
+)
+from nbtrack.store.artifact_store import (
+    ArtifactEntry,
+    ArtifactLocation,
+    LocalArtifacts,
+    artifact_location,
+    content_hash,
+    file_hash,
 )
 from nbtrack.store.registry_tables import RegistryTables
 from nbtrack.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -84,11 +89,6 @@ RUN_COLUMNS = (
 )
 #: A running run whose heartbeat is older than this (seconds), on another host, is crashed.
 STALE_AFTER = 600.0
-
-
-def content_hash(data: bytes | memoryview) -> str:
-    """The store's content address: xxh3-128 as 32 hex digits."""
-    return xxhash.xxh3_128_hexdigest(data)
 
 
 def dumps(value: Any) -> str:
@@ -615,68 +615,57 @@ class Store(RegistryTables):
         ]
 
     # -- artifacts ----------------------------------------------------------------------
-    # Content files are written to a temporary name, fsynced and renamed into place, so a
-    # process killed mid-write leaves only a ``.tmp-`` file (``gc`` removes it) and never a
-    # partial file under a content name. A row is added only once its content is on disk,
-    # in a transaction that checks the content is still there; ``gc`` deletes only inside
-    # a transaction that re-reads which content rows refer to. So no row ever points at
-    # content ``gc`` removed. Loading checks the content against its hash, which catches
-    # what renaming cannot: a file damaged by a power loss, a disk fault or a hand edit.
+    # Content lives behind one ArtifactLocation (nbtrack/store/artifact_store.py): the
+    # store's ``artifacts/`` folder, or an fsspec URL such as s3://bucket/prefix. Content is
+    # written under a temporary name and reaches its content name only when whole, so a
+    # process killed mid-write never leaves a partial object under a content name. A row is
+    # added only once its content is stored, in a transaction that checks the content is
+    # still there; ``gc`` deletes only inside a transaction that re-reads which content rows
+    # refer to. So no row ever points at content ``gc`` removed. Loading checks the content
+    # against its hash, which catches what atomic writes cannot: damage after the fact.
+    _artifact_location: ArtifactLocation | None = None
+
+    @property
+    def artifact_location(self) -> ArtifactLocation:
+        """Where this store's artifact content lives (chosen once, on first use)."""
+        if self._artifact_location is None:
+            self._artifact_location = artifact_location(self.artifacts_path)
+        return self._artifact_location
+
     def artifact_file(self, digest: str) -> Path:
-        """Where the content with hash ``digest`` lives."""
-        return self.artifacts_path / digest[:2] / digest[2:]
+        """A local file holding the content with hash ``digest`` (unchecked): the file in
+        the store's folder, or a fresh download when artifacts live in object storage."""
+        location = self.artifact_location
+        if isinstance(location, LocalArtifacts):
+            return location.path(digest)
+        return location.local_file(digest)
 
     def put_artifact_bytes(self, data: bytes) -> tuple[str, int]:
         """Store bytes by content; returns ``(hash, size)``."""
         digest = content_hash(data)
-        target = self.artifact_file(digest)
-        if not _reusable(target, len(data)):
-            self._atomic_write(target, lambda fh: fh.write(data))
+        if not self.artifact_location.present(digest, len(data)):
+            self.artifact_location.put_bytes(digest, data)
         return digest, len(data)
 
     def put_artifact_file(self, source: Path) -> tuple[str, int]:
         """Copy a file into the store by content; returns ``(hash, size)``."""
-        digest, size = _file_hash(source)
-        target = self.artifact_file(digest)
-        if not _reusable(target, size):
-
-            def copy(out: Any) -> None:
-                with open(source, "rb") as fh:
-                    for chunk in iter(lambda: fh.read(8 << 20), b""):
-                        out.write(chunk)
-
-            self._atomic_write(target, copy)
+        try:
+            digest, size = file_hash(source)
+        except OSError as exc:
+            raise ArtifactError(f"cannot read {source} to store it: {exc}") from exc
+        if not self.artifact_location.present(digest, size):
+            self.artifact_location.put_file(digest, source)
         return digest, size
 
-    def _atomic_write(self, target: Path, write: Any) -> None:
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    write(fh)
-                    fh.flush()
-                    # On disk before any row can refer to it: after a power loss the row
-                    # may survive (SQLite checkpoints on its own schedule) and must not
-                    # point at a file the OS had not written yet.
-                    os.fsync(fh.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-        except OSError as exc:
-            raise ArtifactError(f"cannot write artifact into {target.parent}: {exc}") from exc
-
     def checked_artifact_file(self, digest: str) -> Path:
-        """The file holding content ``digest``, after checking its bytes hash to ``digest``.
+        """A local file holding content ``digest``, after checking its bytes hash to it.
 
-        Raises :class:`~nbtrack.errors.ArtifactError` (one line) when the file is missing
-        or damaged; damaged content is never handed out as valid.
+        Raises :class:`~nbtrack.errors.ArtifactError` (one line) when the content is
+        missing or damaged; damaged content is never handed out as valid.
         """
-        path = self._artifact_present(digest)
+        path = self.artifact_location.local_file(digest)
         try:
-            actual, _ = _file_hash(path)
+            actual, _ = file_hash(path)
         except OSError as exc:
             raise ArtifactError(f"cannot read artifact content {path}: {exc}") from exc
         if actual != digest:
@@ -685,30 +674,17 @@ class Store(RegistryTables):
 
     def read_artifact(self, digest: str) -> bytes:
         """The bytes stored under ``digest``, checked against it (see :meth:`checked_artifact_file`)."""
-        path = self._artifact_present(digest)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ArtifactError(f"cannot read artifact content {path}: {exc}") from exc
+        data = self.artifact_location.read(digest)
         if content_hash(data) != digest:
             raise self._damaged(digest)
         return data
 
-    def _artifact_present(self, digest: str) -> Path:
-        path = self.artifact_file(digest)
-        if not path.is_file():
-            raise ArtifactError(
-                f"artifact content {digest[:12]} is missing from {self.artifacts_path} (the "
-                "folder was deleted or moved, or `nbtrack gc --verify` removed a damaged "
-                "copy); save the artifact again"
-            )
-        return path
-
     def _damaged(self, digest: str) -> ArtifactError:
         return ArtifactError(
-            f"artifact content {digest[:12]} in {self.artifacts_path} is damaged: its bytes "
-            "no longer match their hash (a write cut short by a power loss, or a disk "
-            "fault); run `nbtrack gc --verify` to remove damaged copies, then save it again"
+            f"artifact content {digest[:12]} in {self.artifact_location.description} is "
+            "damaged: its bytes no longer match their hash (a write cut short by a power "
+            "loss, a disk fault, or an object overwritten by hand); run `nbtrack gc --verify` "
+            "to remove damaged copies, then save it again"
         )
 
     def add_artifact(
@@ -730,11 +706,11 @@ class Store(RegistryTables):
             )
             # gc deletes only while holding the write lock, as we do now: content that is
             # here now stays for as long as this row refers to it.
-            missing = [d for d in needed if not self.artifact_file(d).is_file()]
+            missing = [d for d in needed if not self.artifact_location.present(d)]
             if missing:
                 raise ArtifactError(
                     f"artifact {name!r} was not recorded: its content {missing[0][:12]} "
-                    f"vanished from {self.artifacts_path} while it was being saved (an "
+                    f"vanished from {self.artifact_location.description} while it was being saved (an "
                     "`nbtrack gc` at the same moment?); save it again"
                 )
 
@@ -770,40 +746,29 @@ class Store(RegistryTables):
         """
         cutoff = time.time() - grace
         removed_files = freed = damaged = 0
-        candidates: list[tuple[str | None, Path]] = []  # (hash, or None for a temp file)
-        if self.artifacts_path.exists():
+        location = self.artifact_location
+        candidates: list[ArtifactEntry] = []  # unreferenced content and temp leftovers
+        entries = list(location.entries())
+        if entries:
             referenced = self._referenced_artifacts()
-            for sub in sorted(self.artifacts_path.iterdir()):
-                if not sub.is_dir():
-                    continue
-                for item in sub.iterdir():
-                    if item.name.startswith(".tmp-"):
-                        candidates.append((None, item))
-                        continue
-                    digest = sub.name + item.name
-                    if digest not in referenced:
-                        candidates.append((digest, item))
-                    elif verify and _file_hash_or_none(item) != digest:
-                        with contextlib.suppress(FileNotFoundError):
-                            item.unlink()
-                            damaged += 1
+            for entry in entries:
+                if entry.digest is None or entry.digest not in referenced:
+                    candidates.append(entry)
+                elif verify and location.stored_hash(entry.digest) != entry.digest:
+                    damaged += location.delete(entry)
         # Delete under the write lock, re-reading the references each batch: a run in
         # another process may have just recorded an artifact with this content.
         for start in range(0, len(candidates), 500):
             with self.transaction():
                 referenced = self._referenced_artifacts()
-                for content, item in candidates[start : start + 500]:
-                    if content is not None and content in referenced:
+                for entry in candidates[start : start + 500]:
+                    if entry.digest is not None and entry.digest in referenced:
                         continue
-                    try:
-                        info = item.stat()
-                        if info.st_mtime > cutoff:
-                            continue  # possibly in flight in another process
-                        item.unlink()
-                    except FileNotFoundError:
-                        continue  # another gc got there first
-                    freed += info.st_size
-                    removed_files += 1
+                    # Kept when younger than the grace: possibly in flight elsewhere.
+                    size = location.delete_if_older(entry, cutoff)
+                    if size is not None:
+                        freed += size
+                        removed_files += 1
         used: set[str] = set()
         for env_hash, rng_hash, code_hash, history in self._query(
             "SELECT env_hash, rng_hash, code_hash, history FROM runs"
@@ -954,45 +919,6 @@ class Store(RegistryTables):
         """SQLite's own ``PRAGMA integrity_check``: ``"ok"``, or what is wrong."""
         rows = self._query("PRAGMA integrity_check")
         return "\n".join(str(r[0]) for r in rows)
-
-
-def _file_hash(path: Path) -> tuple[str, int]:
-    """The content hash and size of the file at ``path``, read in 8 MiB chunks."""
-    hasher = xxhash.xxh3_128()
-    size = 0
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(8 << 20), b""):
-            hasher.update(chunk)
-            size += len(chunk)
-    return hasher.hexdigest(), size
-
-
-def _file_hash_or_none(path: Path) -> str | None:
-    try:
-        return _file_hash(path)[0]
-    except OSError:
-        return None
-
-
-def _reusable(target: Path, size: int) -> bool:
-    """Whether content already at ``target`` can stand for new content of ``size`` bytes.
-
-    Its mtime is refreshed, so a concurrent ``gc`` counts it as fresh (within its grace)
-    until the run about to refer to it has written its row. A copy of the wrong size is
-    damaged (a write cut short by a power loss): it is written again.
-    """
-    try:
-        if target.stat().st_size != size:
-            return False
-    except FileNotFoundError:
-        return False
-    try:
-        os.utime(target)
-    except FileNotFoundError:
-        return False  # gc removed it just now
-    except OSError:
-        pass  # a shared store whose file another user owns: the content is there
-    return True
 
 
 #: Columns of ``sweeps``; those holding JSON text are :data:`SWEEP_JSON_COLUMNS`.
