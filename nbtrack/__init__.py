@@ -100,17 +100,23 @@ def run(
 
 
 def runs(
-    name: str | None = None, status: str | None = None, tag: str | None = None, *, store: Any = None
+    name: str | None = None,
+    status: str | None = None,
+    tag: str | None = None,
+    *,
+    store: Any = None,
+    user: str | None = None,
 ) -> pandas.DataFrame:
     """All runs as a pandas DataFrame, one row a run, oldest first.
 
     Columns: ``number``, ``id``, ``name``, ``status``, ``start_time``, ``end_time``,
-    ``duration``, ``tags``, ``note``, then ``params.<key>`` and ``metrics.<key>`` (last value).
-    ``name`` may be a glob such as ``"digits/*"``.
+    ``duration``, ``tags``, ``note``, ``user``, then ``params.<key>`` and ``metrics.<key>``
+    (last value). ``name`` may be a glob such as ``"digits/*"``; ``user`` keeps one
+    person's runs (``$NBTRACK_USER``, git's identity, the login or database role).
     """
     from nbtrack.query import runs as _runs
 
-    return _runs(name=name, status=status, tag=tag, store=store)
+    return _runs(name=name, status=status, tag=tag, store=store, user=user)
 
 
 def get_run(ref: Any, *, store: Any = None) -> RunRecord:

@@ -108,6 +108,7 @@ RUNS_COLUMNS = (
     "note",
     "params",
     "metrics",
+    "user_name",
 )
 
 
@@ -118,13 +119,17 @@ def runs(
     *,
     store: StoreLike = None,
     notebook: str | None = None,
+    user: str | None = None,
 ) -> pandas.DataFrame:
-    """All runs as a DataFrame, one row a run, oldest first (see :func:`nbtrack.runs`)."""
+    """All runs as a DataFrame, one row a run, oldest first (see :func:`nbtrack.runs`);
+    ``user``: only the runs that user ran (docs/team.md)."""
     import pandas as pd
 
     st = _store(store)
     st.mark_crashed()
-    rows = st.list_runs(name=name, status=status, tag=tag, columns=RUNS_COLUMNS, notebook=notebook)
+    rows = st.list_runs(
+        name=name, status=status, tag=tag, columns=RUNS_COLUMNS, notebook=notebook, user=user
+    )
     loads = _fast_json_loads()
     columns = list(zip(*rows)) if rows else [()] * len(RUNS_COLUMNS)
     start = pd.Series(columns[4], dtype="float64")
@@ -140,6 +145,7 @@ def runs(
             "duration": end - start,
             "tags": [loads(t) for t in columns[6]],
             "note": list(columns[7]),
+            "user": list(columns[10]),
         }
     )
     # Building each block from a list of dicts keeps the per-run work in pandas' C code:

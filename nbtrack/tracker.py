@@ -293,7 +293,17 @@ class ActiveRun:
             "warnings": self.warnings,
             "extra": facts.extra,
             "goals": self._declared_goals(),
+            "user_name": self._user(),
         }
+
+    def _user(self) -> str | None:
+        """Who runs this (docs/team.md); a failed look-up is the store's default, not an error."""
+        from nbtrack.registry.identity import declared_user
+
+        try:
+            return declared_user(self.spec.cwd)
+        except Exception:  # noqa: BLE001 - identity must never break the cell
+            return None
 
     def __repr__(self) -> str:
         return f"<nbtrack run #{self.number} {self.name or ''} ({self.status})>"

@@ -385,3 +385,23 @@ def test_a_tracked_cell_writes_to_postgresql(shell: Any, pg_url: str) -> None:
     )
     delta = nbtrack.diff(1, 2, store=pg_url)
     assert "lr" in str(delta)
+
+
+# -- who did what -------------------------------------------------------------------------------
+def test_each_run_records_its_user(st: Any, location: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for user in ("ana", "bo", "ana"):
+        monkeypatch.setenv(config.ENV_USER, user)
+        with nbtrack.run(name="fit", store=st, capture_env=False, capture_data=False) as track:
+            track.log(loss=1.0)
+    frame = nbtrack.runs(store=st, user="ana")
+    assert list(frame["number"]) == [1, 3] and set(frame["user"]) == {"ana"}
+    assert list(nbtrack.runs(store=st)["user"]) == ["ana", "bo", "ana"]
+    # Nobody named: the login name on SQLite, the database role on PostgreSQL.
+    run = _new_id()
+    st.create_run(run, _run_fields())
+    if isinstance(st, PostgresStore):
+        assert st.run_row(run)["user_name"] == "nbtrack"  # tests/pg_server.py's role
+    else:
+        from nbtrack.registry.identity import current_user
+
+        assert st.run_row(run)["user_name"] == current_user()

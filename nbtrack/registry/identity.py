@@ -35,6 +35,13 @@ def _git_identity(folder: str) -> str | None:
     return None
 
 
+def declared_user(cwd: str | os.PathLike[str] | None = None) -> str | None:
+    """``$NBTRACK_USER`` or git's identity; ``None`` when neither says (the store then
+    records the login name, or on PostgreSQL the database role)."""
+    explicit = os.environ.get(config.ENV_USER, "").strip()
+    return explicit or _git_identity(str(cwd or os.getcwd()))
+
+
 def current_user(cwd: str | os.PathLike[str] | None = None) -> str:
     """The acting user's name, by the rule in the module's docstring."""
     explicit = os.environ.get(config.ENV_USER, "").strip()
@@ -55,4 +62,4 @@ def current_host() -> str:
     return socket.gethostname()
 
 
-__all__ = ["current_host", "current_user"]
+__all__ = ["current_host", "current_user", "declared_user"]

@@ -63,6 +63,7 @@ class TrackingStore(RegistryStore, Protocol):
         tag: str | None = None,
         columns: Sequence[str] = ...,
         notebook: str | None = None,
+        user: str | None = None,
     ) -> list[tuple[Any, ...]]:
         """Rows of ``columns`` of the runs matching the filters, by number."""
         ...

@@ -300,6 +300,11 @@ PG_MIGRATIONS: dict[int, list[str]] = {
         """,
         "CREATE INDEX IF NOT EXISTS verifications_run ON verifications(run_id)",
     ],
+    # A run nbtrack did not name a user for is the database role's.
+    5: [
+        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS user_name TEXT DEFAULT current_user",
+        "CREATE INDEX IF NOT EXISTS runs_user ON runs(user_name)",
+    ],
 }
 assert sorted(PG_MIGRATIONS) == list(range(1, SCHEMA_VERSION + 1)), "a migration is missing"
 
@@ -584,6 +589,8 @@ class PostgresStore(Store):
             "heartbeat": time.time(),
             **fields,
         }
+        if row.get("user_name") is None:
+            row.pop("user_name", None)  # the column's default: the database role
         columns, values = self._encode(row)
         with self.transaction() as conn:
             conn.lock(_LOCK_RUN_NUMBER)
@@ -611,10 +618,14 @@ class PostgresStore(Store):
         tag: str | None = None,
         columns: Sequence[str] = RUN_COLUMNS,
         notebook: str | None = None,
+        user: str | None = None,
     ) -> list[tuple[Any, ...]]:
         """Rows of runs, oldest first, filtered; ``name`` may be a glob (``digits/*``)."""
         where: list[str] = []
         args: list[Any] = []
+        if user is not None:
+            where.append("user_name = ?")
+            args.append(user)
         if name is not None:
             if any(ch in name for ch in "*?["):
                 where.append("name ~ ?")

@@ -7,7 +7,7 @@ rather than guessed at.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -257,5 +257,12 @@ MIGRATIONS: dict[int, list[str]] = {
         )
         """,
         "CREATE INDEX IF NOT EXISTS verifications_run ON verifications(run_id)",
+    ],
+    # Who did what (docs/team.md): the user who ran each run — $NBTRACK_USER, else git's
+    # identity, else the login name (PostgreSQL: the database role) — so `runs(user=...)`
+    # scopes a team store to one person's runs.
+    5: [
+        "ALTER TABLE runs ADD COLUMN user_name TEXT",
+        "CREATE INDEX IF NOT EXISTS runs_user ON runs(user_name)",
     ],
 }

@@ -86,6 +86,7 @@ RUN_COLUMNS = (
     "warnings",
     "extra",
     "goals",
+    "user_name",
 )
 #: A running run whose heartbeat is older than this (seconds), on another host, is crashed.
 STALE_AFTER = 600.0
@@ -245,6 +246,10 @@ class Store(RegistryTables):
             "heartbeat": time.time(),
             **fields,
         }
+        if row.get("user_name") is None:  # nobody named: the login name
+            from nbtrack.registry.identity import current_user
+
+            row["user_name"] = current_user()
         columns, values = self._encode(row)
         placeholders = ",".join("?" * len(columns))
         with self.transaction() as conn:
@@ -322,9 +327,14 @@ class Store(RegistryTables):
         tag: str | None = None,
         columns: Sequence[str] = RUN_COLUMNS,
         notebook: str | None = None,
+        user: str | None = None,
     ) -> list[tuple[Any, ...]]:
-        """Rows of runs, oldest first, filtered; ``name`` may be a glob (``digits/*``)."""
+        """Rows of runs, oldest first, filtered; ``name`` may be a glob (``digits/*``);
+        ``user``: only that user's runs."""
         where, args = [], []
+        if user is not None:
+            where.append("user_name = ?")
+            args.append(user)
         if name is not None:
             if any(ch in name for ch in "*?["):
                 where.append("name GLOB ?")
