@@ -61,12 +61,10 @@ def _client(uri: str) -> Any:
 
 
 @contextlib.contextmanager
-def _no_retries() -> Iterator[None]:
-    # MLflow retries a refused connection for minutes; the first call only asks whether the
-    # server is there, so it fails at once with one line. Later calls keep MLflow's retries,
-    # which is what a flaky connection needs.
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES",)}
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+def _environ(**values: str) -> Iterator[None]:
+    """MLflow's client reads its settings from the environment: set some for a while."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -77,11 +75,19 @@ def _no_retries() -> Iterator[None]:
                 os.environ[key] = value
 
 
+#: MLflow prints a "View run" line to stdout as a run ends, which would break ``--json``.
+_QUIET = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+# MLflow retries a refused connection for minutes; the first call only asks whether the
+# server is there, so it fails at once with one line. Later calls keep MLflow's retries,
+# which is what a flaky connection needs.
+_NO_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+
+
 def _connect(uri: str, experiment: str | None, *, create: bool) -> tuple[Any, list[str]]:
     """The client and the experiment ids to use; one clear line when the server is not there."""
     client = _client(uri)
     try:
-        with _no_retries():
+        with _environ(**_NO_RETRIES):
             if experiment is None and not create:
                 found = client.search_experiments()
                 return client, [e.experiment_id for e in found]
@@ -206,6 +212,17 @@ def push_mlflow(
     there (by its ``nbtrack.run_id`` tag) is skipped; one left half-written or pushed while
     still running is written again.
     """
+    with _environ(**_QUIET):
+        return _push_all(store, uri, refs, experiment, progress)
+
+
+def _push_all(
+    store: TrackingStore,
+    uri: str,
+    refs: Sequence[object],
+    experiment: str | None,
+    progress: Callable[[str, str], None] | None,
+) -> SyncReport:
     client, experiments = _connect(uri, experiment, create=True)
     report = SyncReport(str(store.path), "mlflow+" + redact_text(uri))
     ids = (
@@ -297,6 +314,16 @@ def pull_mlflow(
     """Import the runs of an MLflow server (every experiment, or ``experiment``) into ``store``
     as runs of kind ``"mlflow"``, so ``runs()`` and compare show them. Idempotent: a run
     pulled before is skipped unless it was still running then."""
+    with _environ(**_QUIET):
+        return _pull_all(store, uri, experiment, progress)
+
+
+def _pull_all(
+    store: TrackingStore,
+    uri: str,
+    experiment: str | None,
+    progress: Callable[[str, str], None] | None,
+) -> SyncReport:
     client, experiments = _connect(uri, experiment, create=False)
     report = SyncReport("mlflow+" + redact_text(uri), str(store.path))
     page_token = None

@@ -1,0 +1,226 @@
+"""nbtrack push/pull against a real ``mlflow server`` on 127.0.0.1 (sqlite backend and an
+artifacts folder in a temp dir), started once for the session; checked through MLflow's
+own client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytest
+
+import nbtrack
+from nbtrack import cli
+from nbtrack.errors import SyncError
+from nbtrack.store.sqlite import Store
+from nbtrack.sync import pull, push
+from nbtrack.sync.mlflow import COMPLETE_TAG, RUN_ID_TAG
+from tests.conftest import run_cell
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real MLflow tracking server for the session; stopped at the end."""
+    root = tmp_path_factory.mktemp("mlflow")
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "mlflow", "server",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination", str(root / "artifacts"),
+        ],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                log.close()
+                raise RuntimeError((root / "server.log").read_text()[-2000:]) from None
+            time.sleep(0.25)
+    yield uri
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log.close()
+
+
+@pytest.fixture
+def client(mlflow_uri: str) -> Any:
+    return mlflow.MlflowClient(tracking_uri=mlflow_uri)
+
+
+def _experiment() -> str:
+    return f"exp-{uuid.uuid4().hex[:8]}"
+
+
+def _runs_tagged(client: Any, experiment: str, run_id: str) -> list[Any]:
+    exp = client.get_experiment_by_name(experiment)
+    return list(client.search_runs([exp.experiment_id], f"tags.`{RUN_ID_TAG}` = '{run_id}'"))
+
+
+def test_push_writes_params_stepped_metrics_tags_artifacts_and_script(
+    shell: Any, store_dir: Path, client: Any, mlflow_uri: str, tmp_path: Path
+) -> None:
+    result = run_cell(
+        shell,
+        "%%track --name mlflow/demo --tag team\n"
+        "lr = 0.25\n"
+        "epochs = 3\n"
+        "for epoch in range(epochs):\n"
+        "    track.log(step=epoch, loss=lr / (epoch + 1))\n"
+        "track.artifact(b'weights' * 10, name='weights.bin')",
+    )
+    assert result.success
+    run_id = Store(store_dir).resolve("last")
+    experiment = _experiment()
+    report = push(f"mlflow+{mlflow_uri}", store=store_dir, experiment=experiment)
+    assert report.copied == [run_id]
+    [run] = _runs_tagged(client, experiment, run_id)
+    tags = run.data.tags
+    assert tags["nbtrack.number"] == "1" and tags["nbtrack.name"] == "mlflow/demo"
+    assert tags["nbtrack.tag.team"] == "true" and tags[COMPLETE_TAG] == "true"
+    assert run.info.run_name == "mlflow/demo" and run.info.status == "FINISHED"
+    assert run.data.params["lr"] == "0.25" and run.data.params["epochs"] == "3"
+    history = client.get_metric_history(run.info.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(0, 0.25), (1, 0.125), (2, 0.25 / 3)]
+    names = {a.path for a in client.list_artifacts(run.info.run_id, "nbtrack")}
+    assert "nbtrack/weights.bin" in names and "nbtrack/script" in names
+    got = Path(client.download_artifacts(run.info.run_id, "nbtrack/weights.bin", str(tmp_path)))
+    assert got.read_bytes() == b"weights" * 10
+    [script] = client.list_artifacts(run.info.run_id, "nbtrack/script")
+    text = Path(client.download_artifacts(run.info.run_id, script.path, str(tmp_path)))
+    assert "track.log(step=epoch" in text.read_text()
+    # pushing again writes nothing new
+    again = push(f"mlflow+{mlflow_uri}", store=store_dir, experiment=experiment)
+    assert again.skipped == [run_id] and again.copied == []
+    assert len(_runs_tagged(client, experiment, run_id)) == 1
+
+
+def test_a_half_written_mlflow_run_is_replaced(
+    tmp_path: Path, client: Any, mlflow_uri: str
+) -> None:
+    with nbtrack.run("half", params={"a": 1}, store=tmp_path / "s", capture_env=False) as track:
+        track.log(step=0, x=1.0)
+    experiment = _experiment()
+    exp_id = client.create_experiment(experiment)
+    # What a push killed before its last write leaves: the id tag, no completion tag.
+    client.create_run(exp_id, tags={RUN_ID_TAG: track.id})
+    report = push(f"mlflow+{mlflow_uri}", store=tmp_path / "s", experiment=experiment)
+    assert report.updated == [track.id]
+    [run] = _runs_tagged(client, experiment, track.id)
+    assert run.data.tags[COMPLETE_TAG] == "true" and run.data.metrics == {"x": 1.0}
+
+
+def test_pull_imports_mlflow_runs_that_show_in_runs_and_compare(
+    tmp_path: Path, client: Any, mlflow_uri: str
+) -> None:
+    experiment = _experiment()
+    exp_id = client.create_experiment(experiment)
+    made = []
+    for lr in (0.1, 0.01):
+        run = client.create_run(exp_id, run_name=f"native-{lr}", tags={"owner": "ana"})
+        client.log_param(run.info.run_id, "lr", str(lr))
+        client.log_param(run.info.run_id, "opt", "adam")
+        for step in range(3):
+            client.log_metric(run.info.run_id, "acc", lr * step, step=step, timestamp=1000 + step)
+        client.set_terminated(run.info.run_id)
+        made.append(run.info.run_id)
+    store = tmp_path / "s"
+    report = pull(f"mlflow+{mlflow_uri}", store=store, experiment=experiment)
+    assert sorted(report.copied) == sorted(made)
+    frame = nbtrack.runs(store=store)
+    assert sorted(frame["id"]) == sorted(made)
+    assert sorted(frame["params.lr"]) == [0.01, 0.1]  # numbers again, so compare can plot them
+    record = nbtrack.get_run(made[0], store=store)
+    assert record.kind == "mlflow" and record.status == "finished" and record.tags == ["owner"]
+    points = [(p.step, p.value, p.timestamp) for p in record.metric_history["acc"]]
+    assert points == [(0, 0.0, 1.0), (1, 0.1, 1.001), (2, 0.2, 1.002)]
+    assert record.params["opt"] == "adam"
+    diff = nbtrack.diff(made[0], made[1], store=store)
+    assert "lr" in str(diff)
+    assert sorted(pull(f"mlflow+{mlflow_uri}", store=store, experiment=experiment).skipped) == (
+        sorted(made)
+    )
+    # A run pulled while running is brought up to date once it has finished.
+    live = client.create_run(exp_id, run_name="live")
+    client.log_metric(live.info.run_id, "acc", 0.5, step=0)
+    pull(f"mlflow+{mlflow_uri}", store=store, experiment=experiment)
+    assert nbtrack.get_run(live.info.run_id, store=store).status == "running"
+    client.log_metric(live.info.run_id, "acc", 0.7, step=1)
+    client.set_terminated(live.info.run_id)
+    report = pull(f"mlflow+{mlflow_uri}", store=store, experiment=experiment)
+    assert report.updated == [live.info.run_id]
+    done = nbtrack.get_run(live.info.run_id, store=store)
+    assert done.status == "finished" and done.metrics == {"acc": 0.7}
+    assert nbtrack.runs(store=store).shape[0] == 3
+
+
+def test_unreachable_server_is_one_line_with_the_password_redacted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with nbtrack.run("r", store=tmp_path / "s", capture_env=False):
+        pass
+    url = f"mlflow+http://ana:hunter2@127.0.0.1:{_free_port()}"
+    started = time.monotonic()
+    with pytest.raises(SyncError) as info:
+        push(url, store=tmp_path / "s")
+    assert time.monotonic() - started < 60  # not MLflow's minutes of retries
+    assert "cannot reach the MLflow server" in str(info.value)
+    assert "hunter2" not in str(info.value) and "ana:<redacted>@" in str(info.value)
+    assert cli.main(["push", "--store", str(tmp_path / "s"), "--to", url]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "hunter2" not in err
+
+
+def test_missing_mlflow_names_the_extra(tmp_path: Path) -> None:
+    with nbtrack.run("r", store=tmp_path / "s", capture_env=False):
+        pass
+    code = (
+        "import sys; sys.modules['mlflow'] = None\n"
+        "from nbtrack.cli import main\n"
+        f"sys.exit(main(['push', '--store', {str(tmp_path / 's')!r}, "
+        "'--to', 'mlflow+http://127.0.0.1:9']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "nbtrack: error: MLflow interop needs the mlflow client: pip install 'nbtrack[mlflow]'"
+    )
+
+
+def test_push_json_output_stays_json(
+    tmp_path: Path, mlflow_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    with nbtrack.run("j", store=tmp_path / "s", capture_env=False) as track:
+        track.log(y=2.0)
+    args = ["push", "--store", str(tmp_path / "s"), "--to", f"mlflow+{mlflow_uri}", "--json"]
+    assert cli.main([*args, "--experiment", _experiment()]) == 0
+    out = json.loads(capsys.readouterr().out)  # MLflow's "View run" line kept off stdout
+    assert out["copied"] == [track.id]
+    assert out["target"] == f"mlflow+{mlflow_uri}" and out["source"] == str(tmp_path / "s")
