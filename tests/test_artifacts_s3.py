@@ -233,3 +233,21 @@ def test_sigkill_mid_upload_leaves_no_object_under_a_content_name(
 def _keys(fs: Any, prefix: str) -> list[str]:
     fs.invalidate_cache()
     return list(fs.find(prefix))
+
+
+def test_a_postgresql_store_keeps_its_artifacts_in_s3(
+    pg_url: str, s3_prefix: str, s3_endpoint: str
+) -> None:
+    from nbtrack.store.sqlite import connect_store
+
+    with nbtrack.run(name="pg/s3", store=pg_url) as track:
+        track.artifact(np.arange(4.0), name="array")
+    record = nbtrack.get_run("last", store=pg_url)
+    np.testing.assert_array_equal(record.load_artifact("array"), np.arange(4.0))
+    digest = record.artifacts[0].hash
+    assert list(_content_keys(_s3fs(s3_endpoint), s3_prefix)) == [f"{digest[:2]}/{digest[2:]}"]
+    store = connect_store(pg_url)
+    assert store.gc(grace=0)["files"] == 0  # referenced content stays
+    store.delete_runs([record.id])
+    assert store.gc(grace=0)["files"] == 1
+    assert _keys(_s3fs(s3_endpoint), s3_prefix) == []

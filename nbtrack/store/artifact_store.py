@@ -312,6 +312,8 @@ class FsspecArtifacts(ArtifactLocation):
         tmp = f"{self.root}/{digest[:2]}/{TEMP_PREFIX}{uuid.uuid4().hex}"
         with self._errors("write"):
             try:
+                if _renames(self.fs):  # a folder needs its parent; object stores have none
+                    self.fs.makedirs(f"{self.root}/{digest[:2]}", exist_ok=True)
                 upload(tmp)
                 info = self._info(tmp)
                 stored = int(info.get("size") or 0) if info is not None else -1

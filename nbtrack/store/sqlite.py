@@ -720,8 +720,8 @@ class Store(RegistryTables):
             if missing:
                 raise ArtifactError(
                     f"artifact {name!r} was not recorded: its content {missing[0][:12]} "
-                    f"vanished from {self.artifact_location.description} while it was being saved (an "
-                    "`nbtrack gc` at the same moment?); save it again"
+                    f"vanished from {self.artifact_location.description} while it was being "
+                    "saved (an `nbtrack gc` at the same moment?); save it again"
                 )
 
     def artifacts(self, run_id: str) -> list[tuple[str, str, str, int, dict[str, Any]]]:
