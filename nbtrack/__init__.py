@@ -42,6 +42,7 @@ __all__ = [
     "suggest",
     "register",
     "models",
+    "models_widget",
     "load_model",
     "load_ipython_extension",
     "unload_ipython_extension",
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from nbtrack.sweeps.records import SweepRecord
     from nbtrack.tracker import ActiveRun
     from nbtrack.widgets.compare import CompareWidget
+    from nbtrack.widgets.models import ModelsWidget
 
 
 def run(
@@ -230,6 +232,19 @@ def models(name: str | None = None, *, store: Any = None) -> pandas.DataFrame:
     from nbtrack.registry.api import models as _models
 
     return _models(name, store=store)
+
+
+def models_widget(
+    model: str | None = None, *, store: Any = None, stage: str | None = None
+) -> ModelsWidget:
+    """The model registry in the notebook (ipywidgets): a model's versions with their stages,
+    gate results (for each version's next stage, or ``stage``), approvals, lineage back to
+    the run and stage history. Reads only. See docs/registry.md.
+    """
+    _require("nbtrack.models_widget()", "ipywidgets")
+    from nbtrack.widgets.models import models_widget as _models_widget
+
+    return _models_widget(model, store=store, stage=stage)
 
 
 def load_model(ref: str, *, store: Any = None) -> Any:

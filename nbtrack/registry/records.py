@@ -43,6 +43,13 @@ def stage_rank(stage: Stage) -> int:
     return STAGES.index(stage)
 
 
+def next_stage(stage: Stage) -> Stage | None:
+    """The stage a version in ``stage`` is promoted into next (``None`` from production and
+    archived): what the panel and the notebook view check the gates for by default."""
+    later = STAGES[stage_rank(stage) + 1 :]
+    return later[0] if later and later[0] != Stage.ARCHIVED else None
+
+
 def step_down_stage(stage: Stage) -> Stage:
     """Where a version leaving ``stage`` to make room goes: :data:`STEP_DOWN_STAGE`, or
     ``development`` when it leaves a stage no later than that."""
@@ -486,6 +493,7 @@ __all__ = [
     "STEP_DOWN_STAGE",
     "Stage",
     "StagePeriod",
+    "next_stage",
     "stage_rank",
     "step_down_stage",
 ]

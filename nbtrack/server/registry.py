@@ -25,13 +25,10 @@ from nbtrack.registry.records import (
     STAGES,
     GateReport,
     ModelVersion,
-    stage_rank,
+    next_stage,
     step_down_stage,
 )
 from nbtrack.server.payloads import NoStoreError, json_object, open_notebook_store, store_dir_for
-
-#: Stages a version can be promoted into, in order (``archived`` is an end, not a target).
-PROMOTION_STAGES = tuple(s for s in STAGES if s != Stage.ARCHIVED)
 
 
 @contextlib.contextmanager
@@ -39,15 +36,6 @@ def notebook_registry(notebook: Path) -> Iterator[Registry]:
     """The registry of ``notebook``'s store, for this request only."""
     with open_notebook_store(notebook) as store:
         yield Registry(store, cwd=notebook.parent)
-
-
-def next_stage(stage: Stage) -> Stage | None:
-    """The stage after ``stage`` in promotion order, or ``None`` from production and archived:
-    what the panel offers to promote a version into by default."""
-    if stage == Stage.ARCHIVED:
-        return None
-    later = [s for s in PROMOTION_STAGES if stage_rank(s) > stage_rank(stage)]
-    return later[0] if later else None
 
 
 def _policy(reg: Registry) -> tuple[str | None, str | None]:
@@ -277,12 +265,10 @@ def audit_payload(
 
 
 __all__ = [
-    "PROMOTION_STAGES",
     "audit_payload",
     "decide_payload",
     "model_payload",
     "models_payload",
-    "next_stage",
     "notebook_registry",
     "promote_payload",
     "rollback_payload",
