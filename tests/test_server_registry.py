@@ -196,6 +196,13 @@ async def test_promote_dry_run_then_approve_then_promote(jp_fetch, project, monk
     assert done["message"].startswith("digits v2 promoted to production")
     data = await _get(jp_fetch, "models")
     assert data["models"][0]["production"] == 2
+    # v1 now: worse than production, and it would push v2 down to staging.
+    dry = await _post(
+        jp_fetch, "promote", model="digits", version=1, stage="production", dry_run=True
+    )
+    assert (dry["holders"], dry["replaces"], dry["replaced_to"]) == ([2], 2, "staging")
+    failed = [r["gate"] for r in dry["report"]["results"] if not r["passed"]]
+    assert failed == ["acc better than production by >= 0", "2 approvals"]
 
     code, err = await _refused(jp_fetch, "promote", model="digits", version=2, stage="production")
     assert (code, err["reason"]) == (409, "registry-refused")
