@@ -28,6 +28,7 @@ from nbtrack import config
 from nbtrack.errors import ArtifactError
 from nbtrack.store.artifact_store import content_hash
 from nbtrack.store.sqlite import Store
+from nbtrack.tracker import TrackingWarning
 
 BUCKET = "nbtrack-artifacts"
 CREDENTIALS = {
@@ -251,3 +252,61 @@ def test_a_postgresql_store_keeps_its_artifacts_in_s3(
     store.delete_runs([record.id])
     assert store.gc(grace=0)["files"] == 1
     assert _keys(_s3fs(s3_endpoint), s3_prefix) == []
+
+
+def test_an_unreachable_bucket_is_a_warning_on_the_run_that_never_shows_credentials(
+    s3_endpoint: str, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed = f"http://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv(
+        config.ENV_ARTIFACTS_OPTIONS,
+        json.dumps({"endpoint_url": closed, "config_kwargs": {"retries": {"max_attempts": 1}}}),
+    )
+    warnings = []
+    for url in (f"s3://{BUCKET}/down", f"s3://ana:topsecret@{BUCKET}/down"):
+        monkeypatch.setenv(config.ENV_ARTIFACTS, url)
+        with pytest.warns(TrackingWarning):
+            with nbtrack.run(name="s3/down") as track:
+                track.artifact(b"payload", name="raw")
+                done = True
+        assert done  # the user's code ran to its end
+        warnings += nbtrack.get_run("last").warnings
+    unreachable, with_password = warnings
+    assert f"s3://{BUCKET}/down" in unreachable and "check that it is reachable" in unreachable
+    assert "Connect" in unreachable  # botocore's EndpointConnectionError, named
+    for warning in warnings:
+        assert "\n" not in warning and "artifact 'raw' was not stored" in warning
+    assert "topsecret" not in with_password and "ana:<redacted>@" in with_password
+
+
+def test_options_that_are_not_json_are_one_clear_line(
+    store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbtrack.errors import UsageError
+    from nbtrack.store.artifact_store import configured_artifacts
+
+    monkeypatch.setenv(config.ENV_ARTIFACTS, "s3://bucket/prefix")
+    monkeypatch.setenv(config.ENV_ARTIFACTS_OPTIONS, "{endpoint_url: http://x}")
+    with pytest.raises(UsageError, match="NBTRACK_ARTIFACTS_OPTIONS is not valid JSON"):
+        configured_artifacts()
+
+
+def test_nbtrack_toml_names_the_bucket_and_its_options(
+    s3_endpoint: str, store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(config.ENV_ARTIFACTS, raising=False)
+    monkeypatch.delenv(config.ENV_ARTIFACTS_OPTIONS, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nbtrack.toml").write_text(
+        f'[store]\nartifacts = "s3://{BUCKET}/from-toml"\n\n'
+        f'[store.artifacts_options]\nendpoint_url = "{s3_endpoint}"\n'
+    )
+    with nbtrack.run(name="s3/toml") as track:
+        track.artifact("configured in the project", name="note")
+    record = nbtrack.get_run("last")
+    assert record.load_artifact("note") == "configured in the project"
+    digest = record.artifacts[0].hash
+    assert _keys(_s3fs(s3_endpoint), f"{BUCKET}/from-toml") == [
+        f"{BUCKET}/from-toml/{digest[:2]}/{digest[2:]}"
+    ]

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import xxhash
 
@@ -246,6 +247,10 @@ class FsspecArtifacts(ArtifactLocation):
 
     def __init__(self, url: str, options: dict[str, Any]) -> None:  # noqa: D107
         self.description = redact_text(url)
+        # A password in the URL is hidden even where a library repeats it out of context
+        # (botocore names the "bucket" ``user:password@bucket`` in its errors).
+        password = urlsplit(url).password
+        self._hidden = [password] if password else []
         try:
             import fsspec.core
 
@@ -257,7 +262,8 @@ class FsspecArtifacts(ArtifactLocation):
             ) from None
         except (ValueError, TypeError) as exc:
             raise ArtifactError(
-                f"cannot use {self.description} for artifacts ({redact_text(str(exc))}); "
+                f"cannot use {self.description} for artifacts "
+                f"({redact_text(str(exc), self._hidden)}); "
                 f"check {config.ENV_ARTIFACTS} and its options"
             ) from None
         self.root = str(root).rstrip("/")
@@ -274,7 +280,8 @@ class FsspecArtifacts(ArtifactLocation):
         except ArtifactError:
             raise
         except Exception as exc:
-            text = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+            # One line however many the library wrote (botocore's span several).
+            text = redact_text(" ".join(str(exc).split())[:300], self._hidden)
             raise ArtifactError(
                 f"cannot {doing} artifact content at {self.description} "
                 f"({type(exc).__name__}: {text}); check that it is reachable and the "
@@ -454,9 +461,22 @@ def configured_artifacts() -> tuple[str, dict[str, Any]] | None:
     return url, options
 
 
+_locations: dict[tuple[str, str], ArtifactLocation] = {}
+
+
 def artifact_location(local_root: Path) -> ArtifactLocation:
-    """The configured artifact location (:func:`configured_artifacts`), else ``local_root``."""
+    """The configured artifact location (:func:`configured_artifacts`), else ``local_root``.
+
+    The configuration is read on every call (an environment lookup and a few ``stat``
+    calls), so a notebook that sets ``NBTRACK_ARTIFACTS`` takes effect at its next
+    artifact; the file system client itself is made once per URL and options.
+    """
     configured = configured_artifacts()
     if configured is None:
         return LocalArtifacts(local_root)
-    return FsspecArtifacts(*configured)
+    url, options = configured
+    key = (url, json.dumps(options, sort_keys=True, default=str))
+    location = _locations.get(key)
+    if location is None:
+        location = _locations[key] = FsspecArtifacts(url, options)
+    return location

@@ -633,14 +633,11 @@ class Store(RegistryTables):
     # still there; ``gc`` deletes only inside a transaction that re-reads which content rows
     # refer to. So no row ever points at content ``gc`` removed. Loading checks the content
     # against its hash, which catches what atomic writes cannot: damage after the fact.
-    _artifact_location: ArtifactLocation | None = None
-
     @property
     def artifact_location(self) -> ArtifactLocation:
-        """Where this store's artifact content lives (chosen once, on first use)."""
-        if self._artifact_location is None:
-            self._artifact_location = artifact_location(self.artifacts_path)
-        return self._artifact_location
+        """Where this store's artifact content lives: ``$NBTRACK_ARTIFACTS`` or the project's
+        ``[store] artifacts`` as they are now, else the store's ``artifacts/`` folder."""
+        return artifact_location(self.artifacts_path)
 
     def artifact_file(self, digest: str) -> Path:
         """A local file holding the content with hash ``digest`` (unchecked): the file in
