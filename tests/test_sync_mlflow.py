@@ -123,8 +123,10 @@ def test_push_writes_params_stepped_metrics_tags_artifacts_and_script(
 def test_a_half_written_mlflow_run_is_replaced(
     tmp_path: Path, client: Any, mlflow_uri: str
 ) -> None:
-    with nbtrack.run("half", params={"a": 1}, store=tmp_path / "s", capture_env=False) as track:
+    params = {"a": 1, "odd[key]": "v"}  # a name MLflow refuses as it is
+    with nbtrack.run("half", params=params, store=tmp_path / "s", capture_env=False) as track:
         track.log(step=0, x=1.0)
+        track.log(step=1, y=float("nan"))
     experiment = _experiment()
     exp_id = client.create_experiment(experiment)
     # What a push killed before its last write leaves: the id tag, no completion tag.
@@ -132,7 +134,10 @@ def test_a_half_written_mlflow_run_is_replaced(
     report = push(f"mlflow+{mlflow_uri}", store=tmp_path / "s", experiment=experiment)
     assert report.updated == [track.id]
     [run] = _runs_tagged(client, experiment, track.id)
-    assert run.data.tags[COMPLETE_TAG] == "true" and run.data.metrics == {"x": 1.0}
+    assert run.data.tags[COMPLETE_TAG] == "true" and run.data.metrics["x"] == 1.0
+    assert run.data.params == {"a": "1", "odd_key_": "v"}
+    [nan] = client.get_metric_history(run.info.run_id, "y")
+    assert nan.step == 1 and nan.value != nan.value  # NaN goes through as NaN
 
 
 def test_pull_imports_mlflow_runs_that_show_in_runs_and_compare(

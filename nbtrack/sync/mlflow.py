@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -108,6 +109,26 @@ def _connect(uri: str, experiment: str | None, *, create: bool) -> tuple[Any, li
     return client, [got.experiment_id]
 
 
+def _key(name: object) -> str:
+    """A param or metric name as MLflow accepts it (letters, digits, ``_-. /``)."""
+    return re.sub(r"[^\w\-. /]", "_", str(name), flags=re.ASCII)[:250] or "_"
+
+
+@contextlib.contextmanager
+def _refused(what: str, uri: str) -> Iterator[None]:
+    """MLflow's errors while writing or reading one run, as one line that says what to do."""
+    try:
+        yield
+    except NbtrackError:
+        raise
+    except Exception as exc:  # MlflowException, requests' errors: MLflow has no one base
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SyncError(
+            f"{what} failed at the MLflow server {redact_text(uri)} "
+            f"({redact_text(first)[:300]}); run the same command again to finish"
+        ) from None
+
+
 def _param_text(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text[:_PARAM_LEN]
@@ -166,11 +187,11 @@ def _push_one(client: Any, experiment_id: str, store: TrackingStore, row: dict[s
         run_name=row.get("name") or f"nbtrack-{row['number']}",
     )
     mlflow_id = created.info.run_id
-    params = [Param(str(k), _param_text(v)) for k, v in (row.get("params") or {}).items()]
+    params = [Param(_key(k), _param_text(v)) for k, v in (row.get("params") or {}).items()]
     for start in range(0, len(params), _BATCH_PARAMS):
         client.log_batch(mlflow_id, params=params[start : start + _BATCH_PARAMS])
     metrics = [
-        Metric(key, float(value), int(float(ts) * 1000), int(step))
+        Metric(_key(key), float(value), int(float(ts) * 1000), int(step))
         for key, series in store.metric_history(run_id).items()
         for step, value, ts in series
     ]
@@ -195,6 +216,25 @@ def _push_one(client: Any, experiment_id: str, store: TrackingStore, row: dict[s
         client.set_terminated(mlflow_id, status, int(float(end) * 1000))
     # The last write: until it is there the MLflow run counts as half-written.
     client.log_batch(mlflow_id, tags=[RunTag(COMPLETE_TAG, "true")])
+
+
+def _push_if_needed(
+    client: Any, experiments: list[str], store: TrackingStore, row: dict[str, Any]
+) -> str | None:
+    """Push one run unless MLflow has it complete: ``"copy"``, ``"update"`` or ``None``."""
+    existing = _find(client, experiments, str(row["id"]))
+    action = "copy"
+    if existing is not None:
+        tags = existing.data.tags
+        complete = tags.get(COMPLETE_TAG) == "true"
+        if complete and not (
+            tags.get("nbtrack.status") == "running" and row["status"] != "running"
+        ):
+            return None
+        client.delete_run(existing.info.run_id)  # half-written, or pushed while running
+        action = "update"
+    _push_one(client, experiments[0], store, row)
+    return action
 
 
 def push_mlflow(
@@ -234,19 +274,11 @@ def _push_all(
         row = store.run_row(run_id)
         if INCOMPLETE in (row.get("extra") or {}) or row["kind"] == "mlflow":
             continue  # half-copied here, or a run that came from MLflow: not ours to push
-        existing = _find(client, experiments, run_id)
-        action = "copy"
-        if existing is not None:
-            tags = existing.data.tags
-            complete = tags.get(COMPLETE_TAG) == "true"
-            if complete and not (
-                tags.get("nbtrack.status") == "running" and row["status"] != "running"
-            ):
-                report.skipped.append(run_id)
-                continue
-            client.delete_run(existing.info.run_id)
-            action = "update"
-        _push_one(client, experiments[0], store, row)
+        with _refused(f"pushing run #{row['number']}", uri):
+            action = _push_if_needed(client, experiments, store, row)
+        if action is None:
+            report.skipped.append(run_id)
+            continue
         (report.copied if action == "copy" else report.updated).append(run_id)
         if progress is not None:
             progress(action, run_id)
@@ -349,7 +381,8 @@ def _pull_all(
                 continue
             if action == "update":
                 store.delete_runs([run_id])
-            _pull_one(client, store, run, run_id, uri)
+            with _refused(f"pulling MLflow run {run.info.run_id}", uri):
+                _pull_one(client, store, run, run_id, uri)
             (report.copied if action == "copy" else report.updated).append(run_id)
             if progress is not None:
                 progress(action, run_id)
