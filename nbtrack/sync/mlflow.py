@@ -25,7 +25,7 @@ from typing import Any
 from nbtrack.errors import NbtrackError, SyncError
 from nbtrack.secrets import redact_text
 from nbtrack.store.base import TrackingStore
-from nbtrack.sync.stores import INCOMPLETE, SyncReport, needs_copy
+from nbtrack.sync.stores import INCOMPLETE, SyncReport, needs_copy, shown
 
 __all__ = ["COMPLETE_TAG", "RUN_ID_TAG", "pull_mlflow", "push_mlflow"]
 
@@ -264,7 +264,7 @@ def _push_all(
     progress: Callable[[str, str], None] | None,
 ) -> SyncReport:
     client, experiments = _connect(uri, experiment, create=True)
-    report = SyncReport(str(store.path), "mlflow+" + redact_text(uri))
+    report = SyncReport(shown(store), "mlflow+" + redact_text(uri))
     ids = (
         [store.resolve(ref) for ref in refs]
         if refs
@@ -357,7 +357,7 @@ def _pull_all(
     progress: Callable[[str, str], None] | None,
 ) -> SyncReport:
     client, experiments = _connect(uri, experiment, create=False)
-    report = SyncReport("mlflow+" + redact_text(uri), str(store.path))
+    report = SyncReport("mlflow+" + redact_text(uri), shown(store))
     page_token = None
     while experiments:
         page = client.search_runs(experiments, max_results=1000, page_token=page_token)

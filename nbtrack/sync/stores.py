@@ -21,7 +21,7 @@ from typing import Any
 from nbtrack.errors import SyncError, UnknownRunError
 from nbtrack.store.base import TrackingStore
 
-__all__ = ["INCOMPLETE", "SyncReport", "copy_runs", "copy_sweeps"]
+__all__ = ["INCOMPLETE", "SyncReport", "copy_runs", "copy_sweeps", "needs_copy", "shown"]
 
 #: Key put in a copied run's ``extra`` until the copy is complete.
 INCOMPLETE = "_nbtrack_sync_incomplete"
@@ -64,6 +64,12 @@ class SyncReport:
         if self.sweeps:
             line += f", {len(self.sweeps)} sweep(s)"
         return "\n".join([line, *(f"  warning: {p}" for p in self.problems)])
+
+
+def shown(store: TrackingStore) -> str:
+    """How a store is named in reports: a database by its URL, password redacted
+    (``PostgresStore.url``), a folder by its path."""
+    return str(getattr(store, "url", None) or store.path)
 
 
 def _state(target: TrackingStore, run_id: str) -> dict[str, Any] | None:
@@ -161,7 +167,7 @@ def copy_runs(
     one copied while still running is replaced. Blobs and artifacts go by hash, so the
     copy's metrics, blobs and artifact hashes are byte-identical to the source's.
     """
-    report = SyncReport(source_name or str(source.path), target_name or str(target.path))
+    report = SyncReport(source_name or shown(source), target_name or shown(target))
     ids = (
         [source.resolve(ref) for ref in refs]
         if refs
