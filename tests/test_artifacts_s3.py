@@ -248,9 +248,12 @@ def test_a_postgresql_store_keeps_its_artifacts_in_s3(
     digest = record.artifacts[0].hash
     assert list(_content_keys(_s3fs(s3_endpoint), s3_prefix)) == [f"{digest[:2]}/{digest[2:]}"]
     store = connect_store(pg_url)
-    assert store.gc(grace=0)["files"] == 0  # referenced content stays
-    store.delete_runs([record.id])
-    assert store.gc(grace=0)["files"] == 1
+    try:
+        assert store.gc(grace=0)["files"] == 0  # referenced content stays
+        store.delete_runs([record.id])
+        assert store.gc(grace=0)["files"] == 1
+    finally:
+        store.close()
     assert _keys(_s3fs(s3_endpoint), s3_prefix) == []
 
 
