@@ -229,3 +229,52 @@ def test_push_json_output_stays_json(
     out = json.loads(capsys.readouterr().out)  # MLflow's "View run" line kept off stdout
     assert out["copied"] == [track.id]
     assert out["target"] == f"mlflow+{mlflow_uri}" and out["source"] == str(tmp_path / "s")
+
+
+def test_a_push_to_mlflow_killed_halfway_and_rerun_leaves_one_run_each(
+    tmp_path: Path, client: Any, mlflow_uri: str
+) -> None:
+    import signal
+
+    folder = tmp_path / "s"
+    store = Store(folder)
+    ids = []
+    for r in range(3):
+        run_id = f"{r + 1:02d}" * 16
+        store.create_run(run_id, {"name": f"big/{r}", "status": "finished", "start_time": 1.0})
+        store.append_metrics(run_id, [("loss", s, s * 0.5, 1000.0 + s) for s in range(10_000)])
+        ids.append(run_id)
+    store.close()
+    experiment = _experiment()
+    exp_id = client.create_experiment(experiment)
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    args = ["push", "--store", str(folder), "--to", f"mlflow+{mlflow_uri}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbtrack", *args, "--experiment", experiment],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    killed = False
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        runs = client.search_runs([exp_id])
+        if any(COMPLETE_TAG not in run.data.tags for run in runs):
+            os.kill(proc.pid, signal.SIGKILL)  # mid-run: its metrics are being written
+            killed = True
+            break
+        time.sleep(0.05)
+    proc.wait()
+    assert killed, "the push finished before it could be killed halfway"
+    half = {r.data.tags[RUN_ID_TAG] for r in client.search_runs([exp_id])} - {
+        r.data.tags[RUN_ID_TAG]
+        for r in client.search_runs([exp_id])
+        if r.data.tags.get(COMPLETE_TAG) == "true"
+    }
+    report = push(f"mlflow+{mlflow_uri}", store=folder, experiment=experiment)
+    assert set(report.updated) == half  # the half-written run(s), written again
+    runs = client.search_runs([exp_id])
+    assert sorted(run.data.tags[RUN_ID_TAG] for run in runs) == ids  # exactly one each
+    for run in runs:
+        assert run.data.tags[COMPLETE_TAG] == "true"
+        assert len(client.get_metric_history(run.info.run_id, "loss")) == 10_000
