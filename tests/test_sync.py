@@ -266,3 +266,24 @@ def test_push_to_and_pull_from_postgresql(pg_url: str, tmp_path: Path) -> None:
     back = pull(pg_url, store=tmp_path / "laptop")
     assert sorted(back.copied) == sorted(ids)
     assert _snapshot(Store(tmp_path / "laptop")) == _snapshot(src)
+
+
+def test_a_run_whose_artifact_is_unreadable_is_not_copied_and_the_rest_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local, team = tmp_path / "local", tmp_path / "team"
+    ids = _make_runs(local)
+    src = Store(local)
+    # run #2's weights (its own content, no other run shares it) vanish from the source
+    [digest] = [d for n, _, d, _, _ in src.artifacts(ids[1]) if n == "weights.bin"]
+    src.artifact_file(digest).unlink()
+    assert cli.main(["push", "--store", str(local), "--to", str(team), "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["failed"] == [ids[1]] and sorted(out["copied"]) == sorted([ids[0], ids[2]])
+    assert len(out["problems"]) == 1 and out["problems"][0].startswith("run #2 not copied: ")
+    dst = Store(team)
+    assert dst.count_runs() == 2  # nothing of run #2 was written
+    # put back (saving the same content again repairs it): the next push copies it
+    src.put_artifact_bytes(b"\x00\x01binary" * 2)
+    assert push(team, store=local).copied == [ids[1]]
+    assert _snapshot(Store(team)) == _snapshot(Store(local))

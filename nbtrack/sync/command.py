@@ -38,8 +38,9 @@ def cmd_push(args: argparse.Namespace) -> int:
     """Push runs to a team store or MLflow server."""
     from nbtrack.sync import push
 
-    _report(push(args.to, args.refs, store=args.store, experiment=args.experiment), args.json)
-    return 0
+    report = push(args.to, args.refs, store=args.store, experiment=args.experiment)
+    _report(report, args.json)
+    return 1 if report.failed else 0
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
@@ -48,7 +49,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
     report = pull(args.source, args.refs, store=args.store, experiment=args.experiment)
     _report(report, args.json)
-    return 0
+    return 1 if report.failed else 0
 
 
 def _add_arguments(p: argparse.ArgumentParser, *, push: bool) -> None:

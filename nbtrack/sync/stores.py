@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbtrack.errors import SyncError, UnknownRunError
+from nbtrack.errors import ArtifactError, SyncError, UnknownRunError
 from nbtrack.store.base import TrackingStore
 
 __all__ = ["INCOMPLETE", "SyncReport", "copy_runs", "copy_sweeps", "needs_copy", "shown"]
@@ -33,13 +33,15 @@ _BLOB_COLUMNS = {"code_hash": "code", "env_hash": "env", "rng_hash": "rng"}
 @dataclass
 class SyncReport:
     """What a push or pull did: run ids copied, updated (a copy that was still running or
-    left half-written), skipped (already there) and problems (one line each)."""
+    left half-written), skipped (already there), failed (not copied: unreadable content in
+    the source) and problems (one line each)."""
 
     source: str
     target: str
     copied: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
     sweeps: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -51,6 +53,7 @@ class SyncReport:
             "copied": self.copied,
             "updated": self.updated,
             "skipped": self.skipped,
+            "failed": self.failed,
             "sweeps": self.sweeps,
             "problems": self.problems,
         }
@@ -61,6 +64,8 @@ class SyncReport:
             f"{self.source} -> {self.target}: {len(self.copied)} run(s) copied, "
             f"{len(self.updated)} updated, {len(self.skipped)} already there"
         )
+        if self.failed:
+            line += f", {len(self.failed)} not copied"
         if self.sweeps:
             line += f", {len(self.sweeps)} sweep(s)"
         return "\n".join([line, *(f"  warning: {p}" for p in self.problems)])
@@ -123,17 +128,21 @@ def _copy_artifact_content(
         # put_artifact_file is idempotent by content: present content is not copied again.
         stored, _ = target.put_artifact_file(source.artifact_file(digest))
         if stored != digest:
-            raise SyncError(
+            raise ArtifactError(
                 f"artifact {digest} of run {run_id[:8]} reads back as {stored}: the source "
                 "file is damaged; run `nbtrack gc --verify` on the source store"
             )
     return records
 
 
-def _copy_run(source: TrackingStore, target: TrackingStore, row: dict[str, Any]) -> list[str]:
+def _copy_run(
+    source: TrackingStore, target: TrackingStore, row: dict[str, Any], *, replace: bool
+) -> list[str]:
     run_id = str(row["id"])
     problems = _copy_blobs(source, target, row)
     artifacts = _copy_artifact_content(source, target, run_id)
+    if replace:  # only once the content is safe in the target
+        target.delete_runs([run_id])
     fields = {k: v for k, v in row.items() if k not in ("id", "number")}
     extra = dict(fields.get("extra") or {})
     fields["extra"] = {**extra, INCOMPLETE: True}
@@ -181,9 +190,14 @@ def copy_runs(
         if action is None:
             report.skipped.append(run_id)
             continue
-        if action == "update":
-            target.delete_runs([run_id])
-        report.problems.extend(_copy_run(source, target, row))
+        try:
+            report.problems.extend(_copy_run(source, target, row, replace=action == "update"))
+        except ArtifactError as exc:
+            # Its content is unreadable in the source: nothing of this run was written;
+            # the other runs still go.
+            report.failed.append(run_id)
+            report.problems.append(f"run #{row['number']} not copied: {exc}")
+            continue
         (report.copied if action == "copy" else report.updated).append(run_id)
         if progress is not None:
             progress(action, run_id)
