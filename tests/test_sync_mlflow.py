@@ -278,3 +278,37 @@ def test_a_push_to_mlflow_killed_halfway_and_rerun_leaves_one_run_each(
     for run in runs:
         assert run.data.tags[COMPLETE_TAG] == "true"
         assert len(client.get_metric_history(run.info.run_id, "loss")) == 10_000
+
+
+def test_push_model_mirrors_versions_and_aliases_to_mlflow_registry(
+    tmp_path: Path, client: Any, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbtrack.registry.api import registry
+    from nbtrack.sync.mlflow_registry import VERSION_TAG
+
+    monkeypatch.chdir(tmp_path)  # no project nbtrack.toml: the default policy
+    folder = tmp_path / "s"
+    for i in range(2):
+        with nbtrack.run(f"m{i}", store=folder, capture_env=False) as track:
+            track.artifact(b"weights-%d" % i, name="model.bin")
+    reg = registry(Store(folder))
+    reg.register(1, "digits-mirror", "model.bin")
+    reg.register(2, "digits-mirror", "model.bin")
+    reg.set_alias("digits-mirror", "champion", 1)
+    url, experiment = f"mlflow+{mlflow_uri}", _experiment()
+    report = push(url, store=folder, model="digits-mirror", experiment=experiment)
+    assert report.copied == ["digits-mirror/1", "digits-mirror/2"]
+    champion = client.get_model_version_by_alias("digits-mirror", "champion")
+    assert champion.tags[VERSION_TAG] == "1"
+    assert champion.tags["nbtrack.stage"] == "development"
+    got = client.download_artifacts(champion.run_id, "nbtrack/model.bin", str(tmp_path))
+    assert Path(got).read_bytes() == b"weights-0"
+    # again: nothing new in MLflow; a moved alias follows
+    reg.set_alias("digits-mirror", "champion", 2)
+    again = push(url, store=folder, model="digits-mirror", experiment=experiment)
+    assert again.copied == [] and len(again.skipped) == 2
+    assert len(client.search_model_versions("name = 'digits-mirror'")) == 2
+    moved = client.get_model_version_by_alias("digits-mirror", "champion")
+    assert moved.tags[VERSION_TAG] == "2"
+    with pytest.raises(SyncError, match="--model mirrors a model to MLflow"):
+        push(tmp_path / "team", store=folder, model="digits-mirror")

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from nbtrack.errors import SyncError
 from nbtrack.sync.stores import SyncReport, copy_runs
 from nbtrack.sync.targets import Target, open_store_target, parse_target
 
@@ -44,6 +45,7 @@ def push(
     *,
     store: Any = None,
     experiment: str | None = None,
+    model: str | None = None,
     progress: Progress | None = None,
 ) -> SyncReport:
     """Copy runs (all, or those ``refs`` name) from the local store to ``to``.
@@ -51,9 +53,20 @@ def push(
     ``to``: a store folder, a ``postgresql://`` URL, ``mlflow+http://host:port``, or
     ``None`` for the project's ``[sync] remote``. ``store``: the local store (a folder or
     an open store; default: the one commands use). ``experiment``: MLflow's experiment.
+    ``model``: instead of runs, mirror that registered model's versions (and their runs)
+    and aliases to MLflow's model registry.
     """
     target = parse_target(to)
     local = _local(store, create=False)
+    if model is not None:
+        if target.kind != "mlflow":
+            raise SyncError(
+                "--model mirrors a model to MLflow's registry (--to mlflow+http://…); "
+                "between nbtrack stores, register the model in the team store itself"
+            )
+        from nbtrack.sync.mlflow_registry import mirror_model
+
+        return mirror_model(local, target.location, model, experiment=experiment)
     if target.kind == "mlflow":
         from nbtrack.sync.mlflow import push_mlflow
 

@@ -38,7 +38,9 @@ def cmd_push(args: argparse.Namespace) -> int:
     """Push runs to a team store or MLflow server."""
     from nbtrack.sync import push
 
-    report = push(args.to, args.refs, store=args.store, experiment=args.experiment)
+    report = push(
+        args.to, args.refs, store=args.store, experiment=args.experiment, model=args.model
+    )
     _report(report, args.json)
     return 1 if report.failed else 0
 
@@ -59,6 +61,11 @@ def _add_arguments(p: argparse.ArgumentParser, *, push: bool) -> None:
             metavar="PATH|URL",
             help="store folder, postgresql:// URL or mlflow+http://host:port "
             "(default: [sync] remote in nbtrack.toml)",
+        )
+        p.add_argument(
+            "--model",
+            metavar="NAME",
+            help="mirror this registered model's versions and aliases to MLflow's registry",
         )
     else:
         p.add_argument(
@@ -116,7 +123,7 @@ def magic_sync(command: str, rest: str) -> Any:
     args = parser.parse_args(words)
     store = config.command_store_dir(search_upwards=False)
     if command == "push":
-        report = push(args.to, args.refs, store=store, experiment=args.experiment)
+        report = push(args.to, args.refs, store=store, experiment=args.experiment, model=args.model)
     else:
         report = pull(args.source, args.refs, store=store, experiment=args.experiment)
     _report(report, args.json)
