@@ -303,9 +303,16 @@ def _replace_values(text: str, values: tuple[str, ...]) -> str:
 DEFAULT_RULES = SecretRules()
 
 
+#: Names the substring rule would catch that hold no secret: Jupyter puts the notebook's path
+#: in JPY_SESSION_NAME, and redacting that path everywhere hid every run from the Runs panel.
+ENV_NOT_SECRET: frozenset[str] = frozenset({"JPY_SESSION_NAME"})
+
+
 def is_secret_env_name(name: str) -> bool:
     """True when an environment variable name looks like it holds a secret (substring rule)."""
     upper = name.upper()
+    if upper in ENV_NOT_SECRET:
+        return False
     return any(marker in upper for marker in ENV_SECRET_MARKERS)
 
 
