@@ -405,3 +405,19 @@ def test_each_run_records_its_user(st: Any, location: str, monkeypatch: pytest.M
         from nbtrack.registry.identity import current_user
 
         assert st.run_row(run)["user_name"] == current_user()
+
+
+def test_the_command_line_reads_a_postgresql_store(pg_url: str) -> None:
+    import subprocess
+    import sys
+
+    with nbtrack.run(name="cli", store=pg_url, capture_env=False, capture_data=False) as t:
+        t.log(loss=0.5)
+    done = subprocess.run(
+        [sys.executable, "-m", "nbtrack", "show", "1", "--store", pg_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "run #1 cli" in done.stdout and "loss=0.5" in done.stdout
