@@ -175,12 +175,13 @@ def test_promote_shows_the_gates_first_and_the_badge_changes(browser: Any, lab: 
         section = panel.locator(".nbtrack-models-section")
         model = section.locator(".nbtrack-model", has_text=MODEL)
         sync_api.expect(model).to_contain_text("2 versions", timeout=30_000)
-        sync_api.expect(model.locator(".nbtrack-stage-development")).to_have_text(
+        head = model.locator(".nbtrack-model-head")
+        sync_api.expect(head.locator(".nbtrack-stage-development")).to_have_text(
             "development v1 v2"
         )
         sync_api.expect(section).to_contain_text("acting as ana@example.org")
 
-        model.locator(".nbtrack-model-head").click()
+        head.click()
         v1 = model.locator(".nbtrack-version[data-version='1']")
         v2 = model.locator(".nbtrack-version[data-version='2']")
         sync_api.expect(v2.locator(".nbtrack-gate-line")).to_have_text("→ staging: passed")
@@ -214,7 +215,7 @@ def test_promote_shows_the_gates_first_and_the_badge_changes(browser: Any, lab: 
         sync_api.expect(accept).to_be_enabled()
         accept.click()
         sync_api.expect(dialog).to_have_count(0)
-        sync_api.expect(model.locator(".nbtrack-stage-staging")).to_have_text("staging v2")
+        sync_api.expect(head.locator(".nbtrack-stage-staging")).to_have_text("staging v2")
         sync_api.expect(v2.locator(".nbtrack-version-head .nbtrack-stage")).to_have_text("staging")
         sync_api.expect(model.locator(".nbtrack-audit")).to_contain_text("promote v2 → staging")
         shot(panel, "04-promoted")
