@@ -56,6 +56,18 @@ def test_env_names_by_substring() -> None:
     assert not is_secret_env_name("OMP_NUM_THREADS")
 
 
+def test_jupyters_notebook_path_is_not_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    # JPY_SESSION_NAME holds the notebook's path and contains "SESSION": redacting it
+    # stored every run with notebook '<redacted>' and emptied the Runs panel.
+    from nbtrack.capture.environment import secret_values
+
+    monkeypatch.setenv("JPY_SESSION_NAME", "/home/ana/work/train.ipynb")
+    monkeypatch.setenv("MY_SESSION_COOKIE", "abcdef123456")
+    assert not is_secret_env_name("JPY_SESSION_NAME")
+    assert "/home/ana/work/train.ipynb" not in secret_values()
+    assert "abcdef123456" in secret_values()
+
+
 @pytest.mark.parametrize(
     "value",
     [
