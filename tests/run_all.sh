@@ -4,13 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Browser tests drive Debian's Chromium (no test tool may download its own browser here).
-if ! command -v chromium >/dev/null 2>&1; then
+# System packages, from Debian when missing (no test tool may download its own browser or
+# database here): Chromium drives the browser tests, PostgreSQL is the team store's real
+# server (tests/pg_server.py starts and stops its own cluster on 127.0.0.1).
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "chromium is missing: install Debian's 'chromium' package (the browser tests need it)" >&2
+    echo "missing Debian packages: ${missing[*]} (the browser and team-store tests need them)" >&2
   fi
 fi
 

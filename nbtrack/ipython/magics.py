@@ -316,13 +316,13 @@ def _info(_: str) -> None:
     from nbtrack.store.sqlite import open_store
 
     folder = config.command_store_dir(search_upwards=False)
-    if not (folder / config.DB_FILENAME).exists():
-        print(f"nbtrack store: {folder} (not created yet: it appears with the first tracked run)")
     if "://" in str(folder):  # a database (nbtrack/store/postgres.py)
         db = open_store(folder)
         shown = getattr(db, "url", folder)
         print(f"nbtrack store: {shown}\n  runs: {db.count_runs()}  schema: v{db.schema_version}")
         return
+    if not (folder / config.DB_FILENAME).exists():
+        print(f"nbtrack store: {folder} (not created yet: it appears with the first tracked run)")
         return
     store = open_store(folder)
     print(f"nbtrack store: {folder}\n  runs: {store.count_runs()}  schema: v{store.schema_version}")
@@ -340,7 +340,8 @@ def _set_store(path: str) -> None:
         folder = os.path.abspath(os.path.expanduser(folder))
     store = open_store(folder)  # fails here, with its own message, if the folder is unusable
     config.set_store_dir(folder)
-    print(f"nbtrack: using the store at {folder}")
+    # A URL is shown with its password redacted (PostgresStore.url).
+    print(f"nbtrack: using the store at {getattr(store, 'url', folder)}")
 
 
 def _runs(rest: str) -> Any:
