@@ -294,3 +294,24 @@ async def test_export_writes_scripts_next_to_the_notebook(jp_fetch, project) -> 
     )
     assert whole["path"] == "exp/train_script.py"
     assert (project["root"] / "exp" / "train_script.py").is_file()
+
+
+async def test_runs_of_a_team_store_on_postgresql(
+    jp_fetch, jp_root_dir: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NBTRACK_STORE names a PostgreSQL database: the panel reads the runs from it, the
+    # same store the notebook's kernel writes to (it used to look for a folder of that name).
+    from nbtrack.store.sqlite import connect_store
+
+    notebook = _notebook(jp_root_dir / "team" / "train.ipynb")
+    store = connect_store(pg_url)
+    try:
+        number = _record(store, notebook, 0.3, 0.7, 1)
+    finally:
+        store.close()
+    monkeypatch.setenv(config.ENV_STORE, pg_url)
+    config.set_store_dir(None)
+    data = await _get(jp_fetch, "runs", path="team/train.ipynb")
+    assert data["store_exists"] is True
+    assert [r["number"] for r in data["runs"]] == [number]
+    assert data["runs"][0]["params"]["lr"] == 0.3

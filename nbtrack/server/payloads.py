@@ -61,10 +61,14 @@ def open_notebook_store(notebook: Path) -> Iterator[Store]:
     A fresh connection each time means a store deleted or replaced between two polls is
     noticed at once instead of being read through a stale handle.
     """
+    from nbtrack.store.postgres import postgres_url
+    from nbtrack.store.sqlite import connect_store
+
     folder = store_dir_for(notebook)
-    if not (folder / config.DB_FILENAME).is_file():
+    # A team store (NBTRACK_STORE=postgresql://...) is a database, not a folder to look in.
+    if postgres_url(folder) is None and not (folder / config.DB_FILENAME).is_file():
         raise NoStoreError(folder)
-    store = Store(folder, create=False)
+    store = connect_store(folder, create=False)
     try:
         # Runs whose kernel died are shown as crashed, not running forever. Marking them
         # writes; a read-only or busy store is still worth reading.
