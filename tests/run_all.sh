@@ -21,6 +21,10 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+# torch first, alone: asked for by itself, pip takes this machine's CPU wheel (+cpu, from
+# its find-links); resolved inside the whole test extra it can prefer PyPI's CUDA build
+# and its ~3 GB of nvidia-* wheels. Installed first, the extra's torch==2.13.0 keeps it.
+.venv/bin/python -m pip install -q "torch==2.13.0"
 # The editable install also builds the JupyterLab extension (jlpm install + build).
 .venv/bin/python -m pip install -q -e ".[test]"
 # Frontend unit tests (node's test runner on the pure modules).
