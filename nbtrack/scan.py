@@ -12,6 +12,7 @@ written, so a scan afterwards is clean.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,6 +110,7 @@ def redact_store(store: Store, rules: SecretRules = DEFAULT_RULES) -> ScanResult
     plan = _plan(store, rules)
     if plan.findings:
         counts = store.redact_in_place(plan.columns, plan.blobs, plan.artifacts, plan.sweeps)
+        _audit_redaction(store, plan.findings)
     else:
         # Nothing left to rewrite; still drop old copies an interrupted redaction left.
         counts = {"runs": 0, "blobs": 0, "artifacts": 0, "compacted": store.compact()}
@@ -284,3 +286,34 @@ class _RunFindings:
                 flag = ".argv[" in f".{path}"
                 explained = ["the value of a secret-named flag" if flag else "a secret-named entry"]
             self.add(path, "; ".join(explained))
+
+
+def _audit_redaction(store: Store, findings: list[Finding]) -> None:
+    """Where the store has a registry audit trail, append that secrets were redacted: which
+    runs and fields, by which rule — never a value. A store with no registry has no trail."""
+    from nbtrack.registry import audit
+    from nbtrack.registry.identity import current_host, current_user
+    from nbtrack.registry.records import Event
+
+    with store.registry_transaction() as writer:
+        count, _ = writer.audit_head()
+        if count == 0:
+            return
+        where = sorted({(f.kind, f.run, f.field, f.rule) for f in findings})
+        audit.append(
+            writer,
+            Event.SECRETS_REDACTED,
+            None,
+            None,
+            None,
+            "nbtrack scan --redact",
+            {
+                "redacted": [
+                    {"kind": k, "number": n, "field": fd, "rule": r} for k, n, fd, r in where
+                ]
+            },
+            current_user(),
+            current_host(),
+            time.time(),
+            where=store.path,
+        )

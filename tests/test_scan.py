@@ -245,3 +245,29 @@ def test_project_patterns_and_a_bad_pattern(old_store: Path) -> None:
         f"nbtrack: error: {config}: [secrets] patterns[0] 'acme-(' is not a valid regular "
         "expression (missing ), unterminated subpattern at position 5); fix it or remove it"
     ]
+
+
+def test_scan_redact_is_recorded_in_the_registrys_audit_trail(old_store: Path) -> None:
+    # A store with a model registry has an audit trail: the redaction is appended to it
+    # (where and by which rule, never a value) and the chain still verifies.
+    from registry_helpers import make_run
+
+    from nbtrack.registry.api import registry
+
+    folder = old_store / ".nbtrack"
+    store = Store(folder)
+    number = make_run(store, {"acc": 0.9})
+    nbtrack.register(number, "clf", artifact="model", store=store)
+    store.close()
+
+    redacted = cli("scan", "--redact", cwd=old_store)
+    assert redacted.returncode == 0, redacted.stderr
+    reader = registry(Store(folder))
+    last = reader.audit()[-1]
+    assert str(last.event) == "secrets-redacted"
+    assert {"kind": "run", "number": 1, "field": "params.password"}.items() <= next(
+        r for r in last.data["redacted"] if r["field"] == "params.password"
+    ).items()
+    assert not any(secret in json.dumps(last.data) for secret in SECRETS)
+    check = reader.verify_audit()
+    assert check.ok, check

@@ -69,6 +69,9 @@ class Event(enum.StrEnum):
     UNALIAS = "unalias"
     ROLLBACK = "rollback"
     GATE = "gate"
+    #: ``nbtrack scan --redact`` rewrote secrets out of the store (where and by which rule;
+    #: never the values).
+    SECRETS_REDACTED = "secrets-redacted"
 
 
 @dataclass(frozen=True)
