@@ -365,15 +365,13 @@ def test_eight_writers_lose_nothing(pg_url: str) -> None:
 
 
 def test_a_tracked_cell_writes_to_postgresql(shell: Any, pg_url: str) -> None:
-    from conftest import run_cell
-
-    result = run_cell(shell, f"%nbtrack store {pg_url}")
+    result = shell.run_cell(f"%nbtrack store {pg_url}", store_history=True)
     assert result.success, result.error_in_exec
     for lr in (0.1, 0.2):
-        result = run_cell(
-            shell,
+        result = shell.run_cell(
             f"%%track --name fit\nlr = {lr}\nfor step in range(3):\n"
             "    track.log(loss=lr * (3 - step), step=step)\nscore = lr * 2\n",
+            store_history=True,
         )
         assert result.success, result.error_in_exec
     frame = nbtrack.runs(store=pg_url)

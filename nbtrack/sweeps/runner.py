@@ -193,18 +193,15 @@ def open_sweep(plan: SweepPlan, context: CellContext, store: Store) -> Sweep:
         "history": [[e.execution_count, e.source] for e in context.history],
         "extra": {**extra, **_context_extra(plan, context)},
     }
-    stored, redacted = _without_secrets(row, context)
-    _refuse_workers_with_secrets(plan, redacted)
-    number = store.create_sweep(sweep_id, stored)
+    number = store.create_sweep(sweep_id, _without_secrets(row, context))
     # This process runs its trials from the cell as it is, secrets included; only the store
     # (and so any worker process, which reads the code from it) gets the redacted copy.
     return Sweep.from_row(store, {**row, "id": sweep_id, "number": number})
 
 
-def _without_secrets(row: dict[str, Any], context: CellContext) -> tuple[dict[str, Any], bool]:
+def _without_secrets(row: dict[str, Any], context: CellContext) -> dict[str, Any]:
     """``row`` as it may be stored: code, history, template, overrides and the magic line
-    through the same redactor as a run's (:mod:`nbtrack.secrets`); and whether anything
-    had to be redacted."""
+    through the same redactor as a run's (:mod:`nbtrack.secrets`)."""
     from nbtrack.capture.environment import secret_values
     from nbtrack.secrets import DEFAULT_RULES, Redactor, project_rules
 
@@ -218,7 +215,6 @@ def _without_secrets(row: dict[str, Any], context: CellContext) -> tuple[dict[st
         [row.get("code") or "", (row.get("extra") or {}).get("template") or "", *history]
     )
     stored = dict(row)
-    changed = code != (row.get("code") or "") or clean_history != history
     stored["code"] = code
     if "history" in row:
         stored["history"] = [
@@ -226,17 +222,22 @@ def _without_secrets(row: dict[str, Any], context: CellContext) -> tuple[dict[st
         ]
     if "extra" in row:
         extra = dict(row["extra"])
-        changed = changed or template != (extra.get("template") or "")
         extra["template"] = template
         extra["overrides"] = redactor.value(extra.get("overrides") or {}, names=True)
         extra["magic_line"] = redactor.magic_line(extra.get("magic_line") or "")
         stored["extra"] = extra
-    return stored, changed
+    return stored
 
 
-def _refuse_workers_with_secrets(plan: SweepPlan, redacted: bool) -> None:
-    """Workers read the cell from the store, where secrets are never written."""
-    if redacted and plan.workers > 1:
+def _refuse_workers_with_secrets(sweep: Sweep) -> None:
+    """Workers run the program made from the sweep's STORED record, where secrets are never
+    written: when a secret was redacted out of what they would run, say so instead of
+    letting them run ``'<redacted>'`` as the value."""
+    from nbtrack.secrets import REDACTED
+    from nbtrack.sweeps.worker import worker_program
+
+    stored = Sweep.from_row(sweep.store, sweep.store.sweep_row(sweep.id))
+    if any(REDACTED in part for part in worker_program(stored)):
         raise SweepError(
             "--workers: the sweep cell (or a cell it depends on) holds a secret, which is never "
             "written to the store that workers read the code from; read it from an environment "
@@ -292,9 +293,7 @@ def _resume(plan: SweepPlan, context: CellContext, store: Store) -> Sweep:
         "history": [[e.execution_count, e.source] for e in context.history],
         "extra": {**row["extra"], **_context_extra(plan, context)},
     }
-    stored, redacted = _without_secrets(fields, context)
-    _refuse_workers_with_secrets(plan, redacted)
-    store.update_sweep(row["id"], stored)
+    store.update_sweep(row["id"], _without_secrets(fields, context))
     return Sweep.from_row(store, {**store.sweep_row(row["id"]), **fields})
 
 
@@ -404,6 +403,7 @@ def run_sweep(
             from nbtrack.sweeps.worker import check_worker_program
 
             check_worker_program(sweep)  # before any worker starts, with export's reason
+            _refuse_workers_with_secrets(sweep)
             result = _run_workers(sweep, plan.workers, observer, poll_seconds)
         else:
             # A resumed sweep's sampler must not replay the draws its first run made (a
