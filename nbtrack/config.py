@@ -26,7 +26,7 @@ ENV_FLUSH_INTERVAL = "NBTRACK_FLUSH_INTERVAL"
 #: Set to "0" to disable the summary shown after a tracked cell.
 ENV_SUMMARY = "NBTRACK_SUMMARY"
 #: Who acts on the model registry (approvals, promotions, the audit log); default: git's
-#: user.email, then user.name, then the login name (nbtrack/registry/identity.py).
+#: user.email, then user.name, then the login name (nbtrack/identity.py).
 ENV_USER = "NBTRACK_USER"
 #: Set by ``nbtrack export --verify`` for the script it re-runs: that run reproduces another
 #: one and must not register models (track.register does nothing there).

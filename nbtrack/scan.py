@@ -291,8 +291,8 @@ class _RunFindings:
 def _audit_redaction(store: Store, findings: list[Finding]) -> None:
     """Where the store has a registry audit trail, append that secrets were redacted: which
     runs and fields, by which rule — never a value. A store with no registry has no trail."""
+    from nbtrack.identity import current_host, current_user
     from nbtrack.registry import audit
-    from nbtrack.registry.identity import current_host, current_user
     from nbtrack.registry.records import Event
 
     with store.registry_transaction() as writer:

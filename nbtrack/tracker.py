@@ -298,7 +298,7 @@ class ActiveRun:
 
     def _user(self) -> str | None:
         """Who runs this (docs/team.md); a failed look-up is the store's default, not an error."""
-        from nbtrack.registry.identity import declared_user
+        from nbtrack.identity import declared_user
 
         try:
             return declared_user(self.spec.cwd)

@@ -400,7 +400,7 @@ def test_each_run_records_its_user(st: Any, location: str, monkeypatch: pytest.M
     if isinstance(st, PostgresStore):
         assert st.run_row(run)["user_name"] == "nbtrack"  # tests/pg_server.py's role
     else:
-        from nbtrack.registry.identity import current_user
+        from nbtrack.identity import current_user
 
         assert st.run_row(run)["user_name"] == current_user()
 

@@ -26,8 +26,8 @@ from nbtrack.errors import (
     UnknownModelError,
     UsageError,
 )
+from nbtrack.identity import current_host
 from nbtrack.registry import audit, hooks
-from nbtrack.registry.identity import current_host
 from nbtrack.registry.policy import Policy, allowed
 from nbtrack.registry.reading import RegistryReader, parse_stage
 from nbtrack.registry.records import (

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtrack.errors import UnknownModelError, UnknownRunError, UsageError
+from nbtrack.identity import current_user
 from nbtrack.registry import audit
 from nbtrack.registry.gates import RunFacts, evaluate
-from nbtrack.registry.identity import current_user
 from nbtrack.registry.policy import Policy, load_policy
 from nbtrack.registry.records import (
     STAGES,

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack.errors import RegistryError
+from nbtrack.identity import current_user
 from nbtrack.registry import Registry, Stage, parse_stage
-from nbtrack.registry.identity import current_user
 from nbtrack.registry.records import (
     EXCLUSIVE_STAGES,
     STAGES,

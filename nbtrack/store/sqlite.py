@@ -247,7 +247,7 @@ class Store(RegistryTables):
             **fields,
         }
         if row.get("user_name") is None:  # nobody named: the login name
-            from nbtrack.registry.identity import current_user
+            from nbtrack.identity import current_user
 
             row["user_name"] = current_user()
         columns, values = self._encode(row)

@@ -1,4 +1,4 @@
-"""Who is acting on the registry, and from which host.
+"""Who is acting (on runs and on the registry), and from which host.
 
 The user is ``$NBTRACK_USER`` when set (CI jobs, shared accounts), else git's
 ``user.email``, else git's ``user.name``, else the login name. Git is asked once per
