@@ -210,6 +210,15 @@ class SecretRules:
     names: tuple[tuple[str, ...], ...] = ()
     patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()
 
+    def __hash__(self) -> int:
+        # Hashed on every cached code pass, i.e. once per history cell on every tracked
+        # cell: the generated hash would rehash every field each time, so keep it.
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.names, self.patterns))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
     def name_rule(self, name: str) -> str | None:
         """The rule that makes ``name`` (a name in code) secret, or None."""
         return _name_rule(name, self.names)
