@@ -73,6 +73,7 @@ def run(
     capture_data: bool = True,
     goals: dict[str, str] | None = None,
     stop_at: dict[str, Any] | None = None,
+    project: str | None = None,
 ) -> ActiveRun:
     """Start a tracked run for script code; use it as ``with nbtrack.run(...) as track:``.
 
@@ -82,6 +83,8 @@ def run(
     ``stop_at={"metric": "val_acc", "step": 7}`` ends the block once ``track.log`` logs
     that metric at that step: the run is recorded ``pruned`` and the code after the
     ``with`` block runs (an exported pruned sweep trial stops where its pruner stopped it).
+    ``project`` scopes the run to a team's project (default: ``$NBTRACK_PROJECT``, then
+    ``[project] name`` in nbtrack.toml, else none; docs/team.md).
     The same tracker backs the ``%%track`` magic. See :class:`nbtrack.tracker.ActiveRun`.
     """
     from nbtrack.tracker import start_script_run
@@ -98,6 +101,7 @@ def run(
         capture_data=capture_data,
         goals=goals,
         stop_at=stop_at,
+        project=project,
     )
 
 
@@ -108,17 +112,19 @@ def runs(
     *,
     store: Any = None,
     user: str | None = None,
+    project: str | None = None,
 ) -> pandas.DataFrame:
     """All runs as a pandas DataFrame, one row a run, oldest first.
 
     Columns: ``number``, ``id``, ``name``, ``status``, ``start_time``, ``end_time``,
-    ``duration``, ``tags``, ``note``, ``user``, then ``params.<key>`` and ``metrics.<key>``
-    (last value). ``name`` may be a glob such as ``"digits/*"``; ``user`` keeps one
-    person's runs (``$NBTRACK_USER``, git's identity, the login or database role).
+    ``duration``, ``tags``, ``note``, ``user``, ``project``, then ``params.<key>`` and
+    ``metrics.<key>`` (last value). ``name`` may be a glob such as ``"digits/*"``; ``user``
+    keeps one person's runs (``$NBTRACK_USER``, git's identity, the login or database
+    role); ``project`` keeps one project's (docs/team.md). Neither: every run.
     """
     from nbtrack.query import runs as _runs
 
-    return _runs(name=name, status=status, tag=tag, store=store, user=user)
+    return _runs(name=name, status=status, tag=tag, store=store, user=user, project=project)
 
 
 def get_run(ref: Any, *, store: Any = None) -> RunRecord:

@@ -28,6 +28,10 @@ ENV_SUMMARY = "NBTRACK_SUMMARY"
 #: Who acts on the model registry (approvals, promotions, the audit log); default: git's
 #: user.email, then user.name, then the login name (nbtrack/identity.py).
 ENV_USER = "NBTRACK_USER"
+#: The project a run belongs to when neither ``%%track --project`` nor
+#: ``nbtrack.run(project=...)`` names one; nbtrack.toml's ``[project] name`` comes after it
+#: (the rule: nbtrack/identity.py's ``current_project``).
+ENV_PROJECT = "NBTRACK_PROJECT"
 #: Set by ``nbtrack export --verify`` for the script it re-runs: that run reproduces another
 #: one and must not register models (track.register does nothing there).
 ENV_VERIFYING = "NBTRACK_VERIFYING"

@@ -1,8 +1,12 @@
-"""Who is acting (on runs and on the registry), and from which host.
+"""Who is acting (on runs and on the registry), from which host, and for which project.
 
 The user is ``$NBTRACK_USER`` when set (CI jobs, shared accounts), else git's
 ``user.email``, else git's ``user.name``, else the login name. Git is asked once per
 process and folder: the answer does not change while a kernel runs.
+
+A run's project (a short name that scopes a team's runs, docs/team.md) is the one the run
+names (``%%track --project``, ``nbtrack.run(project=...)``), else ``$NBTRACK_PROJECT``,
+else ``[project] name`` of the nearest ``nbtrack.toml``, else none: :func:`current_project`.
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ from __future__ import annotations
 import functools
 import getpass
 import os
+import re
 import socket
 import subprocess
 
 from nbtrack import config
+from nbtrack.errors import UsageError
 
 
 @functools.lru_cache(maxsize=8)
@@ -62,4 +68,49 @@ def current_host() -> str:
     return socket.gethostname()
 
 
-__all__ = ["current_host", "current_user", "declared_user"]
+#: A project name: short, one word, safe in a URL query, a file name and an MLflow
+#: experiment name; ``/`` allowed for a team's sub-projects (``vision/detection``).
+PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
+
+
+def check_project(value: object, source: str = "project") -> str:
+    """``value`` as a project name, or one :class:`UsageError` line naming ``source``."""
+    text = value.strip() if isinstance(value, str) else value
+    if not isinstance(text, str) or PROJECT_NAME.fullmatch(text) is None:
+        raise UsageError(
+            f"{source} {value!r} is not a project name: use up to 64 letters, digits, "
+            "'.', '_', '-' or '/', starting with a letter or digit (e.g. vision-team)"
+        )
+    return text
+
+
+def current_project(
+    explicit: str | None = None, cwd: str | os.PathLike[str] | None = None
+) -> str | None:
+    """The project a run belongs to, by the rule in the module's docstring.
+
+    ``explicit`` is what the run itself says (``--project``, ``project=``); ``cwd`` is where
+    ``nbtrack.toml`` is looked for (default: the working directory). A bad name from any
+    source is a :class:`UsageError` naming that source; ``None`` when nothing names one.
+    """
+    if explicit is not None:
+        return check_project(explicit)
+    from_env = os.environ.get(config.ENV_PROJECT, "").strip()
+    if from_env:
+        return check_project(from_env, f"${config.ENV_PROJECT}")
+    found = config.project_config(cwd)
+    if found is None:
+        return None
+    path, data = found
+    table = data.get("project")
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise UsageError(
+            f'{path}: [project] must be a table: a `[project]` line, then `name = "…"`'
+        )
+    name = table.get("name")
+    return None if name is None else check_project(name, f"{path}: [project] name")
+
+
+__all__ = ["check_project", "current_host", "current_project", "current_user", "declared_user"]

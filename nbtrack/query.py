@@ -87,6 +87,7 @@ def load_record(store: Store, run_id: str, *, full: bool = True) -> RunRecord:
         extra=row["extra"],
         store=store,
         goals=row["goals"],
+        project=row.get("project"),
     )
 
 
@@ -109,6 +110,7 @@ RUNS_COLUMNS = (
     "params",
     "metrics",
     "user_name",
+    "project",
 )
 
 
@@ -120,15 +122,22 @@ def runs(
     store: StoreLike = None,
     notebook: str | None = None,
     user: str | None = None,
+    project: str | None = None,
 ) -> pandas.DataFrame:
     """All runs as a DataFrame, one row a run, oldest first (see :func:`nbtrack.runs`);
-    ``user``: only the runs that user ran (docs/team.md)."""
+    ``user``: only the runs that user ran; ``project``: only that project's (docs/team.md)."""
     import pandas as pd
 
     st = _store(store)
     st.mark_crashed()
     rows = st.list_runs(
-        name=name, status=status, tag=tag, columns=RUNS_COLUMNS, notebook=notebook, user=user
+        name=name,
+        status=status,
+        tag=tag,
+        columns=RUNS_COLUMNS,
+        notebook=notebook,
+        user=user,
+        project=project,
     )
     loads = _fast_json_loads()
     columns = list(zip(*rows)) if rows else [()] * len(RUNS_COLUMNS)
@@ -146,6 +155,7 @@ def runs(
             "tags": [loads(t) for t in columns[6]],
             "note": list(columns[7]),
             "user": list(columns[10]),
+            "project": list(columns[11]),
         }
     )
     # Building each block from a list of dicts keeps the per-run work in pandas' C code:

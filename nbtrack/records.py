@@ -73,6 +73,8 @@ class RunRecord:
     store: Store = field(repr=False, compare=False)
     #: Each metric's direction as the run used it: ``{metric: {"direction", "source"}}``.
     goals: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: The project that scopes the run (docs/team.md), or ``None``.
+    project: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -156,6 +158,7 @@ class RunRecord:
             "error": self.error,
             "warnings": self.warnings,
             "extra": self.extra,
+            "project": self.project,
         }
 
     def __str__(self) -> str:

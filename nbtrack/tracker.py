@@ -135,6 +135,9 @@ class RunSpec:
     #: End the run once this metric is logged at this step, ``{"metric": "val_acc",
     #: "step": 7}`` (:func:`stop_point`): a script reproducing a pruned trial.
     stop_at: Mapping[str, Any] | None = None
+    #: The project the run names (``--project``, ``project=``); :meth:`ActiveRun.start`
+    #: falls back to ``$NBTRACK_PROJECT`` and nbtrack.toml (:mod:`nbtrack.identity`).
+    project: str | None = None
 
 
 class Captures:
@@ -254,6 +257,13 @@ class ActiveRun:
             check_seed(spec.seed)
         stop_point(spec.stop_at)  # a bad one fails here, before anything is recorded
         goals = parse_goals(spec.goals, "goals") if spec.goals else {}
+        from dataclasses import replace
+
+        from nbtrack.identity import current_project
+
+        # A bad project name (the run's, $NBTRACK_PROJECT's or nbtrack.toml's) fails here,
+        # before anything is recorded, like a bad seed; the run stores the resolved name.
+        spec = replace(spec, project=current_project(spec.project, spec.cwd))
         if not isinstance(store, Store):
             store = open_store(store)
         store.check_blob_cache()
@@ -294,6 +304,7 @@ class ActiveRun:
             "extra": facts.extra,
             "goals": self._declared_goals(),
             "user_name": self._user(),
+            "project": spec.project,
         }
 
     def _user(self) -> str | None:
@@ -991,6 +1002,7 @@ def start_script_run(
     capture_data: bool,
     goals: Mapping[str, str] | None = None,
     stop_at: Mapping[str, Any] | None = None,
+    project: str | None = None,
 ) -> ActiveRun:
     """Start a run for script code; the code recorded is the ``__main__`` file's source.
 
@@ -1020,6 +1032,7 @@ def start_script_run(
         extra={"argv": list(sys.argv), "script": os.path.abspath(main_file) if main_file else None},
         goals=dict(goals or {}),
         stop_at=stop_at,
+        project=project,
     )
     return ActiveRun.start(spec, store)
 

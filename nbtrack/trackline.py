@@ -88,6 +88,14 @@ def _one_of(flag: str, module: str, table: str) -> Callable[[Any], str | None]:
     return convert
 
 
+def _project(value: Any) -> str | None:
+    if value is None:
+        return None
+    from nbtrack.identity import check_project  # the one rule for a project name
+
+    return check_project(value, f"{PROG} --project")
+
+
 def _direction(value: Any) -> str | None:
     if value is None:
         return None
@@ -181,6 +189,15 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "note",
         'A free-text note. Quote it: `--note "lower lr"`.',
         metavar="TEXT",
+    ),
+    OptionSpec(
+        ("--project",),
+        "project",
+        "The project the run belongs to (letters, digits, `.`, `_`, `-`, `/`); default: "
+        "`$NBTRACK_PROJECT`, then `[project] name` in `nbtrack.toml`, else none "
+        "(docs/team.md).",
+        metavar="NAME",
+        convert=_project,
     ),
     OptionSpec(
         ("--set",),
@@ -312,6 +329,7 @@ class TrackOptions:
     deterministic: bool = False
     tags: tuple[str, ...] = ()
     note: str | None = None
+    project: str | None = None
     overrides: tuple[tuple[str, object], ...] = field(default=())
     no_data: bool = False
     no_env: bool = False

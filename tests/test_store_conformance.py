@@ -419,3 +419,78 @@ def test_the_command_line_reads_a_postgresql_store(pg_url: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "run #1 cli" in done.stdout and "loss=0.5" in done.stdout
+
+
+# -- projects -----------------------------------------------------------------------------------
+def test_runs_record_their_project_and_list_runs_scopes_by_it(
+    st: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no nbtrack.toml above: nothing names a project
+    monkeypatch.delenv(config.ENV_PROJECT, raising=False)
+    for project in ("vision", "nlp", None, "vision"):
+        with nbtrack.run(
+            name="fit", store=st, project=project, capture_env=False, capture_data=False
+        ) as track:
+            track.log(loss=1.0)
+    assert st.list_runs(project="vision", columns=("number", "project")) == [
+        (1, "vision"),
+        (4, "vision"),
+    ]
+    assert st.list_runs(project="nlp", name="fit", columns=("number",)) == [(2,)]
+    assert st.list_runs(project="none-such", columns=("number",)) == []
+    frame = nbtrack.runs(store=st)  # default scoping: none, every run
+    assert list(frame["number"]) == [1, 2, 3, 4]
+    assert list(frame["project"].fillna("-")) == ["vision", "nlp", "-", "vision"]
+    assert list(nbtrack.runs(store=st, project="vision")["number"]) == [1, 4]
+    assert nbtrack.get_run(2, store=st).project == "nlp"
+    assert nbtrack.get_run(3, store=st).project is None
+
+
+def test_a_v5_store_migrates_to_projects_keeping_its_runs(location: str) -> None:
+    """A store left at schema v5 (before projects) opens migrated: its runs kept, with no
+    project, and new runs can name one."""
+    run = _new_id()
+    if location.startswith("postgresql://"):
+        import psycopg
+
+        from nbtrack.store.postgres import PG_MIGRATIONS
+
+        with psycopg.connect(location, autocommit=True) as conn:
+            for version in range(1, 6):
+                for statement in PG_MIGRATIONS[version]:
+                    conn.execute(statement)
+            conn.execute("INSERT INTO meta VALUES ('schema_version', 5)")
+            conn.execute(
+                "INSERT INTO runs (id, number, name, status, start_time, user_name) "
+                "VALUES (%s, 1, 'old', 'finished', 1.0, 'ana')",
+                (run,),
+            )
+    else:
+        import sqlite3
+
+        from nbtrack.store.schema import MIGRATIONS
+
+        Path(location).mkdir(parents=True)
+        conn = sqlite3.connect(Path(location) / config.DB_FILENAME)
+        for version in range(1, 6):
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+        conn.execute(
+            "INSERT INTO runs (id, number, name, status, start_time, user_name) "
+            "VALUES (?, 1, 'old', 'finished', 1, 'ana')",
+            (run,),
+        )
+        conn.execute("PRAGMA user_version=5")
+        conn.commit()
+        conn.close()
+    store = connect_store(location)
+    try:
+        assert store.schema_version == SCHEMA_VERSION >= 6
+        row = store.run_row(run)
+        assert (row["name"], row["user_name"], row["project"]) == ("old", "ana", None)
+        new = _new_id()
+        assert store.create_run(new, _run_fields(project="vision")) == 2
+        assert store.list_runs(project="vision", columns=("id",)) == [(new,)]
+        assert [r[0] for r in store.list_runs(columns=("id",))] == [run, new]
+    finally:
+        store.close()

@@ -30,6 +30,7 @@ CASES = {
     "deterministic": [("--deterministic", True)],
     "tags": [("--tag a -t b --tag a", ("a", "b", "a"))],
     "note": [('--note "lower lr, more epochs"', "lower lr, more epochs")],
+    "project": [("--project vision-team", "vision-team"), ("--project ' a/b '", "a/b")],
     "overrides": [
         (
             "--set lr=1e-3 --set opt=adam --set layers=[64,32]",
@@ -95,6 +96,7 @@ def test_empty_line_is_the_defaults() -> None:
         ("--set 1x=2", "bad --set option '1x=2'"),
         ('--note "unclosed', "cannot split the options (No closing quotation)"),
         ("--det", "unrecognized arguments: --det"),  # no abbreviations
+        ("--project 'two words'", "--project 'two words' is not a project name"),
         ("stray", "unrecognized arguments: stray"),
     ],
 )
@@ -127,6 +129,7 @@ def test_not_strict_ignores_options_it_does_not_know() -> None:
             deterministic=True,
             tags=("x", "y z"),
             note='say "hi"',
+            project="vision/detection",
             overrides=(("lr", 0.1), ("opt", "adam"), ("text", "1"), ("big", float("inf"))),
             no_data=True,
             no_env=True,

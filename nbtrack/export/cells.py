@@ -95,6 +95,8 @@ def run_call(
         args.append(f"tags={list(options.tags)!r}")
     if options.note:
         args.append(f"note={options.note!r}")
+    if options.project:
+        args.append(f"project={options.project!r}")
     if options.no_env:
         args.append("capture_env=False")
     if options.no_data:

@@ -547,6 +547,9 @@ def render_run(
             seed=record.seed,
             deterministic=record.deterministic,
             overrides=(),
+            # The project the run recorded, wherever it came from ($NBTRACK_PROJECT,
+            # nbtrack.toml): the script's run lands in the same project.
+            project=record.project,
         )
         call = run_call(effective, params="PARAMS", seed=seed, stop_at=stop)
         lines.append(with_block(call, flags.tracked_code))

@@ -182,6 +182,7 @@ class TrackMagics(Magics):
             deterministic=args.deterministic,
             tags=list(args.tags),
             note=args.note,
+            project=args.project,
             capture_env=not args.no_env,
             capture_data=not args.no_data,
             kind="cell",

@@ -64,6 +64,7 @@ class TrackingStore(RegistryStore, Protocol):
         columns: Sequence[str] = ...,
         notebook: str | None = None,
         user: str | None = None,
+        project: str | None = None,
     ) -> list[tuple[Any, ...]]:
         """Rows of ``columns`` of the runs matching the filters, by number."""
         ...

@@ -305,6 +305,11 @@ PG_MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE runs ADD COLUMN IF NOT EXISTS user_name TEXT DEFAULT current_user",
         "CREATE INDEX IF NOT EXISTS runs_user ON runs(user_name)",
     ],
+    # Projects (nbtrack/store/schema.py's v6): NULL for a run no project scoped.
+    6: [
+        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS project TEXT",
+        "CREATE INDEX IF NOT EXISTS runs_project ON runs(project)",
+    ],
 }
 assert sorted(PG_MIGRATIONS) == list(range(1, SCHEMA_VERSION + 1)), "a migration is missing"
 
@@ -619,6 +624,7 @@ class PostgresStore(Store):
         columns: Sequence[str] = RUN_COLUMNS,
         notebook: str | None = None,
         user: str | None = None,
+        project: str | None = None,
     ) -> list[tuple[Any, ...]]:
         """Rows of runs, oldest first, filtered; ``name`` may be a glob (``digits/*``)."""
         where: list[str] = []
@@ -626,6 +632,9 @@ class PostgresStore(Store):
         if user is not None:
             where.append("user_name = ?")
             args.append(user)
+        if project is not None:
+            where.append("project = ?")
+            args.append(project)
         if name is not None:
             if any(ch in name for ch in "*?["):
                 where.append("name ~ ?")

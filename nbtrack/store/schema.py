@@ -7,7 +7,7 @@ rather than guessed at.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -264,5 +264,13 @@ MIGRATIONS: dict[int, list[str]] = {
     5: [
         "ALTER TABLE runs ADD COLUMN user_name TEXT",
         "CREATE INDEX IF NOT EXISTS runs_user ON runs(user_name)",
+    ],
+    # Projects (docs/team.md): the short name that scopes a team's runs — `%%track
+    # --project`, `nbtrack.run(project=...)`, $NBTRACK_PROJECT or nbtrack.toml's
+    # `[project] name` (nbtrack/identity.py) — NULL when none says, so `runs(project=...)`
+    # keeps one project's runs and a store nobody scopes is read as before.
+    6: [
+        "ALTER TABLE runs ADD COLUMN project TEXT",
+        "CREATE INDEX IF NOT EXISTS runs_project ON runs(project)",
     ],
 }

@@ -87,6 +87,7 @@ RUN_COLUMNS = (
     "extra",
     "goals",
     "user_name",
+    "project",
 )
 #: A running run whose heartbeat is older than this (seconds), on another host, is crashed.
 STALE_AFTER = 600.0
@@ -328,13 +329,17 @@ class Store(RegistryTables):
         columns: Sequence[str] = RUN_COLUMNS,
         notebook: str | None = None,
         user: str | None = None,
+        project: str | None = None,
     ) -> list[tuple[Any, ...]]:
         """Rows of runs, oldest first, filtered; ``name`` may be a glob (``digits/*``);
-        ``user``: only that user's runs."""
+        ``user``: only that user's runs; ``project``: only that project's."""
         where, args = [], []
         if user is not None:
             where.append("user_name = ?")
             args.append(user)
+        if project is not None:
+            where.append("project = ?")
+            args.append(project)
         if name is not None:
             if any(ch in name for ch in "*?["):
                 where.append("name GLOB ?")

@@ -120,6 +120,7 @@ def _spec(sweep: Sweep, trial: optuna.trial.Trial, executor: TrialExecutor) -> R
         deterministic=options.deterministic,
         tags=[*options.tags, f"sweep-{sweep.number}"],
         note=options.note,
+        project=options.project,
         capture_env=not options.no_env,
         capture_data=not options.no_data,
         kind="cell",

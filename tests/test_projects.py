@@ -1,0 +1,105 @@
+"""Projects (docs/team.md#projects): where a run's project comes from, how a bad name is
+refused, and that `%%track --project` reaches the run and the exported script."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nbtrack
+from nbtrack import config
+from nbtrack.errors import UsageError
+from nbtrack.identity import current_project
+
+
+def _toml(folder: Path, text: str) -> None:
+    (folder / config.PROJECT_CONFIG_FILENAME).write_text(text, encoding="utf-8")
+
+
+def _recorded_project(**kwargs: object) -> str | None:
+    with nbtrack.run(name="p", capture_env=False, capture_data=False, **kwargs) as track:  # type: ignore[arg-type]
+        track.log(x=1.0)
+    return nbtrack.get_run(track.number).project
+
+
+def test_the_run_beats_the_environment_beats_nbtrack_toml(
+    store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "repo" / "notebooks"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    monkeypatch.delenv(config.ENV_PROJECT, raising=False)
+    assert _recorded_project() is None  # nothing says: no project
+    _toml(tmp_path / "repo", '[project]\nname = "from-toml"\n')  # found upwards, like .git
+    assert current_project() == "from-toml"
+    assert _recorded_project() == "from-toml"
+    monkeypatch.setenv(config.ENV_PROJECT, " from-env ")
+    assert _recorded_project() == "from-env"
+    assert _recorded_project(project="named") == "named"
+    assert list(nbtrack.runs(project="from-toml")["number"]) == [2]
+    # A toml without a [project] table names none.
+    monkeypatch.delenv(config.ENV_PROJECT)
+    _toml(tmp_path / "repo", '[metrics]\nval_loss = "min"\n')
+    assert _recorded_project() is None
+
+
+@pytest.mark.parametrize(
+    ("source", "says"),
+    [
+        ("run", "project 'two words' is not a project name"),
+        ("env", "$NBTRACK_PROJECT 'two words' is not a project name"),
+        ("toml", "[project] name 'two words' is not a project name"),
+        ("table", "[project] must be a table"),
+    ],
+)
+def test_a_bad_project_is_one_usage_line_and_records_nothing(
+    store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, says: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(config.ENV_PROJECT, raising=False)
+    kwargs = {"project": "two words"} if source == "run" else {}
+    if source == "env":
+        monkeypatch.setenv(config.ENV_PROJECT, "two words")
+    if source == "toml":
+        _toml(tmp_path, '[project]\nname = "two words"\n')
+    if source == "table":
+        _toml(tmp_path, 'project = "flat"\n')
+    with pytest.raises(UsageError) as info:
+        _recorded_project(**kwargs)
+    message = str(info.value)
+    assert says in message and "\n" not in message
+    assert ("letters, digits" if source != "table" else 'name = "') in message
+    assert nbtrack.runs().empty  # refused before anything was recorded
+
+
+def test_track_project_reaches_the_run_and_the_exported_script(
+    shell: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nbtrack.export import export_run
+
+    monkeypatch.setenv(config.ENV_PROJECT, "from-env")  # the line's option wins
+    shell.reset(new_session=True)
+    result = shell.run_cell(
+        "%%track --name fit --project vision/detection --quiet\nlr = 0.1\ntrack.log(loss=lr)\n",
+        store_history=True,
+    )
+    assert result.success, result.error_in_exec
+    record = nbtrack.get_run("last")
+    assert record.project == "vision/detection"
+    assert record.to_dict()["project"] == "vision/detection"
+    assert "project='vision/detection'" in export_run(record).script
+    # Without the option: $NBTRACK_PROJECT, and the script keeps what the run recorded.
+    shell.run_cell("%%track --name fit --quiet\ntrack.log(loss=0.2)\n", store_history=True)
+    record = nbtrack.get_run("last")
+    assert record.project == "from-env"
+    assert "project='from-env'" in export_run(record).script
+    # A bad name is the magic's one UsageError line, and the cell does not run.
+    capsys.readouterr()
+    bad = shell.run_cell("%%track --project 'a b'\nran = True\n", store_history=True)
+    assert not bad.success and "ran" not in shell.user_ns
+    out = capsys.readouterr()
+    shown = [ln for ln in (out.err + out.out).splitlines() if ln.strip()]
+    assert len(shown) == 1 and shown[0].startswith("UsageError: %%track --project 'a b'"), shown
+    assert len(nbtrack.runs()) == 2
