@@ -1,19 +1,25 @@
 """Where the store lives and every environment variable nbtrack reads.
 
-Resolution order for the store folder:
+Resolution order for the store (a folder, or a ``postgresql://`` URL):
 
-1. an explicit path (``%nbtrack store PATH``, ``nbtrack --store PATH``, ``Store(path)``);
+1. an explicit location (``%nbtrack store PATH|URL``, ``nbtrack --store PATH|URL``,
+   ``Store(path)``);
 2. the ``NBTRACK_STORE`` environment variable;
-3. for the command line: the nearest ``.nbtrack/`` folder found upwards from the working
+3. ``[store] location`` in the project's ``nbtrack.toml`` (a folder relative to the file);
+4. for the command line: the nearest ``.nbtrack/`` folder found upwards from the working
    directory (like git finds ``.git``); for kernels and scripts: ``.nbtrack/`` in the working
    directory (created on first use).
 
 :func:`command_store_dir` is that order, for every command and magic that reads a store.
+A database URL travels as :class:`StoreURL` (the text as written), never as a
+:class:`~pathlib.Path`, which would fold ``postgresql:///db`` (libpq's default socket) into
+``postgresql:/db``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -70,29 +76,121 @@ def flush_interval() -> float:
     return max(0.01, _float_env(ENV_FLUSH_INTERVAL, DEFAULT_FLUSH_INTERVAL))
 
 
-_store_override: Path | None = None
+class StoreURL(str):
+    """A database store's location (``postgresql://…``, ``postgres://…``), exactly as the
+    user wrote it: query parameters (``?host=/run/postgresql``, ``sslmode=require``) and an
+    empty host (``postgresql:///db``: libpq's default socket) survive, which a
+    :class:`~pathlib.Path` would fold. Shown only through :func:`shown_location`."""
+
+    __slots__ = ()
+
+
+#: Where a store lives: a folder (SQLite) or a database URL.
+StoreLocation = Path | StoreURL
+
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def store_location(location: str | os.PathLike[str]) -> StoreLocation:
+    """``location`` as the config carries it: a :class:`StoreURL` for ``scheme://…`` text,
+    else the folder with ``~`` expanded (not made absolute: callers decide)."""
+    if isinstance(location, StoreURL):
+        return location
+    if isinstance(location, str) and _URL_SCHEME.match(location):
+        return StoreURL(location)
+    return Path(location).expanduser()
+
+
+def shown_location(location: str | os.PathLike[str]) -> str:
+    """A store location as it may be printed or logged: a URL's password redacted."""
+    from nbtrack.secrets import redact_text
+
+    return redact_text(os.fspath(location)) if isinstance(location, str) else str(location)
+
+
+_store_override: StoreLocation | None = None
 
 
 def set_store_dir(path: str | os.PathLike[str] | None) -> None:
-    """Make this process use the store at ``path`` (``None`` goes back to the default)."""
+    """Make this process use the store at ``path`` (a folder or a database URL; ``None``
+    goes back to the default)."""
     global _store_override
-    if path is not None and "://" in str(path):
-        _store_override = Path(path)  # a database URL (nbtrack/store/postgres.py): as given
-        return
-    _store_override = Path(path).expanduser().absolute() if path is not None else None
+    location = store_location(path) if path is not None else None
+    _store_override = location.absolute() if isinstance(location, Path) else location
 
 
-def default_store_dir(cwd: str | os.PathLike[str] | None = None) -> Path:
-    """The store a kernel or script writes to.
-
-    ``%nbtrack store PATH`` (:func:`set_store_dir`) first, then ``$NBTRACK_STORE``, then
-    ``.nbtrack`` in the working directory.
-    """
+def _chosen_store(cwd: str | os.PathLike[str] | None) -> StoreLocation | None:
+    """What the user chose, in order: ``%nbtrack store``, ``$NBTRACK_STORE``, then the
+    project's ``nbtrack.toml`` (found from ``cwd`` upwards); ``None`` when nothing was."""
     if _store_override is not None:
         return _store_override
     env = os.environ.get(ENV_STORE)
     if env:
-        return Path(env).expanduser()
+        return store_location(env)
+    return project_store(cwd)
+
+
+def project_store(start: str | os.PathLike[str] | None = None) -> StoreLocation | None:
+    """``[store] location`` of the nearest ``nbtrack.toml``: a database URL, or a folder
+    (relative to the file's folder; one holding ``.nbtrack/`` means that store).
+
+    A password in the URL is refused (a one-line :class:`~nbtrack.errors.UsageError`): the
+    file is shared with the project, so the password belongs in ``~/.pgpass`` or
+    ``$PGPASSWORD``, where libpq looks.
+    """
+    found = project_config(start)
+    section = found[1].get("store") if found is not None else None
+    if found is None or not isinstance(section, dict):
+        return None
+    from nbtrack.errors import UsageError
+
+    path = found[0]
+    if "location" not in section and "url" in section:
+        raise UsageError(f'{path}: [store] takes `location = "…"` (a folder or URL), not `url`')
+    value = section.get("location")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"{path}: [store] location must be a folder or a postgresql:// URL")
+    location = store_location(value)
+    if isinstance(location, StoreURL):
+        if _url_has_password(location):
+            raise UsageError(
+                f"{path}: [store] location {shown_location(location)} carries a password; "
+                "remove it from the file (it is shared) and put it in ~/.pgpass or $PGPASSWORD"
+            )
+        return location
+    folder = location if location.is_absolute() else path.parent / location
+    return _store_in(folder)
+
+
+def _url_has_password(url: str) -> bool:
+    from urllib.parse import parse_qs, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return bool(parts.password) or "password" in parse_qs(parts.query)
+    except ValueError:  # an unparsable URL: opening it says what is wrong
+        return False
+
+
+def _store_in(folder: Path) -> Path:
+    """``folder``, or its ``.nbtrack/`` when ``folder`` is a project holding a store."""
+    if folder.name != STORE_DIRNAME and (folder / STORE_DIRNAME / DB_FILENAME).exists():
+        return folder / STORE_DIRNAME
+    return folder
+
+
+def default_store_dir(cwd: str | os.PathLike[str] | None = None) -> StoreLocation:
+    """The store a kernel or script writes to.
+
+    ``%nbtrack store PATH|URL`` (:func:`set_store_dir`) first, then ``$NBTRACK_STORE``,
+    then ``[store] location`` in ``nbtrack.toml``, then ``.nbtrack`` in the working
+    directory.
+    """
+    chosen = _chosen_store(cwd)
+    if chosen is not None:
+        return chosen
     return Path(cwd or os.getcwd()) / STORE_DIRNAME
 
 
@@ -101,11 +199,13 @@ def command_store_dir(
     *,
     search_upwards: bool,
     cwd: str | os.PathLike[str] | None = None,
-) -> Path:
-    """The store folder a command means; the one rule for every command and magic.
+) -> StoreLocation:
+    """The store a command means; the one rule for every command and magic.
 
-    1. ``explicit`` (``--store PATH``); a folder that holds ``.nbtrack/`` means that store;
-    2. this process's choice (``%nbtrack store PATH``), then ``$NBTRACK_STORE``;
+    1. ``explicit`` (``--store PATH|URL``); a folder that holds ``.nbtrack/`` means that
+       store;
+    2. this process's choice (``%nbtrack store PATH|URL``), then ``$NBTRACK_STORE``, then
+       ``[store] location`` in the project's ``nbtrack.toml``;
     3. with ``search_upwards`` (the command line): the nearest ``.nbtrack/`` holding a store,
        from the working directory upwards, as git finds ``.git``;
     4. ``.nbtrack`` in the working directory, where a kernel's first tracked run creates it.
@@ -114,11 +214,12 @@ def command_store_dir(
     cells write to. The folder may not exist yet: opening it says so.
     """
     if explicit is not None and str(explicit):
-        folder = Path(explicit).expanduser()
-        if folder.name != STORE_DIRNAME and (folder / STORE_DIRNAME / DB_FILENAME).exists():
-            folder = folder / STORE_DIRNAME
-        return folder
-    if search_upwards and _store_override is None and not os.environ.get(ENV_STORE):
+        location = store_location(explicit)
+        return _store_in(location) if isinstance(location, Path) else location
+    chosen = _chosen_store(cwd)
+    if chosen is not None:
+        return chosen
+    if search_upwards:
         here = Path(cwd or os.getcwd()).resolve()
         for folder in (here, *here.parents):
             candidate = folder / STORE_DIRNAME

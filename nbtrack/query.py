@@ -88,6 +88,7 @@ def load_record(store: Store, run_id: str, *, full: bool = True) -> RunRecord:
         store=store,
         goals=row["goals"],
         project=row.get("project"),
+        user=row.get("user_name"),
     )
 
 

@@ -75,6 +75,9 @@ class RunRecord:
     goals: dict[str, dict[str, str]] = field(default_factory=dict)
     #: The project that scopes the run (docs/team.md), or ``None``.
     project: str | None = None
+    #: Who ran it: ``$NBTRACK_USER``, git's user, else the database role / login name
+    #: (nbtrack/identity.py); ``None`` for runs recorded before schema version 5.
+    user: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -159,6 +162,7 @@ class RunRecord:
             "warnings": self.warnings,
             "extra": self.extra,
             "project": self.project,
+            "user": self.user,
         }
 
     def __str__(self) -> str:

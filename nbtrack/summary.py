@@ -66,6 +66,8 @@ def run_text(record: RunRecord, deltas: Deltas = None) -> str:
     """A compact plain-text summary of a run; ``deltas`` adds each metric's change against
     the best earlier run (``+0.02 vs best #3, better``)."""
     lines = [f"nbtrack: {_headline(record)}  (id {record.id[:12]})"]
+    if record.user:
+        lines.append(f"  user:    {record.user}")
     if record.params:
         lines.append(
             "  params:  " + ", ".join(f"{k}={fmt_value(v, 24)}" for k, v in record.params.items())
@@ -124,7 +126,9 @@ def run_html(record: RunRecord, deltas: Deltas = None) -> str:
         f"<div><b>nbtrack</b> run <b>#{record.number}</b> "
         f"<code>{html.escape(record.name or '(unnamed)')}</code> "
         f"<span style='color:{colour}'>{html.escape(record.status)}</span> in "
-        f"{fmt_duration(record.duration)} <span style='color:#57606a'>id {record.id[:12]}</span></div>",
+        f"{fmt_duration(record.duration)} <span style='color:#57606a'>id {record.id[:12]}"
+        + (f" · by {html.escape(record.user)}" if record.user else "")
+        + "</span></div>",
         "<div style='display:flex;flex-wrap:wrap'>",
     ]
     if record.params:

@@ -317,7 +317,7 @@ def _info(_: str) -> None:
     from nbtrack.store.sqlite import open_store
 
     folder = config.command_store_dir(search_upwards=False)
-    if "://" in str(folder):  # a database (nbtrack/store/postgres.py)
+    if isinstance(folder, config.StoreURL):  # a database (nbtrack/store/postgres.py)
         db = open_store(folder)
         shown = getattr(db, "url", folder)
         print(f"nbtrack store: {shown}\n  runs: {db.count_runs()}  schema: v{db.schema_version}")

@@ -48,7 +48,7 @@ class NoStoreError(StoreError):
         self.store_dir = store_dir
 
 
-def store_dir_for(notebook: Path) -> Path:
+def store_dir_for(notebook: Path) -> config.StoreLocation:
     """The store a kernel started for ``notebook`` writes to: ``$NBTRACK_STORE`` or
     ``.nbtrack/`` next to the notebook (Jupyter starts kernels in the notebook's folder)."""
     return config.default_store_dir(cwd=notebook.parent)
@@ -61,12 +61,11 @@ def open_notebook_store(notebook: Path) -> Iterator[Store]:
     A fresh connection each time means a store deleted or replaced between two polls is
     noticed at once instead of being read through a stale handle.
     """
-    from nbtrack.store.postgres import postgres_url
     from nbtrack.store.sqlite import connect_store
 
     folder = store_dir_for(notebook)
     # A team store (NBTRACK_STORE=postgresql://...) is a database, not a folder to look in.
-    if postgres_url(folder) is None and not (folder / config.DB_FILENAME).is_file():
+    if isinstance(folder, Path) and not (folder / config.DB_FILENAME).is_file():
         raise NoStoreError(folder)
     store = connect_store(folder, create=False)
     try:
@@ -153,7 +152,7 @@ def runs_payload(notebook: Path) -> dict[str, Any]:
             total = store.count_runs()
     except NoStoreError as exc:
         return {
-            "store": str(folder),
+            "store": config.shown_location(folder),
             "store_exists": False,
             "runs": [],
             "codes": {},
@@ -162,7 +161,7 @@ def runs_payload(notebook: Path) -> dict[str, Any]:
         }
     return json_object(
         {
-            "store": str(folder),
+            "store": config.shown_location(folder),
             "store_exists": True,
             "runs": runs,
             "codes": codes,

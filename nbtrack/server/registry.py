@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from nbtrack import config
 from nbtrack.errors import RegistryError
 from nbtrack.identity import current_user
 from nbtrack.registry import Registry, Stage, parse_stage
@@ -60,7 +61,7 @@ def models_payload(notebook: Path) -> dict[str, Any]:
             policy_file, policy_error = _policy(reg)
     except NoStoreError as exc:
         return {
-            "store": str(store_dir_for(notebook)),
+            "store": config.shown_location(store_dir_for(notebook)),
             "store_exists": False,
             "models": [],
             "stages": [str(s) for s in STAGES],
@@ -71,7 +72,7 @@ def models_payload(notebook: Path) -> dict[str, Any]:
         }
     return json_object(
         {
-            "store": str(store_dir_for(notebook)),
+            "store": config.shown_location(store_dir_for(notebook)),
             "store_exists": True,
             "models": models,
             "stages": [str(s) for s in STAGES],

@@ -324,18 +324,27 @@ _REPLACE_KEYS = {
 }
 
 
-_URL_START = re.compile(r"^postgres(?:ql)?:/+")
+_URL_START = re.compile(r"^postgres(?:ql)?://")
+#: A URL that went through a :class:`~pathlib.Path` (``//`` folded into ``/``).
+_FOLDED_URL_START = re.compile(r"^postgres(?:ql)?:/(?!/)")
 
 
 def postgres_url(location: object) -> str | None:
     """The ``postgresql://`` URL ``location`` names (a ``--store`` value, ``$NBTRACK_STORE``,
-    ``%nbtrack store``), or ``None`` for a folder.
+    ``%nbtrack store``, ``[store] location``), or ``None`` for a folder.
 
-    Store locations travel as :class:`~pathlib.Path` through the config, which folds
-    ``//`` into ``/``; the URL is rebuilt here, the one place that reads it.
+    ``postgres://`` is libpq's other spelling; everything after the scheme is kept as
+    written, so ``postgresql:///db`` (libpq's default socket), ``?host=/run/postgresql``
+    and ``?sslmode=require`` reach libpq unchanged. Locations travel as text
+    (:class:`nbtrack.config.StoreURL`); a :class:`~pathlib.Path` that swallowed a URL folded
+    its ``//``, and is read as ``scheme://`` + the rest (a host form; ``///`` is lost there).
     """
-    text = os.fspath(location) if isinstance(location, os.PathLike) else str(location)
-    match = _URL_START.match(text)
+    if isinstance(location, os.PathLike):
+        text = str(os.fspath(location))
+        match = _FOLDED_URL_START.match(text) or _URL_START.match(text)
+    else:
+        text = str(location)
+        match = _URL_START.match(text)
     if match is None:
         return None
     return "postgresql://" + text[match.end() :]
