@@ -5,8 +5,9 @@ objective of an Optuna study (docs/sweeps.md). The pieces, each its own module:
 
 * :mod:`~nbtrack.sweeps.space` — the search space (``--space``, ``nbtrack.suggest``, narrowing);
 * :mod:`~nbtrack.sweeps.plan` — a sweep request checked before any trial runs;
-* :mod:`~nbtrack.sweeps.study` — Optuna's storage (a journal file beside the store),
-  sampler and pruner, trial claiming and reaping;
+* :mod:`~nbtrack.sweeps.study` — Optuna's storage (a journal file beside a SQLite store,
+  RDBStorage in a PostgreSQL store's database), sampler and pruner, trial claiming and
+  reaping;
 * :mod:`~nbtrack.sweeps.trial` — one trial as one run, pruning through ``track.log``;
 * :mod:`~nbtrack.sweeps.runner` — opening, resuming, running trials, worker processes;
 * :mod:`~nbtrack.sweeps.worker` — ``nbtrack sweep worker``: trials in a fresh interpreter;

@@ -55,7 +55,8 @@ class SweepRecord:
 
     @property
     def study(self) -> optuna.Study:
-        """The Optuna study (``optuna.load_study`` on the sweep's journal file): for
+        """The Optuna study (``optuna.load_study`` on the sweep's journal file, or on the
+        PostgreSQL store's own database): for
         everything else Optuna offers, e.g. ``optuna.visualization.plot_contour(study)``."""
         return self._sweep().load_study()
 

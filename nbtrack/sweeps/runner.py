@@ -36,13 +36,14 @@ from nbtrack.sweeps.study import (
     counted,
     derived_seed,
     grid_size,
-    journal_path,
+    is_rdb,
     links_of,
     make_pruner,
     make_sampler,
     open_storage,
     quiet_optuna,
     reap_stale_trials,
+    storage_for,
 )
 from nbtrack.sweeps.trial import TrialExecutor, TrialOutcome, run_trial
 from nbtrack.trackline import TrackOptions, parse_track_line
@@ -74,7 +75,7 @@ class Sweep:
     options: TrackOptions
     max_failures: int
     study_name: str
-    journal: Path
+    storage: str  # the sweeps row's: a journal path in the store folder, or RDB_STORAGE
 
     @classmethod
     def from_row(cls, store: Store, row: dict[str, Any]) -> Sweep:
@@ -106,8 +107,14 @@ class Sweep:
             options=parse_track_line(context.magic_line, strict=False),
             max_failures=int(extra.get("max_failures") or 3),
             study_name=row["study_name"],
-            journal=store.path / row["storage"],
+            storage=row["storage"],
         )
+
+    @property
+    def log_dir(self) -> Path:
+        """Where this machine keeps the sweep's worker logs: ``<store folder>/sweeps``
+        (a PostgreSQL store's local folder: logs belong to the machine that ran them)."""
+        return self.store.path / "sweeps"
 
     def load_study(self, sampler_salt: str | None = None) -> optuna.Study:
         """The sweep's Optuna study, with its sampler (seeded with the sweep's seed, or a
@@ -118,7 +125,7 @@ class Sweep:
         seed = self.seed if not sampler_salt else derived_seed(self.seed, sampler_salt)
         return optuna.load_study(
             study_name=self.study_name,
-            storage=open_storage(self.journal),
+            storage=open_storage(self.store, self.storage),
             sampler=make_sampler(self.sampler, seed, self.dims),
             pruner=make_pruner(self.pruner),
         )
@@ -170,10 +177,14 @@ def open_sweep(plan: SweepPlan, context: CellContext, store: Store) -> Sweep:
 
     quiet_optuna()
     sweep_id = uuid.uuid4().hex
-    journal = journal_path(store.path, sweep_id)
+    storage = storage_for(store, sweep_id)
+    # Named by the sweep's global id: studies of many stores and people never clash in one
+    # database.
     study_name = f"nbtrack-{sweep_id}"
     optuna.create_study(
-        study_name=study_name, storage=open_storage(journal), direction=plan.optuna_direction
+        study_name=study_name,
+        storage=open_storage(store, storage),
+        direction=plan.optuna_direction,
     )
     row = {
         "name": options.name,
@@ -187,7 +198,7 @@ def open_sweep(plan: SweepPlan, context: CellContext, store: Store) -> Sweep:
         "n_trials": n_trials,
         "seed": plan.seed,
         "study_name": study_name,
-        "storage": str(journal.relative_to(store.path)),
+        "storage": storage,
         "notebook": context.notebook,
         "code": context.code,
         "history": [[e.execution_count, e.source] for e in context.history],
@@ -340,7 +351,7 @@ def run_trials(
     ``max_failures`` trials in a row failed. A KeyboardInterrupt propagates (the trial it
     hit is marked interrupted first); a fatal mistake is a :class:`SweepError`."""
     study = sweep.load_study(sampler_salt)
-    reap_stale_trials(study, sweep.store, sweep.id, sweep.journal)
+    reap_stale_trials(study, sweep.store, sweep.id, sweep.storage)
     if observer is not None:
         observer(sweep, study)
     outcomes: list[TrialOutcome] = []
@@ -348,7 +359,7 @@ def run_trials(
     in_a_row = 0
     status = "finished"
     while True:
-        trial = claim_trial(study, sweep.n_trials, sweep.dims, sweep.journal, sweep.store, sweep.id)
+        trial = claim_trial(study, sweep.n_trials, sweep.dims, sweep.store, sweep.id, sweep.storage)
         if trial is None:
             break
         outcome = run_trial(sweep, study, trial, executor)
@@ -429,27 +440,35 @@ def run_sweep(
 
 
 def worker_command(sweep: Sweep, index: int) -> list[str]:
-    """The command line of worker ``index``."""
+    """The command line of worker ``index`` (never a password: a PostgreSQL store's URL
+    goes to the worker in its environment, :func:`worker_env`, not on its command line,
+    which every user of the machine can read)."""
     # The worker module itself rather than `nbtrack sweep worker`: it starts without the
     # rest of the command line's imports.
-    return [
-        sys.executable,
-        "-m",
-        "nbtrack.sweeps.worker",
-        sweep.id,
-        "--store",
-        str(sweep.store.path),
-        "--index",
-        str(index),
-    ]
+    command = [sys.executable, "-m", "nbtrack.sweeps.worker", sweep.id]
+    if not is_rdb(sweep.storage):
+        command += ["--store", str(sweep.store.path)]
+    return [*command, "--index", str(index)]
+
+
+def worker_env(sweep: Sweep) -> dict[str, str]:
+    """What a worker's environment must add to this process's: the PostgreSQL store's
+    URL as :envvar:`NBTRACK_STORE` (the store may have been chosen with ``%nbtrack store``)."""
+    from nbtrack import config
+    from nbtrack.store.postgres import PostgresStore
+
+    if isinstance(sweep.store, PostgresStore):
+        return {config.ENV_STORE: sweep.store._url}
+    return {}
 
 
 def _run_workers(
     sweep: Sweep, count: int, observer: Observer | None, poll_seconds: float
 ) -> SweepResult:
-    logs = sweep.journal.parent
+    logs = sweep.log_dir
+    logs.mkdir(parents=True, exist_ok=True)
     procs: list[tuple[subprocess.Popen[bytes], Path]] = []
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **worker_env(sweep)}
     study = sweep.load_study()
     if observer is not None:
         observer(sweep, study)
@@ -485,7 +504,7 @@ def _run_workers(
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
-        reap_stale_trials(study, sweep.store, sweep.id, sweep.journal)
+        reap_stale_trials(study, sweep.store, sweep.id, sweep.storage)
         raise
     if observer is not None:
         observer(sweep, study)
@@ -495,7 +514,7 @@ def _run_workers(
 def _workers_result(
     sweep: Sweep, study: optuna.Study, procs: Sequence[tuple[subprocess.Popen[bytes], Path]]
 ) -> SweepResult:
-    reap_stale_trials(study, sweep.store, sweep.id, sweep.journal)
+    reap_stale_trials(study, sweep.store, sweep.id, sweep.storage)
     trials = study.get_trials(deepcopy=False)
     broken = [(p, log) for p, log in procs if p.returncode not in (0, None)]
     if broken and not any(t.state.is_finished() for t in trials):

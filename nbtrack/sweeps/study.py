@@ -1,21 +1,31 @@
 """The Optuna side of a sweep: storage, sampler, pruner, and the study's bookkeeping.
 
-A sweep's study lives in Optuna's JournalStorage on a file beside the store
-(``<store>/sweeps/<sweep id>.journal``): it takes concurrent writers from many processes
-(SQLite does not, optuna#820), needs no server, and moves with the store. Optuna does all
-the searching and pruning; this module only builds its objects and keeps two promises
-Optuna does not:
+Where a sweep's study lives follows its store, and the sweep's row says which
+(its ``storage`` column, :func:`storage_for`):
+
+* a SQLite store: Optuna's JournalStorage on a file beside the store
+  (``<store>/sweeps/<sweep id>.journal``): it takes concurrent writers from many processes
+  (SQLite does not, optuna#820), needs no server, and moves with the store;
+* a PostgreSQL store: Optuna's RDBStorage in the same database (:data:`RDB_STORAGE`), its
+  tables in their own schema :data:`RDB_SCHEMA`, so workers on any machine that reaches the
+  database share the study.
+
+Optuna does all the searching and pruning; this module only builds its objects and keeps
+two promises Optuna does not:
 
 * no trial stays RUNNING after its process stopped (:func:`reap_stale_trials`; optuna#3336);
 * a sweep of N trials runs N, however many workers share it (:func:`claim_trial` asks for a
-  trial under a file lock only while fewer than N trials count).
+  trial under :func:`ask_lock` only while fewer than N trials count: a file lock beside the
+  journal, or a PostgreSQL advisory lock, which holds across machines).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import socket
+import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -32,7 +42,12 @@ if TYPE_CHECKING:
 __all__ = [
     "SAMPLERS",
     "PRUNERS",
+    "RDB_SCHEMA",
+    "RDB_STORAGE",
     "journal_path",
+    "storage_for",
+    "is_rdb",
+    "open_journal",
     "open_storage",
     "make_sampler",
     "make_pruner",
@@ -53,21 +68,62 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes", "default")
 PRUNERS = ("none", "median", "hyperband")
 
 
+#: The PostgreSQL schema that holds Optuna's tables in a PostgreSQL store's database.
+#: Optuna's table names (``studies``, ``trials``, ``trial_params``, ``version_info``,
+#: ``alembic_version``…) do not clash with nbtrack's today, but both sides grow tables, and
+#: ``alembic_version`` is the name every alembic-managed tool claims: a schema of their own
+#: keeps each side's names, migrations and ``VACUUM`` apart.
+RDB_SCHEMA = "nbtrack_optuna"
+#: A sweep row's ``storage`` when its study is in Optuna's RDBStorage in the store's own
+#: database (never the URL: the row would carry the password).
+RDB_STORAGE = f"postgresql:{RDB_SCHEMA}"
+
+# Advisory lock keys: creating Optuna's schema and tables (one process at a time, so two
+# sweeps opened at once on a fresh database do not race Optuna's CREATE TABLEs); a sweep's
+# claim lock is keyed by its id (:func:`_sweep_lock_key`).
+_LOCK_OPTUNA_SCHEMA = 0x6E62_0101
+
+
 def journal_path(store_path: Path, sweep_id: str) -> Path:
     """Where a sweep's Optuna journal lives: ``<store>/sweeps/<sweep id>.journal``."""
     return store_path / "sweeps" / f"{sweep_id}.journal"
 
 
+def _postgres_url(store: Store) -> str | None:
+    """The connection URL of a PostgreSQL store (password included: never shown), or
+    ``None`` for a SQLite store."""
+    from nbtrack.store.postgres import PostgresStore
+
+    return store._url if isinstance(store, PostgresStore) else None
+
+
+def storage_for(store: Store, sweep_id: str) -> str:
+    """The ``storage`` a new sweep records: :data:`RDB_STORAGE` on PostgreSQL, else its
+    journal file relative to the store folder."""
+    if _postgres_url(store) is not None:
+        return RDB_STORAGE
+    return str(journal_path(store.path, sweep_id).relative_to(store.path))
+
+
+def is_rdb(storage: str) -> bool:
+    """Whether a sweep's ``storage`` is Optuna's RDBStorage in the store's database."""
+    return storage.startswith("postgresql:")
+
+
 def quiet_optuna() -> None:
     """Optuna logs one line per trial (and a traceback per failure); the sweep's own
     display says what happened, once."""
+    import logging
+
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # Alembic (Optuna's RDB migrations) logs its connection at INFO: never a URL in a log.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def open_storage(path: Path) -> optuna.storages.BaseStorage:
+def open_journal(path: Path) -> optuna.storages.BaseStorage:
     """Optuna's JournalStorage on the file ``path`` (created with its folder)."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
@@ -77,6 +133,94 @@ def open_storage(path: Path) -> optuna.storages.BaseStorage:
     # system that can hold the store, and a lock left by a killed writer goes stale on
     # its own (Optuna's grace period) instead of blocking the next worker.
     return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+
+
+def open_storage(store: Store, storage: str) -> optuna.storages.BaseStorage:
+    """The Optuna storage a sweep's ``storage`` names: the journal file beside a SQLite
+    store, or Optuna's RDBStorage in a PostgreSQL store's own database."""
+    from nbtrack import config
+
+    if not is_rdb(storage):
+        return open_journal(store.path / storage)
+    url = _postgres_url(store)
+    if url is None:
+        raise SweepError(
+            f"this sweep's Optuna study lives in the PostgreSQL store it was run in "
+            f"({storage}), not in the store at {store.path}; read it there "
+            f"({config.ENV_STORE}=postgresql://…)"
+        )
+    return _rdb_storage(store, url)
+
+
+_rdb_storages: dict[tuple[int, str], optuna.storages.RDBStorage] = {}
+_rdb_lock = threading.Lock()
+
+
+def _rdb_storage(store: Store, url: str) -> optuna.storages.RDBStorage:
+    """Optuna's RDBStorage on the store's database, its tables in :data:`RDB_SCHEMA`; one
+    per database in each process (its engine pools connections), made on first use."""
+    key = (os.getpid(), url)  # a forked child must not share its parent's pooled sockets
+    with _rdb_lock:
+        found = _rdb_storages.get(key)
+        if found is None:
+            found = _rdb_storages[key] = _make_rdb_storage(store, url)
+        return found
+
+
+def _make_rdb_storage(store: Store, url: str) -> optuna.storages.RDBStorage:
+    from optuna.storages import RDBStorage
+
+    from nbtrack.errors import NbtrackError
+    from nbtrack.secrets import redact_text
+    from nbtrack.store.postgres import PostgresStore, redact_url
+
+    assert isinstance(store, PostgresStore)
+    quiet_optuna()
+
+    def connect() -> Any:
+        # libpq reads the URL exactly as the store does (socket paths, sslmode, service…),
+        # and neither SQLAlchemy nor Optuna ever holds the password: the URL they get names
+        # only the dialect (psycopg 3, the store's driver). Optuna's tables go where
+        # search_path points.
+        import psycopg
+        import psycopg.conninfo
+
+        given = psycopg.conninfo.conninfo_to_dict(url).get("options") or ""
+        options = f"{given} -csearch_path={RDB_SCHEMA}".strip()  # the URL's own kept
+        return psycopg.connect(url, options=options)
+
+    sqlalchemy_url = "postgresql+psycopg://"
+    engine_kwargs: dict[str, Any] = {
+        "creator": connect,
+        "pool_pre_ping": True,  # a kernel idles for hours; the server may drop connections
+    }
+    try:
+        with store.transaction() as conn:
+            conn.lock(_LOCK_OPTUNA_SCHEMA)
+            # Looked up first: CREATE SCHEMA IF NOT EXISTS wants CREATE on the database even
+            # when the schema is there (one an administrator made for a role without it).
+            found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = ?", (RDB_SCHEMA,))
+            if found.fetchone() is None:
+                conn.raw.execute(f"CREATE SCHEMA IF NOT EXISTS {RDB_SCHEMA}")
+    except NbtrackError as exc:
+        raise SweepError(
+            f"sweeps on PostgreSQL keep Optuna's study in the schema {RDB_SCHEMA} of the "
+            f"store's database, and it cannot be created ({exc}); ask the database "
+            f"administrator to run `CREATE SCHEMA {RDB_SCHEMA} AUTHORIZATION <your role>`"
+        ) from None
+    try:
+        # Under the same lock: Optuna checks for its tables, then creates them.
+        with store.transaction() as conn:
+            conn.lock(_LOCK_OPTUNA_SCHEMA)
+            return RDBStorage(sqlalchemy_url, engine_kwargs=engine_kwargs)
+    except NbtrackError:
+        raise
+    except Exception as exc:  # SQLAlchemy's and Optuna's own errors, one line, no password
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SweepError(
+            f"cannot open the sweep's Optuna study in {redact_url(url)} ({redact_text(first)}); "
+            "check that the server runs and the database is nbtrack's"
+        ) from None
 
 
 def make_sampler(
@@ -168,14 +312,33 @@ def links_of(store: Store, sweep_id: str) -> dict[int, dict[str, Any]]:
     return {row["trial"]: row for row in store.sweep_trials(sweep_id)}
 
 
+def _sweep_lock_key(sweep_id: str) -> int:
+    """The advisory lock key of one sweep's claims: a signed 64-bit hash of its id."""
+    digest = hashlib.blake2b(f"nbtrack-sweep-ask/{sweep_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 @contextlib.contextmanager
-def ask_lock(journal: Path) -> Iterator[None]:
-    """An exclusive lock between the processes of one sweep that ask for or reap trials."""
+def ask_lock(store: Store, sweep_id: str, storage: str) -> Iterator[None]:
+    """An exclusive lock between the processes of one sweep that ask for or reap trials.
+
+    On PostgreSQL a transaction-scoped advisory lock on the store's connection, keyed by the
+    sweep: it holds between machines, and a killed holder's lock goes with its connection.
+    The trial links written under it commit with the lock's release, so the next holder
+    sees them. On SQLite a file lock beside the journal.
+    """
+    if is_rdb(storage) and _postgres_url(store) is not None:
+        with store.transaction() as conn:
+            conn.lock(_sweep_lock_key(sweep_id))  # type: ignore[attr-defined]
+            yield
+        return
     try:
         import fcntl
     except ImportError:  # Windows: no lock; at worst a few trials more than N
         yield
         return
+    journal = store.path / storage
+    journal.parent.mkdir(parents=True, exist_ok=True)
     with open(journal.with_suffix(".ask-lock"), "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -188,17 +351,18 @@ def claim_trial(
     study: optuna.Study,
     n_trials: int,
     dims: Sequence[Dimension],
-    journal: Path,
     store: Store,
     sweep_id: str,
+    storage: str,
 ) -> optuna.trial.Trial | None:
     """A new trial with every dimension sampled, recorded in the store as this process's;
     ``None`` when N trials count already.
 
-    Counting, asking and recording happen under one lock, so workers sharing the study
-    never ask for more than N between them, and a reaper never sees a trial unrecorded.
+    Counting, asking and recording happen under one lock (:func:`ask_lock`), so workers
+    sharing the study never ask for more than N between them, and a reaper never sees a
+    trial unrecorded.
     """
-    with ask_lock(journal):
+    with ask_lock(store, sweep_id, storage):
         if counted(study.get_trials(deepcopy=False), links_of(store, sweep_id)) >= n_trials:
             return None
         trial = study.ask({d.name: d.distribution() for d in dims})
@@ -206,7 +370,7 @@ def claim_trial(
     return trial
 
 
-def reap_stale_trials(study: optuna.Study, store: Store, sweep_id: str, journal: Path) -> int:
+def reap_stale_trials(study: optuna.Study, store: Store, sweep_id: str, storage: str) -> int:
     """Mark RUNNING trials whose process is gone as FAIL ("crashed"); returns how many.
 
     A trial's process is gone when the store marked its run crashed (the store notices a
@@ -219,7 +383,7 @@ def reap_stale_trials(study: optuna.Study, store: Store, sweep_id: str, journal:
 
     host = socket.gethostname()
     reaped = 0
-    with ask_lock(journal):
+    with ask_lock(store, sweep_id, storage):
         links = links_of(store, sweep_id)
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             link = links.get(trial.number)

@@ -155,15 +155,18 @@ def run_worker(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m nbtrack.sweeps.worker REF --store PATH [--index K]``: what ``--workers``
-    starts (the same as ``nbtrack sweep worker``, without the rest of the command line)."""
+    """``python -m nbtrack.sweeps.worker REF [--store PATH] [--index K]``: what ``--workers``
+    starts (the same as ``nbtrack sweep worker``, without the rest of the command line).
+
+    Without ``--store``, the store ``$NBTRACK_STORE`` names: how a PostgreSQL store's URL
+    reaches a worker, since a command line is readable by every user of the machine."""
     import argparse
 
     from nbtrack.errors import NbtrackError
 
     parser = argparse.ArgumentParser(prog="python -m nbtrack.sweeps.worker")
     parser.add_argument("ref")
-    parser.add_argument("--store", required=True)
+    parser.add_argument("--store", default=None)
     parser.add_argument("--index", type=int, default=None)
     args = parser.parse_args(argv)
     try:
