@@ -64,7 +64,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
     store = _open(args)
     rows = [
         decode_row(r, columns)
-        for r in store.list_runs(name=args.name, status=args.status, tag=args.tag, columns=columns)
+        for r in store.list_runs(
+            name=args.name,
+            status=args.status,
+            tag=args.tag,
+            columns=columns,
+            project=args.project,
+        )
     ]
     if args.limit:
         rows = rows[-args.limit :]
@@ -76,19 +82,26 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not rows:
         print(
             f"no runs in {store.path}"
-            + (" matching the filters" if (args.name or args.status or args.tag) else "")
+            + (
+                " matching the filters"
+                if (args.name or args.status or args.tag or args.project)
+                else ""
+            )
         )
         return 0
     param_keys = list(dict.fromkeys(k for r in rows for k in r["params"]))[: args.max_columns]
     metric_keys = list(dict.fromkeys(k for r in rows for k in r["metrics"]))[: args.max_columns]
-    headers = ["#", "name", "status", "started", "duration"] + param_keys + metric_keys
+    # A project column only where some run has one: nothing changes for a store nobody scopes.
+    projects = any(r["project"] for r in rows) and not args.project
+    headers = ["#", "name", *(["project"] if projects else [])]
+    headers += ["status", "started", "duration"] + param_keys + metric_keys
     table = []
     for r in rows:
         duration = (r["end_time"] - r["start_time"]) if r["end_time"] else None
         table.append(
-            [
-                str(r["number"]),
-                r["name"] or "",
+            [str(r["number"]), r["name"] or ""]
+            + ([r["project"] or ""] if projects else [])
+            + [
                 r["status"],
                 time.strftime("%Y-%m-%d %H:%M", time.localtime(r["start_time"])),
                 fmt_duration(duration),
@@ -269,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--status", choices=["running", "finished", "failed", "interrupted", "crashed", "pruned"]
     )
     p.add_argument("--tag", help="only runs with this tag")
+    p.add_argument(
+        "--project", metavar="NAME", help="only runs of this project (docs/team.md#projects)"
+    )
     p.add_argument("--limit", type=int, default=0, help="show only the last N runs")
     p.add_argument(
         "--max-columns",

@@ -3,6 +3,7 @@ refused, and that `%%track --project` reaches the run and the exported script.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,25 @@ def test_track_project_reaches_the_run_and_the_exported_script(
     shown = [ln for ln in (out.err + out.out).splitlines() if ln.strip()]
     assert len(shown) == 1 and shown[0].startswith("UsageError: %%track --project 'a b'"), shown
     assert len(nbtrack.runs()) == 2
+
+
+def test_the_command_line_and_the_line_magic_list_one_projects_runs(
+    shell: Any, store_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nbtrack.cli import main
+
+    for project in ("vision", None, "nlp"):
+        _recorded_project(project=project)
+    capsys.readouterr()
+    assert main(["runs", "--store", str(store_dir), "--project", "vision", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["number"], r["project"]) for r in rows] == [(1, "vision")]
+    assert main(["runs", "--store", str(store_dir)]) == 0  # every run, with their projects
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["#", "name", "project"]
+    assert [line.split()[2] for line in table[2:] if line.split()[0] != "2"] == ["vision", "nlp"]
+    assert main(["runs", "--store", str(store_dir), "--project", "none-such"]) == 0
+    assert "matching the filters" in capsys.readouterr().out
+    frame = shell.run_line_magic("nbtrack", "runs --project nlp")
+    assert list(frame["number"]) == [3] and list(frame["project"]) == ["nlp"]
+    assert list(shell.run_line_magic("nbtrack", "runs p --project vision")["number"]) == [1]

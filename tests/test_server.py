@@ -315,3 +315,27 @@ async def test_runs_of_a_team_store_on_postgresql(
     assert data["store_exists"] is True
     assert [r["number"] for r in data["runs"]] == [number]
     assert data["runs"][0]["params"]["lr"] == 0.3
+
+
+async def test_runs_carry_their_project_and_filter_by_it(jp_fetch, jp_root_dir: Path) -> None:
+    """Each run in the payload names its project (docs/team.md#projects); ``project=``
+    keeps one project's runs, and no filter lists them all."""
+    train = _notebook(jp_root_dir / "team" / "train.ipynb")
+    store = Store(jp_root_dir / "team" / ".nbtrack")
+    for project in ("vision", None, "nlp"):
+        run = start_run(
+            RunSpec(name="fit", capture_env=False, notebook=str(train), project=project),
+            store=store,
+        )
+        run.finish(None)
+    store.close()
+    data = await _get(jp_fetch, "runs", path="team/train.ipynb")
+    assert [(r["number"], r["project"]) for r in data["runs"]] == [
+        (3, "nlp"),
+        (2, None),
+        (1, "vision"),
+    ]
+    data = await _get(jp_fetch, "runs", path="team/train.ipynb", project="vision")
+    assert [r["number"] for r in data["runs"]] == [1] and data["other_runs"] == 2
+    detail = await _get(jp_fetch, "run", path="team/train.ipynb", run="3")
+    assert detail["project"] == "nlp"

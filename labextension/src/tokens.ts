@@ -38,9 +38,11 @@ export interface IRunSummary {
   error: string | null;
   execution_count: number | null;
   code_hash: string | null;
+  /** the project that scopes the run (docs/team.md#projects), or null */
+  project?: string | null;
 }
 
-/** `GET /nbtrack/runs?path=NB` */
+/** `GET /nbtrack/runs?path=NB[&project=NAME]` */
 export interface IRunsReply {
   store: string;
   store_exists: boolean;

@@ -264,7 +264,7 @@ class TrackMagics(Magics):
 
             %nbtrack                 # where the store is, how many runs it holds
             %nbtrack store PATH      # use the store in folder PATH from now on
-            %nbtrack runs            # nbtrack.runs() as a table
+            %nbtrack runs [NAME] [--project P]   # nbtrack.runs() as a table
             %nbtrack show REF        # one run's summary
             %nbtrack register [RUN] NAME [--artifact A]
                                      # register a run's artifact as a model version
@@ -346,9 +346,22 @@ def _set_store(path: str) -> None:
 
 
 def _runs(rest: str) -> Any:
+    """``%nbtrack runs [NAME] [--project NAME]``: nbtrack.runs() as a table."""
+    import shlex
+
     import nbtrack
 
-    return nbtrack.runs(name=rest or None)
+    words = shlex.split(rest)
+    project = None
+    if "--project" in words:
+        at = words.index("--project")
+        if at + 1 >= len(words):
+            raise UsageError("%nbtrack runs --project: give a project name, e.g. --project vision")
+        project = words[at + 1]
+        del words[at : at + 2]
+    if len(words) > 1:
+        raise UsageError(f"%nbtrack runs: one run name (or glob) at most, not {rest!r}")
+    return nbtrack.runs(name=words[0] if words else None, project=project)
 
 
 def _show_run(ref: str) -> Any:

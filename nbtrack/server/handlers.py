@@ -138,13 +138,16 @@ def translate_errors(method: Callable[..., Awaitable[None]]) -> Callable[..., Aw
 
 
 class RunsHandler(NbtrackHandler):
-    """``GET /nbtrack/runs?path=NB``: the notebook's runs, newest first."""
+    """``GET /nbtrack/runs?path=NB[&project=NAME]``: the notebook's runs, newest first;
+    with ``project``, only that project's."""
 
     @tornado.web.authenticated
     @translate_errors
     async def get(self) -> None:
         await self.answer(
-            payloads.runs_payload, self.notebook(self.get_query_argument("path", None))
+            payloads.runs_payload,
+            self.notebook(self.get_query_argument("path", None)),
+            self.get_query_argument("project", None) or None,
         )
 
 

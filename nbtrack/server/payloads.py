@@ -35,6 +35,7 @@ LIST_COLUMNS = (
     "error",
     "extra",
     "code_hash",
+    "project",
 )
 
 
@@ -128,11 +129,13 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
         "error": None if not error else f"{error.get('type', 'Error')}: {error.get('message', '')}",
         "execution_count": row["extra"].get("execution_count"),
         "code_hash": row["code_hash"],
+        "project": row["project"],
     }
 
 
-def runs_payload(notebook: Path) -> dict[str, Any]:
-    """The runs recorded by ``notebook``, newest first, with the code of each distinct cell.
+def runs_payload(notebook: Path, project: str | None = None) -> dict[str, Any]:
+    """The runs recorded by ``notebook``, newest first, with the code of each distinct cell;
+    ``project``: only that project's runs (docs/team.md#projects).
 
     A notebook without a store is not an error here: the payload says so in ``message``.
     """
@@ -141,7 +144,7 @@ def runs_payload(notebook: Path) -> dict[str, Any]:
         with open_notebook_store(notebook) as store:
             rows: dict[str, dict[str, Any]] = {}
             for key in _notebook_keys(notebook):
-                for raw in store.list_runs(columns=LIST_COLUMNS, notebook=key):
+                for raw in store.list_runs(columns=LIST_COLUMNS, notebook=key, project=project):
                     row = decode_row(raw, LIST_COLUMNS)
                     rows[row["id"]] = row
             runs = sorted((_summary(r) for r in rows.values()), key=lambda r: -r["number"])
