@@ -151,15 +151,17 @@ def both_working():
 BODY = "x = 0.5\nboth_working()\ntrack.log(acc=x)\n"
 
 
-def test_two_workers_on_one_postgres_study_run_exactly_n_trials(
-    pg_store: str, tmp_path: Path
-) -> None:
-    sweep = _open(pg_store, tmp_path, 6, BODY, PARTNER)
-    workers = [_worker(sweep, i) for i in range(2)]
-    outputs = [w.communicate(timeout=240)[0] for w in workers]
-    assert [w.returncode for w in workers] == [0, 0], outputs
-    study = load_sweep(sweep.id, store=pg_store).load_study()
-    trials = study.get_trials(deepcopy=False)
+def test_two_workers_on_one_postgres_study_run_exactly_n_trials(shell, pg_store: str) -> None:
+    assert shell.run_cell(PARTNER, store_history=True).success  # the cell workers re-run
+    result = shell.run_cell(
+        "%%track --name t/pgw --sweep 6 --objective acc --space x=uniform(0,1) --workers 2 "
+        "--no-env --quiet\n" + BODY,
+        store_history=True,
+    )
+    assert result.success, result.error_in_exec
+    sweep = load_sweep("last", store=pg_store)
+    assert PASSWORD not in " ".join(worker_command(sweep, 0))  # what `ps` shows everyone
+    trials = sweep.load_study().get_trials(deepcopy=False)
     assert sorted(t.number for t in trials) == list(range(6))  # N trials, no more
     assert {t.state.name for t in trials} == {"COMPLETE"}
     store = open_pg_store(pg_store)
@@ -167,8 +169,11 @@ def test_two_workers_on_one_postgres_study_run_exactly_n_trials(
     assert len(links) == 6 and len({link["run_id"] for link in links}) == 6
     assert {link["state"] for link in links} == {"complete"}
     assert len({link["pid"] for link in links}) == 2  # both workers ran trials
+    assert os.getpid() not in {link["pid"] for link in links}
     assert {store.run_row(link["run_id"])["status"] for link in links} == {"finished"}
-    assert PASSWORD not in "".join(outputs)
+    logs = sorted(sweep.log_dir.glob(f"{sweep.id}.worker-*.log"))
+    assert len(logs) == 2
+    assert PASSWORD not in "".join(log.read_text() for log in logs)
 
 
 def test_resume_after_a_killed_worker_reaps_its_trial(pg_store: str, tmp_path: Path) -> None:
