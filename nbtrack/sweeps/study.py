@@ -82,6 +82,8 @@ RDB_STORAGE = f"postgresql:{RDB_SCHEMA}"
 # sweeps opened at once on a fresh database do not race Optuna's CREATE TABLEs); a sweep's
 # claim lock is keyed by its id (:func:`_sweep_lock_key`).
 _LOCK_OPTUNA_SCHEMA = 0x6E62_0101
+#: How long the server lets a claim transaction sit idle before ending it (and its lock).
+_IDLE_LOCK_SECONDS = 300
 
 
 def journal_path(store_path: Path, sweep_id: str) -> Path:
@@ -167,6 +169,34 @@ def _rdb_storage(store: Store, url: str) -> optuna.storages.RDBStorage:
         return found
 
 
+class _Connector:
+    """SQLAlchemy's ``creator`` for Optuna's engine: a psycopg connection to the store's URL
+    with Optuna's schema first on the search path.
+
+    libpq reads the URL exactly as the store does (socket paths, ``sslmode``, services…),
+    and neither SQLAlchemy nor Optuna ever holds the password: the URL they are given names
+    only the dialect (psycopg 3, the store's driver). A class, not a closure, so the
+    storage still pickles as Optuna's RDBStorage does (its integrations ship studies to
+    other processes).
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def __call__(self) -> Any:
+        import psycopg
+        import psycopg.conninfo
+
+        given = psycopg.conninfo.conninfo_to_dict(self._url).get("options") or ""
+        options = f"{given} -csearch_path={RDB_SCHEMA}".strip()  # the URL's own kept
+        return psycopg.connect(self._url, options=options)
+
+    def __repr__(self) -> str:
+        from nbtrack.store.postgres import redact_url
+
+        return f"_Connector({redact_url(self._url)!r})"
+
+
 def _make_rdb_storage(store: Store, url: str) -> optuna.storages.RDBStorage:
     from optuna.storages import RDBStorage
 
@@ -177,21 +207,9 @@ def _make_rdb_storage(store: Store, url: str) -> optuna.storages.RDBStorage:
     assert isinstance(store, PostgresStore)
     quiet_optuna()
 
-    def connect() -> Any:
-        # libpq reads the URL exactly as the store does (socket paths, sslmode, service…),
-        # and neither SQLAlchemy nor Optuna ever holds the password: the URL they get names
-        # only the dialect (psycopg 3, the store's driver). Optuna's tables go where
-        # search_path points.
-        import psycopg
-        import psycopg.conninfo
-
-        given = psycopg.conninfo.conninfo_to_dict(url).get("options") or ""
-        options = f"{given} -csearch_path={RDB_SCHEMA}".strip()  # the URL's own kept
-        return psycopg.connect(url, options=options)
-
     sqlalchemy_url = "postgresql+psycopg://"
     engine_kwargs: dict[str, Any] = {
-        "creator": connect,
+        "creator": _Connector(url),
         "pool_pre_ping": True,  # a kernel idles for hours; the server may drop connections
     }
     try:
@@ -329,6 +347,12 @@ def ask_lock(store: Store, sweep_id: str, storage: str) -> Iterator[None]:
     """
     if is_rdb(storage) and _postgres_url(store) is not None:
         with store.transaction() as conn:
+            # A holder whose machine vanished (no FIN, so the server keeps its session until
+            # TCP gives up, hours) would block every worker: the server ends a transaction
+            # left idle this long, and its lock with it. Far above any sampler's ask.
+            conn.raw.execute(  # type: ignore[attr-defined]
+                f"SET LOCAL idle_in_transaction_session_timeout = '{_IDLE_LOCK_SECONDS}s'"
+            )
             conn.lock(_sweep_lock_key(sweep_id))  # type: ignore[attr-defined]
             yield
         return
