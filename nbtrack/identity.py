@@ -84,6 +84,16 @@ def check_project(value: object, source: str = "project") -> str:
     return text
 
 
+def as_project(text: str | None) -> str | None:
+    """The project name nearest to ``text`` (a name from elsewhere, such as an MLflow
+    experiment's): characters a project name cannot hold become ``-``; ``None`` when
+    nothing usable is left."""
+    if not text:
+        return None
+    name = re.sub(r"[^A-Za-z0-9._/-]+", "-", text).lstrip("._/-")[:64].rstrip("/")
+    return name if PROJECT_NAME.fullmatch(name) else None
+
+
 def current_project(
     explicit: str | None = None, cwd: str | os.PathLike[str] | None = None
 ) -> str | None:
@@ -113,4 +123,11 @@ def current_project(
     return None if name is None else check_project(name, f"{path}: [project] name")
 
 
-__all__ = ["check_project", "current_host", "current_project", "current_user", "declared_user"]
+__all__ = [
+    "as_project",
+    "check_project",
+    "current_host",
+    "current_project",
+    "current_user",
+    "declared_user",
+]

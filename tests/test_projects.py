@@ -126,3 +126,14 @@ def test_the_command_line_and_the_line_magic_list_one_projects_runs(
     frame = shell.run_line_magic("nbtrack", "runs --project nlp")
     assert list(frame["number"]) == [3] and list(frame["project"]) == ["nlp"]
     assert list(shell.run_line_magic("nbtrack", "runs p --project vision")["number"]) == [1]
+
+
+def test_a_model_version_keeps_its_runs_project(store_dir: Path, tmp_path: Path) -> None:
+    from nbtrack.registry.api import registry
+    from nbtrack.store.sqlite import open_store
+
+    with nbtrack.run("m", project="vision", capture_env=False, capture_data=False) as track:
+        track.artifact(b"weights", name="model.bin")
+    version = registry(open_store(store_dir)).register(track.number, "digits", "model.bin")
+    assert version.lineage.project == "vision"
+    assert version.to_dict()["lineage"]["project"] == "vision"

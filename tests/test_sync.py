@@ -287,3 +287,23 @@ def test_a_run_whose_artifact_is_unreadable_is_not_copied_and_the_rest_are(
     src.put_artifact_bytes(b"\x00\x01binary" * 2)
     assert push(team, store=local).copied == [ids[1]]
     assert _snapshot(Store(team)) == _snapshot(Store(local))
+
+
+def test_push_and_pull_carry_each_runs_project(pg_url: str, tmp_path: Path) -> None:
+    """A run keeps its project through a team store (PostgreSQL) and back to a laptop."""
+    from nbtrack.store.sqlite import connect_store
+
+    local = tmp_path / "local"
+    for project in ("vision", None):
+        with nbtrack.run("p", store=local, project=project, capture_env=False) as track:
+            track.log(x=1.0)
+    push(pg_url, store=local)
+    team = connect_store(pg_url)
+    try:
+        assert team.list_runs(project="vision", columns=("number", "project")) == [(1, "vision")]
+    finally:
+        team.close()
+    pull(pg_url, store=tmp_path / "laptop")
+    frame = nbtrack.runs(store=tmp_path / "laptop")
+    assert list(frame["project"].fillna("-")) == ["vision", "-"]
+    assert list(nbtrack.runs(store=tmp_path / "laptop", project="vision")["number"]) == [1]

@@ -312,3 +312,38 @@ def test_push_model_mirrors_versions_and_aliases_to_mlflow_registry(
     assert moved.tags[VERSION_TAG] == "2"
     with pytest.raises(SyncError, match="--model mirrors a model to MLflow"):
         push(tmp_path / "team", store=folder, model="digits-mirror")
+
+
+def test_projects_become_experiments_and_come_back_from_them(
+    tmp_path: Path, client: Any, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --experiment a run goes to its project's experiment (no project: "nbtrack");
+    pulled back elsewhere it keeps its project, and a native MLflow run's project is its
+    experiment's name. A model mirrored without --experiment finds its run there."""
+    from nbtrack.registry.api import registry
+
+    monkeypatch.chdir(tmp_path)  # no nbtrack.toml: no project, the default policy
+    folder, project = tmp_path / "s", f"proj-{uuid.uuid4().hex[:8]}"
+    ids = []
+    for name, scope in (("a", project), ("b", None)):
+        with nbtrack.run(name, store=folder, project=scope, capture_env=False) as track:
+            track.log(x=1.0)
+            track.artifact(b"w", name="model.bin")
+        ids.append(track.id)
+    url = f"mlflow+{mlflow_uri}"
+    assert sorted(push(url, store=folder).copied) == sorted(ids)
+    [run] = _runs_tagged(client, project, ids[0])
+    assert run.data.tags["nbtrack.project"] == project
+    assert len(_runs_tagged(client, "nbtrack", ids[1])) == 1
+    registry(Store(folder)).register(1, f"m-{project}", "model.bin")
+    assert push(url, store=folder, model=f"m-{project}").copied == [f"m-{project}/1"]
+    native = client.create_run(client.get_experiment_by_name(project).experiment_id)
+    client.set_terminated(native.info.run_id)
+    laptop = tmp_path / "laptop"
+    assert sorted(pull(url, store=laptop, experiment=project).copied) == sorted(
+        [ids[0], native.info.run_id]
+    )
+    assert nbtrack.get_run(ids[0], store=laptop).project == project  # its tag
+    assert nbtrack.get_run(native.info.run_id, store=laptop).project == project  # experiment
+    pull(url, store=laptop, experiment="nbtrack")
+    assert nbtrack.get_run(ids[1], store=laptop).project is None  # pushed with none

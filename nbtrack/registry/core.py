@@ -99,6 +99,7 @@ class Registry(RegistryReader):
             code_hash=row["code_hash"],
             metrics={k: float(v) for k, v in (metrics or row["metrics"]).items()},
             goals=row["goals"],
+            project=row.get("project"),
         )
         user, host, policy = self.user, current_host(), self.policy
         with store.registry_transaction() as w:

@@ -95,6 +95,8 @@ class Lineage:
     metrics: dict[str, float]
     #: Each metric's direction as the run stored it (see :mod:`nbtrack.metrics`).
     goals: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: The run's project (docs/team.md#projects); ``None`` for none or an older version.
+    project: str | None = None
 
     @property
     def git_commit(self) -> str | None:
@@ -128,6 +130,7 @@ class Lineage:
             "code_hash": self.code_hash,
             "metrics": self.metrics,
             "goals": self.goals,
+            "project": self.project,
         }
 
     @classmethod
@@ -147,6 +150,7 @@ class Lineage:
             code_hash=data.get("code_hash"),
             metrics={str(k): float(v) for k, v in (data.get("metrics") or {}).items()},
             goals=dict(data.get("goals") or {}),
+            project=data.get("project"),
         )
 
 

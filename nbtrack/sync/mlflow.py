@@ -8,6 +8,11 @@ global id), and :data:`COMPLETE_TAG` set last, so a push killed midway leaves a 
 it that the next push deletes and writes again. A pulled run keeps the MLflow run id as its
 nbtrack id (both are 32 hex digits), so pulling again finds it; a run that MLflow got from
 nbtrack comes back under its original nbtrack id.
+
+Projects (docs/team.md#projects) map to experiments: without ``--experiment`` a run is pushed
+to the experiment named after its project (``nbtrack`` for a run with none), and a pulled
+MLflow run's project is its experiment's name; a run that MLflow got from nbtrack keeps the
+project it had (its ``nbtrack.project`` tag, none without one).
 """
 
 from __future__ import annotations
@@ -27,10 +32,18 @@ from nbtrack.secrets import redact_text
 from nbtrack.store.base import TrackingStore
 from nbtrack.sync.stores import INCOMPLETE, SyncReport, needs_copy, shown
 
-__all__ = ["COMPLETE_TAG", "RUN_ID_TAG", "pull_mlflow", "push_mlflow"]
+__all__ = [
+    "COMPLETE_TAG",
+    "PROJECT_TAG",
+    "RUN_ID_TAG",
+    "experiment_for",
+    "pull_mlflow",
+    "push_mlflow",
+]
 
 RUN_ID_TAG = "nbtrack.run_id"
 COMPLETE_TAG = "nbtrack.sync_complete"
+PROJECT_TAG = "nbtrack.project"
 DEFAULT_EXPERIMENT = "nbtrack"
 # MLflow's limits per log_batch call and on a param value's length.
 _BATCH_METRICS, _BATCH_PARAMS, _BATCH_TAGS, _PARAM_LEN = 1000, 100, 100, 6000
@@ -109,6 +122,35 @@ def _connect(uri: str, experiment: str | None, *, create: bool) -> tuple[Any, li
     return client, [got.experiment_id]
 
 
+def experiment_for(row: dict[str, Any], experiment: str | None) -> str:
+    """The MLflow experiment a run is pushed to: ``experiment`` (``--experiment``) when
+    given, else the run's project, else ``nbtrack``."""
+    return experiment or row.get("project") or DEFAULT_EXPERIMENT
+
+
+class _Experiments:
+    """Experiment ids by name at one server, looked up (or created) once each."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._ids: dict[str, str] = {}
+        self._names: dict[str, str | None] = {}
+
+    def id(self, name: str) -> str:
+        """The id of experiment ``name``, created when the server has none of that name."""
+        if name not in self._ids:
+            got = self.client.get_experiment_by_name(name)
+            self._ids[name] = got.experiment_id if got else self.client.create_experiment(name)
+        return self._ids[name]
+
+    def name(self, experiment_id: str) -> str | None:
+        """The name of experiment ``experiment_id`` (``None`` if the server forgot it)."""
+        if experiment_id not in self._names:
+            got = self.client.get_experiment(experiment_id)
+            self._names[experiment_id] = got.name if got is not None else None
+        return self._names[experiment_id]
+
+
 def _key(name: object) -> str:
     """A param or metric name as MLflow accepts it (letters, digits, ``_-. /``)."""
     return re.sub(r"[^\w\-. /]", "_", str(name), flags=re.ASCII)[:250] or "_"
@@ -178,6 +220,8 @@ def _push_one(client: Any, experiment_id: str, store: TrackingStore, row: dict[s
         tags["mlflow.note.content"] = str(row["note"])
     if row.get("seed") is not None:
         tags["nbtrack.seed"] = str(row["seed"])
+    if row.get("project"):
+        tags[PROJECT_TAG] = str(row["project"])
     for tag in row.get("tags") or []:
         tags[f"nbtrack.tag.{tag}"] = "true"
     created = client.create_run(
@@ -263,7 +307,10 @@ def _push_all(
     experiment: str | None,
     progress: Callable[[str, str], None] | None,
 ) -> SyncReport:
-    client, experiments = _connect(uri, experiment, create=True)
+    # With --experiment every run goes there; without, each to its project's experiment,
+    # created when first needed (so only reachability is checked here).
+    client, _ = _connect(uri, experiment, create=experiment is not None)
+    experiments = _Experiments(client)
     report = SyncReport(shown(store), "mlflow+" + redact_text(uri))
     ids = (
         [store.resolve(ref) for ref in refs]
@@ -275,7 +322,8 @@ def _push_all(
         if INCOMPLETE in (row.get("extra") or {}) or row["kind"] == "mlflow":
             continue  # half-copied here, or a run that came from MLflow: not ours to push
         with _refused(f"pushing run #{row['number']}", uri):
-            action = _push_if_needed(client, experiments, store, row)
+            target = experiments.id(experiment_for(row, experiment))
+            action = _push_if_needed(client, [target], store, row)
         if action is None:
             report.skipped.append(run_id)
             continue
@@ -285,7 +333,9 @@ def _push_all(
     return report
 
 
-def _pull_one(client: Any, store: TrackingStore, run: Any, run_id: str, uri: str) -> None:
+def _pull_one(
+    client: Any, store: TrackingStore, run: Any, run_id: str, uri: str, project: str | None
+) -> None:
     info, data = run.info, run.data
     tags = dict(data.tags)
     user_tags = sorted(
@@ -322,6 +372,7 @@ def _pull_one(client: Any, store: TrackingStore, run: Any, run_id: str, uri: str
         "tags": user_tags,
         "params": {k: _param_value(v) for k, v in data.params.items()},
         "extra": extra,
+        "project": project,
     }
     store.create_run(run_id, fields)
     latest: dict[str, float] = {}
@@ -334,6 +385,17 @@ def _pull_one(client: Any, store: TrackingStore, run: Any, run_id: str, uri: str
             latest[key] = float(last.value)
     extra.pop(INCOMPLETE)
     store.update_run(run_id, {"metrics": latest, "extra": extra})
+
+
+def _pulled_project(names: _Experiments, run: Any) -> str | None:
+    """A pulled run's project: the one it had when it came from nbtrack (its tag, none
+    without one), else its experiment's name as a project name (docs/team.md#projects)."""
+    from nbtrack.identity import as_project
+
+    tags = run.data.tags
+    if RUN_ID_TAG in tags:
+        return as_project(tags.get(PROJECT_TAG))
+    return as_project(names.name(str(run.info.experiment_id)))
 
 
 def pull_mlflow(
@@ -357,6 +419,7 @@ def _pull_all(
     progress: Callable[[str, str], None] | None,
 ) -> SyncReport:
     client, experiments = _connect(uri, experiment, create=False)
+    names = _Experiments(client)
     report = SyncReport("mlflow+" + redact_text(uri), shown(store))
     page_token = None
     while experiments:
@@ -382,7 +445,7 @@ def _pull_all(
             if action == "update":
                 store.delete_runs([run_id])
             with _refused(f"pulling MLflow run {run.info.run_id}", uri):
-                _pull_one(client, store, run, run_id, uri)
+                _pull_one(client, store, run, run_id, uri, _pulled_project(names, run))
             (report.copied if action == "copy" else report.updated).append(run_id)
             if progress is not None:
                 progress(action, run_id)

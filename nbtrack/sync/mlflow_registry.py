@@ -39,7 +39,8 @@ def mirror_model(
     with _environ(MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true"):
         runs = list(dict.fromkeys(str(v["run_id"]) for v in versions))
         report = _push_all(store, uri, runs, experiment, None)
-        client, experiments = _connect(uri, experiment, create=True)
+        # Without --experiment the runs went to their projects' experiments: look in all.
+        client, experiments = _connect(uri, experiment, create=experiment is not None)
         with _refused(f"mirroring model {name!r}", uri):
             _mirror(client, experiments, store, model, versions, report)
     report.target = "mlflow+" + redact_text(uri)
