@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -46,7 +47,11 @@ def _optuna_rows(url: str, sql: str) -> list[tuple[object, ...]]:
 
 
 def test_a_sweep_on_postgres_keeps_its_study_in_the_same_database(
-    shell, pg_store: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    shell,
+    pg_store: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from IPython.utils.capture import capture_output
 
@@ -99,8 +104,22 @@ def test_a_sweep_on_postgres_keeps_its_study_in_the_same_database(
     assert main(["sweep", "show", "last"]) == 0
     printed = capsys.readouterr()
     assert "4/4 trials" in printed.out and "(finished)" in printed.out
+    texts = [printed.out, printed.err]
+    # Exported as a script, it reruns the same trials into the same database.
+    script = tmp_path / "sweep.py"
+    assert main(["sweep", "export", "last", "-o", str(script)]) == 0
+    ran = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "4/4 trials: 4 complete" in ran.stdout
+    again = nbtrack.get_sweep("last")
+    assert again.number == sweep.number + 1 and again.id != sweep.id
+    assert again.trials["params.x"].tolist() == trials["params.x"].tolist()
+    assert len(_optuna_rows(pg_store, f"SELECT 1 FROM {RDB_SCHEMA}.studies")) == 2
+    texts += [*capsys.readouterr(), ran.stdout, ran.stderr]
     # The password: in no output, no log record, no row of the store.
-    everything = "".join(displayed) + printed.out + printed.err + captured.stdout + caplog.text
+    everything = "".join(displayed + texts) + captured.stdout + caplog.text
     everything += repr(sweep) + sweep._repr_html_() + repr(sweep.store)
     dumped = _optuna_rows(pg_store, "SELECT row_to_json(s)::text FROM sweeps s")
     assert PASSWORD not in everything + str(dumped)

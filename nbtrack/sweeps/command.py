@@ -144,7 +144,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         help="run trials of a sweep in this process",
         description="Join sweep REF as a worker: re-run the cells its cell depends on (as "
         "`nbtrack export` would), then run trials until the sweep has its N. Start as many "
-        "as you like, on any machine that sees the store's folder.",
+        "as you like, on any machine that sees the store's folder (or, for a PostgreSQL "
+        "store, reaches its database).",
     )
     p.add_argument("ref", help="sweep number, id, id prefix or 'last'")
     p.add_argument(
