@@ -137,3 +137,19 @@ def test_a_model_version_keeps_its_runs_project(store_dir: Path, tmp_path: Path)
     version = registry(open_store(store_dir)).register(track.number, "digits", "model.bin")
     assert version.lineage.project == "vision"
     assert version.to_dict()["lineage"]["project"] == "vision"
+
+
+def test_the_compare_widget_shows_and_queries_projects_once_a_run_has_one(
+    store_dir: Path,
+) -> None:
+    with nbtrack.run("w", params={"lr": 0.1}, capture_env=False, capture_data=False) as t:
+        t.log(acc=0.5)
+    widget = nbtrack.compare(store=store_dir)
+    assert "project" not in [c["key"] for c in widget._table.columns]  # nobody scopes: as before
+    for project in ("vision", "nlp"):
+        with nbtrack.run("w", project=project, capture_env=False, capture_data=False) as t:
+            t.log(acc=0.7)
+    widget = nbtrack.compare(store=store_dir)
+    assert [c["key"] for c in widget._table.columns][:3] == ["number", "name", "project"]
+    widget.query = 'project == "vision"'
+    assert [r["number"] for r in widget._table.rows] == [2]

@@ -153,6 +153,10 @@ class RunSet:
     def columns(self) -> list[str]:
         """The table's columns: fixed ones, then params, then metrics."""
         fixed = [c for c in FIXED_COLUMNS if c in self.frame.columns]
+        # A project column (and `project == "vision"` in the query) once some run has one:
+        # nothing changes for a store nobody scopes (docs/team.md#projects).
+        if "project" in self.frame.columns and self.frame["project"].notna().any():
+            fixed.insert(2, "project")
         return fixed + self.param_columns + self.metric_columns
 
     def numbers(self) -> list[int]:
