@@ -68,6 +68,8 @@ def run_text(record: RunRecord, deltas: Deltas = None) -> str:
     lines = [f"nbtrack: {_headline(record)}  (id {record.id[:12]})"]
     if record.user:
         lines.append(f"  user:    {record.user}")
+    if record.project:
+        lines.append(f"  project: {record.project}")
     if record.params:
         lines.append(
             "  params:  " + ", ".join(f"{k}={fmt_value(v, 24)}" for k, v in record.params.items())
@@ -128,6 +130,7 @@ def run_html(record: RunRecord, deltas: Deltas = None) -> str:
         f"<span style='color:{colour}'>{html.escape(record.status)}</span> in "
         f"{fmt_duration(record.duration)} <span style='color:#57606a'>id {record.id[:12]}"
         + (f" · by {html.escape(record.user)}" if record.user else "")
+        + (f" · project {html.escape(record.project)}" if record.project else "")
         + "</span></div>",
         "<div style='display:flex;flex-wrap:wrap'>",
     ]

@@ -90,6 +90,8 @@ def test_track_project_reaches_the_run_and_the_exported_script(
     record = nbtrack.get_run("last")
     assert record.project == "vision/detection"
     assert record.to_dict()["project"] == "vision/detection"
+    assert "  project: vision/detection" in str(record).splitlines()
+    assert " · project vision/detection</span>" in record._repr_html_()
     assert "project='vision/detection'" in export_run(record).script
     # Without the option: $NBTRACK_PROJECT, and the script keeps what the run recorded.
     shell.run_cell("%%track --name fit --quiet\ntrack.log(loss=0.2)\n", store_history=True)
