@@ -78,7 +78,8 @@ def _add_arguments(p: argparse.ArgumentParser, *, push: bool) -> None:
     p.add_argument(
         "--experiment",
         metavar="NAME",
-        help="MLflow experiment (push: default 'nbtrack'; pull: default every experiment)",
+        help="MLflow experiment (push: default each run's project, else 'nbtrack'; "
+        "pull: default every experiment)",
     )
     p.add_argument("refs", nargs="*", metavar="REF", help="only these runs (default: all)")
 
