@@ -155,3 +155,14 @@ def test_the_compare_widget_shows_and_queries_projects_once_a_run_has_one(
     assert [c["key"] for c in widget._table.columns][:3] == ["number", "name", "project"]
     widget.query = 'project == "vision"'
     assert [r["number"] for r in widget._table.rows] == [2]
+
+
+def test_every_trial_of_a_sweep_belongs_to_the_cells_project(shell: Any) -> None:
+    line = (
+        "%%track --name t/sw --sweep 2 --objective loss --space x=uniform(0,1) "
+        "--project vision --no-env --quiet"
+    )
+    result = shell.run_cell(f"{line}\nx = 0.5\ntrack.log(loss=x)\n", store_history=True)
+    assert result.success, result.error_in_exec
+    frame = nbtrack.runs()
+    assert len(frame) == 2 and set(frame["project"]) == {"vision"}
