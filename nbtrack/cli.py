@@ -243,7 +243,9 @@ def _scan_text(result: Any) -> str:
         lines.append(f"nothing to redact in {result.runs} run(s) in {result.store}")
     else:
         lines.append(f"redacted {len(result.findings)} secret(s) in {runs} run(s){also}")
-    if not result.redacted.get("compacted"):
+    if result.redacted.get("remains"):  # a database: what it may still hold, and why
+        lines.append(f"note: {result.redacted['remains']}")
+    elif not result.redacted.get("compacted"):
         lines.append(
             "note: another process has the store open, so its file was not rebuilt and may "
             "keep old copies in free pages; run `nbtrack scan --redact` again once it is closed"

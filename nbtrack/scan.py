@@ -101,12 +101,14 @@ class _Plan:
 def scan_store(store: Store, rules: SecretRules = DEFAULT_RULES) -> ScanResult:
     """Everything in ``store`` that looks secret by ``rules``; the store is not changed."""
     plan = _plan(store, rules)
-    return ScanResult(str(store.path), plan.runs, tuple(plan.findings))
+    return ScanResult(_shown(store), plan.runs, tuple(plan.findings))
 
 
 def redact_store(store: Store, rules: SecretRules = DEFAULT_RULES) -> ScanResult:
     """Redact everything :func:`scan_store` finds, in place, in one transaction (see
-    :meth:`~nbtrack.store.sqlite.Store.redact_in_place`); returns what was redacted."""
+    :meth:`~nbtrack.store.sqlite.Store.redact_in_place`, and on PostgreSQL
+    :meth:`~nbtrack.store.postgres.PostgresStore.redact_in_place`, whose counts say in
+    ``remains`` what the database may still hold); returns what was redacted."""
     plan = _plan(store, rules)
     if plan.findings:
         counts = store.redact_in_place(plan.columns, plan.blobs, plan.artifacts, plan.sweeps)
@@ -114,7 +116,13 @@ def redact_store(store: Store, rules: SecretRules = DEFAULT_RULES) -> ScanResult
     else:
         # Nothing left to rewrite; still drop old copies an interrupted redaction left.
         counts = {"runs": 0, "blobs": 0, "artifacts": 0, "compacted": store.compact()}
-    return ScanResult(str(store.path), plan.runs, tuple(plan.findings), counts)
+    return ScanResult(_shown(store), plan.runs, tuple(plan.findings), counts)
+
+
+def _shown(store: Store) -> str:
+    """The store as the report names it: its folder, or a database's URL (password
+    redacted: :attr:`~nbtrack.store.postgres.PostgresStore.url`)."""
+    return str(getattr(store, "url", None) or store.path)
 
 
 def _plan(store: Store, rules: SecretRules) -> _Plan:

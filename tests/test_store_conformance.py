@@ -19,7 +19,7 @@ from nbtrack.errors import RegistryConflictError, StoreError, UnknownRunError
 from nbtrack.store.base import TrackingStore
 from nbtrack.store.postgres import PostgresStore
 from nbtrack.store.schema import SCHEMA_VERSION
-from nbtrack.store.sqlite import Store, connect_store
+from nbtrack.store.sqlite import Store, connect_store, open_store
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -378,7 +378,7 @@ def test_a_tracked_cell_writes_to_postgresql(shell: Any, pg_url: str) -> None:
     assert list(frame["number"]) == [1, 2] and set(frame["status"]) == {"finished"}
     run = nbtrack.get_run(2, store=pg_url)
     assert run.params["lr"] == 0.2
-    assert [v for _, v in connect_store(pg_url).metric_points(run.id, "loss")] == pytest.approx(
+    assert [v for _, v in open_store(pg_url).metric_points(run.id, "loss")] == pytest.approx(
         [0.6, 0.4, 0.2]
     )
     delta = nbtrack.diff(1, 2, store=pg_url)

@@ -23,13 +23,14 @@ is never shown: :attr:`PostgresStore.url` is redacted with :mod:`nbtrack.secrets
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -745,13 +746,85 @@ class PostgresStore(Store):
             conn.lock(_LOCK_REGISTRY)
             yield RegistryWriter(conn)  # type: ignore[arg-type]
 
-    def redact_in_place(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Not offered on PostgreSQL yet: the database keeps old row versions until its own
-        ``VACUUM``; say so rather than promise a scrub we cannot check."""
-        raise StoreError(
-            f"`nbtrack scan --redact` works on local stores only; {self.url} is PostgreSQL — "
-            "redact in a local copy (`nbtrack pull`) or ask the database administrator"
+    def redact_in_place(
+        self,
+        runs: Mapping[str, Mapping[str, Any]],
+        blobs: Mapping[str, bytes],
+        artifacts: Sequence[tuple[str, str, str, dict[str, Any]]] = (),
+        sweeps: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Replace stored content that held secrets, as the SQLite store does (the same
+        rewrite, :meth:`Store._rewrite_redacted`), in one transaction; then ``VACUUM FULL``
+        the touched tables, so the old row versions are gone from the tables' files.
+
+        ``VACUUM FULL`` cannot run in a transaction, needs the tables' owner (or a
+        superuser) and briefly locks each table; when it cannot run, the rows are redacted
+        anyway and ``compacted`` is False. Either way the counts carry ``remains``: what the
+        database may still hold (its write-ahead log, WAL archives, backups, replicas),
+        which only the database administrator can clear.
+        """
+        with self.transaction() as conn:
+            # One redaction at a time, and no run numbered meanwhile, so no run written
+            # during the rewrite can point at a blob it deletes.
+            conn.lock(_LOCK_RUN_NUMBER)
+            moved = self._rewrite_redacted(conn, runs, blobs, artifacts, sweeps or {})
+        self._known_blobs.clear()
+        self._text_hashes.clear()
+        touched = ["runs", "blobs"] + (["artifacts"] if artifacts else [])
+        touched += ["sweeps"] if sweeps else []
+        skipped = self._vacuum_full(touched)
+        remains = (
+            "the database's write-ahead log, WAL archives, backups and replicas may still "
+            "hold the old values; ask the database administrator to rotate them"
         )
+        if skipped:
+            remains = (
+                f"VACUUM FULL was not possible on {', '.join(skipped)} (it needs the table "
+                "owner and no long transaction holding them), so old row versions stay in "
+                f"the table files until it runs: `VACUUM FULL {', '.join(skipped)};` as the "
+                f"owner; and {remains}"
+            )
+        return {
+            "runs": len(runs),
+            "blobs": len(moved),
+            "artifacts": len(artifacts),
+            "sweeps": len(sweeps or {}),
+            "compacted": not skipped,
+            "remains": remains,
+        }
+
+    def _vacuum_full(self, tables: Sequence[str]) -> list[str]:
+        """``VACUUM FULL`` each table (outside a transaction, waiting at most the busy
+        timeout for its lock); returns the tables it could not rewrite. PostgreSQL only
+        warns, not fails, when the role does not own a table: the warning is the signal."""
+        import psycopg
+
+        skipped: list[str] = []
+        notices: list[str] = []
+
+        def notice(diag: psycopg.errors.Diagnostic) -> None:
+            if diag.severity_nonlocalized == "WARNING":
+                notices.append(str(diag.message_primary or ""))
+
+        with self._lock, translate_pg_errors(self._url):
+            raw = self._pg.raw
+            raw.add_notice_handler(notice)
+            try:
+                timeout_ms = max(1, int(config.busy_timeout() * 1000))
+                raw.execute(f"SET lock_timeout = {timeout_ms}")
+                for table in tables:
+                    notices.clear()
+                    try:
+                        raw.execute(f"VACUUM FULL {table}")
+                    except psycopg.errors.LockNotAvailable:
+                        skipped.append(table)
+                        continue
+                    if notices:  # "permission denied to vacuum" / "skipping …"
+                        skipped.append(table)
+            finally:
+                raw.execute("RESET lock_timeout")
+                raw.remove_notice_handler(notice)
+        return skipped
 
     def compact(self) -> bool:
         """``VACUUM`` the store's tables (outside a transaction, as PostgreSQL requires)."""
@@ -796,15 +869,30 @@ _open_pg_lock = threading.Lock()
 
 
 def open_pg_store(url: str, *, create: bool = True) -> PostgresStore:
-    """A shared :class:`PostgresStore` per URL in this process."""
+    """A shared :class:`PostgresStore` per URL in this process (closed at exit)."""
     with _open_pg_lock:
         store = _open_pg.get(url)
         if store is not None and not store.is_current():
+            with contextlib.suppress(Exception):  # a dead connection: nothing left to lose
+                store.close()
             store = None
         if store is None:
             store = PostgresStore(url, create=create)
             _open_pg[url] = store
         return store
+
+
+@atexit.register
+def close_pg_stores() -> None:
+    """Close every store :func:`open_pg_store` shared. Registered to run at exit, so no
+    connection is left for the garbage collector to find open (psycopg's ResourceWarning)
+    and the server sees a clean goodbye instead of a dropped socket."""
+    with _open_pg_lock:
+        stores = list(_open_pg.values())
+        _open_pg.clear()
+    for store in stores:
+        with contextlib.suppress(Exception):  # the server may be gone already
+            store.close()
 
 
 #: The name the sync code opens a database store by (same as :func:`open_pg_store`).

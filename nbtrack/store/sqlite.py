@@ -843,66 +843,7 @@ class Store(RegistryTables):
             self._conn.execute("PRAGMA secure_delete=ON")
         try:
             with self.transaction() as conn:
-                moved: dict[str, str] = {}
-                for old, data in blobs.items():
-                    row = conn.execute("SELECT kind FROM blobs WHERE hash=?", (old,)).fetchone()
-                    if row is None:
-                        continue
-                    new = content_hash(data)
-                    conn.execute(
-                        "INSERT OR IGNORE INTO blobs (hash, kind, data, created) VALUES (?,?,?,?)",
-                        (new, row[0], zlib.compress(data, 1), time.time()),
-                    )
-                    if new != old:
-                        moved[old] = new
-                for old, new in moved.items():
-                    for column in ("code_hash", "env_hash", "rng_hash"):
-                        conn.execute(f"UPDATE runs SET {column}=? WHERE {column}=?", (new, old))
-                if moved:
-                    for run_id, history in conn.execute("SELECT id, history FROM runs").fetchall():
-                        entries = json.loads(history)
-                        if any(entry[1] in moved for entry in entries):
-                            entries = [[count, moved.get(h, h)] for count, h in entries]
-                            conn.execute(
-                                "UPDATE runs SET history=? WHERE id=?", (dumps(entries), run_id)
-                            )
-                for run_id, fields in runs.items():
-                    columns, values = self._encode(dict(fields))
-                    if columns:
-                        assignments = ",".join(f"{c}=?" for c in columns)
-                        conn.execute(f"UPDATE runs SET {assignments} WHERE id=?", (*values, run_id))
-                for run_id, name, new_name, meta in artifacts:
-                    conn.execute(
-                        "UPDATE artifacts SET meta=? WHERE run_id=? AND name=?",
-                        (dumps(meta), run_id, name),
-                    )
-                    if new_name != name:
-                        # A name already taken by another artifact of the run keeps the old
-                        # one; the next scan reports it.
-                        conn.execute(
-                            "UPDATE OR IGNORE artifacts SET name=? WHERE run_id=? AND name=?",
-                            (new_name, run_id, name),
-                        )
-                for sweep_id, fields in (sweeps or {}).items():
-                    columns, values = _encode_sweep(dict(fields))
-                    if columns:
-                        assignments = ",".join(f"{c}=?" for c in columns)
-                        conn.execute(
-                            f"UPDATE sweeps SET {assignments} WHERE id=?", (*values, sweep_id)
-                        )
-                used: set[str] = set()
-                for hashes in conn.execute(
-                    "SELECT env_hash, rng_hash, code_hash, history FROM runs"
-                ).fetchall():
-                    used.update(h for h in hashes[:3] if h)
-                    used.update(entry[1] for entry in json.loads(hashes[3]))
-                stale = [(old,) for old in moved if old not in used]
-                conn.executemany("DELETE FROM blobs WHERE hash=?", stale)
-                # Other processes forget which blobs they know exist, as after gc.
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('gc_generation', 1) "
-                    "ON CONFLICT(key) DO UPDATE SET value = value + 1"
-                )
+                moved = self._rewrite_redacted(conn, runs, blobs, artifacts, sweeps or {})
         finally:
             with self._lock, translate_sqlite_errors(self.db_path):
                 self._conn.execute("PRAGMA secure_delete=OFF")
@@ -915,6 +856,77 @@ class Store(RegistryTables):
             "sweeps": len(sweeps or {}),
             "compacted": self.compact(),
         }
+
+    def _rewrite_redacted(
+        self,
+        conn: Any,
+        runs: Mapping[str, Mapping[str, Any]],
+        blobs: Mapping[str, bytes],
+        artifacts: Sequence[tuple[str, str, str, dict[str, Any]]],
+        sweeps: Mapping[str, Mapping[str, Any]],
+    ) -> dict[str, str]:
+        """The rows :meth:`redact_in_place` rewrites, inside the caller's transaction; both
+        stores run this SQL (PostgreSQL through its ``pg_sql``). Returns old -> new blob hash
+        of the blobs that moved."""
+        moved: dict[str, str] = {}
+        for old, data in blobs.items():
+            row = conn.execute("SELECT kind FROM blobs WHERE hash=?", (old,)).fetchone()
+            if row is None:
+                continue
+            new = content_hash(data)
+            conn.execute(
+                "INSERT OR IGNORE INTO blobs (hash, kind, data, created) VALUES (?,?,?,?)",
+                (new, row[0], zlib.compress(data, 1), time.time()),
+            )
+            if new != old:
+                moved[old] = new
+        for old, new in moved.items():
+            for column in ("code_hash", "env_hash", "rng_hash"):
+                conn.execute(f"UPDATE runs SET {column}=? WHERE {column}=?", (new, old))
+        if moved:
+            for run_id, history in conn.execute("SELECT id, history FROM runs").fetchall():
+                entries = json.loads(history)
+                if any(entry[1] in moved for entry in entries):
+                    entries = [[count, moved.get(h, h)] for count, h in entries]
+                    conn.execute("UPDATE runs SET history=? WHERE id=?", (dumps(entries), run_id))
+        for run_id, fields in runs.items():
+            columns, values = self._encode(dict(fields))
+            if columns:
+                assignments = ",".join(f"{c}=?" for c in columns)
+                conn.execute(f"UPDATE runs SET {assignments} WHERE id=?", (*values, run_id))
+        for run_id, name, new_name, meta in artifacts:
+            conn.execute(
+                "UPDATE artifacts SET meta=? WHERE run_id=? AND name=?",
+                (dumps(meta), run_id, name),
+            )
+            if new_name != name:
+                # A name already taken by another artifact of the run keeps the old
+                # one; the next scan reports it. (Not SQLite's UPDATE OR IGNORE: this
+                # SQL is PostgreSQL's too.)
+                conn.execute(
+                    "UPDATE artifacts SET name=? WHERE run_id=? AND name=? AND NOT EXISTS "
+                    "(SELECT 1 FROM artifacts WHERE run_id=? AND name=?)",
+                    (new_name, run_id, name, run_id, new_name),
+                )
+        for sweep_id, fields in sweeps.items():
+            columns, values = _encode_sweep(dict(fields))
+            if columns:
+                assignments = ",".join(f"{c}=?" for c in columns)
+                conn.execute(f"UPDATE sweeps SET {assignments} WHERE id=?", (*values, sweep_id))
+        used: set[str] = set()
+        for hashes in conn.execute(
+            "SELECT env_hash, rng_hash, code_hash, history FROM runs"
+        ).fetchall():
+            used.update(h for h in hashes[:3] if h)
+            used.update(entry[1] for entry in json.loads(hashes[3]))
+        stale = [(old,) for old in moved if old not in used]
+        conn.executemany("DELETE FROM blobs WHERE hash=?", stale)
+        # Other processes forget which blobs they know exist, as after gc.
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('gc_generation', 1) "
+            "ON CONFLICT(key) DO UPDATE SET value = value + 1"
+        )
+        return moved
 
     def compact(self) -> bool:
         """Rebuild the file (``VACUUM``) and empty the write-ahead log, so content deleted
