@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--store",
         metavar="PATH",
-        help="the store folder (default: $NBTRACK_STORE or nearest .nbtrack/)",
+        help="store folder or postgresql:// URL (default: $NBTRACK_STORE, nbtrack.toml, .nbtrack/)",
     )
     common.add_argument("--json", action="store_true", help="print JSON for programs")
 

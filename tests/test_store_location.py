@@ -193,3 +193,18 @@ def test_magic_store_takes_a_socket_url(
     finally:
         db.close()
     assert "using the store at postgresql://" in capsys.readouterr().out
+
+
+def test_push_from_the_projects_postgresql_store(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_store_env: None
+) -> None:
+    from nbtrack.sync import push
+
+    monkeypatch.setenv("NBTRACK_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.chdir(tmp_path)
+    _toml(tmp_path, f'[store]\nlocation = "{pg_url}"\n')
+    with nbtrack.run(name="team-run", capture_env=False) as track:
+        track.log(loss=0.5)
+    report = push(tmp_path / "laptop")  # from the toml's database, the local store's default
+    assert len(report.copied) == 1
+    assert nbtrack.get_run("last", store=tmp_path / "laptop").name == "team-run"

@@ -96,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, store_option: bool = True)
         parser.add_argument(
             "--store",
             metavar="PATH",
-            help="the store folder (default: $NBTRACK_STORE or nearest .nbtrack/)",
+            help="store folder or postgresql:// URL (default: $NBTRACK_STORE, nbtrack.toml, .nbtrack/)",
         )
 
 

@@ -32,7 +32,7 @@ def _local(store: Any, *, create: bool) -> Any:
     # The local store must exist to push from; pull creates it (a fresh laptop). The
     # shared instance: a kernel's tracked cells may have it open already.
     folder = config.command_store_dir(store, search_upwards=True)
-    if not create:
+    if not create and not isinstance(folder, config.StoreURL):  # a database says it itself
         from nbtrack.store.sqlite import Store
 
         Store(folder, create=False).close()  # says "no nbtrack store at ..." when missing
