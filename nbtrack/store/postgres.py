@@ -28,6 +28,7 @@ import contextlib
 import functools
 import os
 import re
+import struct
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -607,23 +608,38 @@ class PostgresStore(Store):
         if row.get("user_name") is None:
             row.pop("user_name", None)  # the column's default: the database role
         columns, values = self._encode(row)
-        with self.transaction() as conn:
-            conn.lock(_LOCK_RUN_NUMBER)
-            (number,) = conn.execute(
-                "SELECT GREATEST(COALESCE((SELECT MAX(number) FROM runs), 0),"
-                " COALESCE((SELECT value FROM meta WHERE key='last_number'), 0)) + 1"
-            ).fetchone() or (1,)
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('last_number', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (number,),
-            )
-            conn.execute(
-                f"INSERT INTO runs (number, {','.join(columns)}) "
-                f"VALUES (?, {','.join('?' * len(columns))})",
-                (number, *values),
-            )
-        return int(number)
+        # One round trip (a pipeline: BEGIN, lock, insert, COMMIT), so the number lock is
+        # held for the server's work only, never across the network: with 8 writers the
+        # old four round trips under the lock queued them behind each other. The insert is
+        # its own statement after the lock's, so (READ COMMITTED) its snapshot sees the
+        # previous holder's committed run: numbers stay distinct and increasing.
+        sql = pg_sql(
+            "WITH n AS (SELECT GREATEST(COALESCE((SELECT MAX(number) FROM runs), 0),"
+            " COALESCE((SELECT value FROM meta WHERE key='last_number'), 0)) + 1 AS number),"
+            " m AS (INSERT INTO meta (key, value) SELECT 'last_number', number FROM n"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value)"
+            f" INSERT INTO runs (number, {','.join(columns)})"
+            f" VALUES ((SELECT number FROM n), {','.join('?' * len(columns))}) RETURNING number"
+        )
+        with self._lock, translate_pg_errors(self._url):
+            raw = self._pg.raw
+            with raw.pipeline(), raw.transaction():
+                raw.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_RUN_NUMBER,))
+                cursor = raw.execute(sql, _args(values))
+            numbered = cursor.fetchone()
+        if numbered is None:  # pragma: no cover - INSERT … RETURNING returns its row
+            raise StoreError(f"the PostgreSQL store {self.url} numbered no run; retry")
+        return int(numbered[0])
+
+    def update_run(self, run_id: str, fields: dict[str, Any]) -> None:
+        """Set some columns of one run, in one statement (atomic on its own: no
+        ``BEGIN``/``COMMIT`` round trips around it, a third of a run's finish)."""
+        if not fields:
+            return
+        columns, values = self._encode(fields)
+        assignments = ",".join(f"{c}=?" for c in columns)
+        with self._lock, translate_pg_errors(self._url):
+            self._pg.execute(f"UPDATE runs SET {assignments} WHERE id=?", (*values, run_id))
 
     def list_runs(
         self,
@@ -674,17 +690,19 @@ class PostgresStore(Store):
     ) -> None:
         """Append metric points ``(key, step, value, timestamp)`` and each metric's last value.
 
-        Points go in with ``COPY`` (one round trip for the whole batch, about ten times the
-        rate of row-by-row inserts), so eight writers ingest well over 200,000 points/s.
+        Points go in with one binary ``COPY`` (:func:`binary_copy_metrics`: the batch built
+        as one buffer, values as IEEE doubles, so NaN, ±inf and every bit round-trip and
+        the server parses no text), in the same transaction as the run's latest values.
         """
         with self.transaction() as conn:
             if points:
                 with (
                     conn.raw.cursor() as cursor,
-                    cursor.copy("COPY metrics (run_id, key, step, value, ts) FROM STDIN") as copy,
+                    cursor.copy(
+                        "COPY metrics (run_id, key, step, value, ts) FROM STDIN (FORMAT BINARY)"
+                    ) as copy,
                 ):
-                    for key, step, value, ts in points:
-                        copy.write_row((run_id, key, step, value, ts))
+                    copy.write(binary_copy_metrics(run_id, points))
             if latest is not None:
                 conn.execute(
                     "UPDATE runs SET metrics=?, heartbeat=? WHERE id=?",
@@ -838,6 +856,55 @@ class PostgresStore(Store):
         with self._lock, translate_pg_errors(self._url):
             version = self._read_version(self._pg)
         return "ok" if version == SCHEMA_VERSION else f"schema version {version}"
+
+
+#: PostgreSQL's binary COPY framing: signature, flags, header extension; end of data.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_TRAILER = b"\xff\xff"
+#: After a row's run id and key: (length 8, step int8, length 8, value float8, length 8, ts).
+_COPY_TAIL = struct.Struct(">iqidid")
+#: The same with a NULL value (length -1, no bytes).
+_COPY_TAIL_NULL = struct.Struct(">iqiid")
+
+
+def binary_copy_metrics(
+    run_id: str, points: Iterable[tuple[str, int, float | None, float]]
+) -> bytes:
+    """Metric rows ``(run_id, key, step, value, ts)`` as one ``COPY … (FORMAT BINARY)`` stream.
+
+    Built here rather than row by row through psycopg's ``write_row`` (1.5 µs a row, most
+    of a writer's CPU after ``track.log`` itself): a row is its key's cached prefix and one
+    ``struct.pack``, about a quarter of that. Binary doubles need no text round trip, so
+    NaN, ±inf, -0.0 and the last bit of a value arrive as logged. A step outside int8 or
+    a value that is not a number raises :class:`~nbtrack.errors.StoreError` before
+    anything is sent: the batch stays in the run's buffer, nothing half-written.
+    """
+    run = run_id.encode()
+    head = struct.pack(">hi", 5, len(run)) + run
+    prefixes: dict[str, bytes] = {}
+    pack = _COPY_TAIL.pack
+    parts = [_COPY_HEADER]
+    append = parts.append
+    key: object = None
+    step: object = None
+    try:
+        for key, step, value, ts in points:
+            prefix = prefixes.get(key)
+            if prefix is None:
+                encoded = key.encode()
+                prefix = prefixes[key] = head + struct.pack(">i", len(encoded)) + encoded
+            append(prefix)
+            if value is None:
+                append(_COPY_TAIL_NULL.pack(8, step, -1, 8, ts))
+            else:
+                append(pack(8, step, 8, value, 8, ts))
+    except (struct.error, AttributeError, TypeError) as exc:
+        raise StoreError(
+            f"metric point {key!r} at step {step!r} cannot be stored ({exc}); a step must "
+            "be a whole number within ±2**63 and a value a number"
+        ) from None
+    append(_COPY_TRAILER)
+    return b"".join(parts)
 
 
 def _glob_regex(pattern: str) -> str:
