@@ -331,7 +331,9 @@ def test_the_url_reaches_the_store_from_the_environment(
     store = open_store()
     assert isinstance(store, PostgresStore) and repr(store) == f"PostgresStore({pg_url!r})"
     assert open_store() is store  # one shared connection per URL in a process
-    assert isinstance(connect_store(config.command_store_dir(None, search_upwards=True)), Store)
+    other = connect_store(config.command_store_dir(None, search_upwards=True))
+    assert isinstance(other, Store)
+    other.close()
 
 
 def _ingest(location: str, runs: int, steps: int) -> None:
