@@ -90,7 +90,11 @@ def test_toml_refuses_a_password_and_a_misnamed_key(tmp_path: Path, no_store_env
 
 
 def test_kernel_cli_and_server_follow_the_toml_to_postgresql(
-    shell: Any, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shell: Any,
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.delenv(config.ENV_STORE, raising=False)
     config.set_store_dir(None)
@@ -104,7 +108,9 @@ def test_kernel_cli_and_server_follow_the_toml_to_postgresql(
     finally:
         db.close()
     assert not (tmp_path / config.STORE_DIRNAME).exists()  # nothing went to a local store
-    shell.run_cell("%nbtrack info", True)
+    capsys.readouterr()
+    shell.run_cell("%nbtrack", True)
+    assert f"nbtrack store: {pg_url}\n  runs: 1" in capsys.readouterr().out
 
     # The command line, run from a folder below the project, reads the same database.
     below = tmp_path / "sub"
@@ -208,3 +214,15 @@ def test_push_from_the_projects_postgresql_store(
     report = push(tmp_path / "laptop")  # from the toml's database, the local store's default
     assert len(report.copied) == 1
     assert nbtrack.get_run("last", store=tmp_path / "laptop").name == "team-run"
+
+
+def test_a_password_in_the_toml_never_breaks_the_cell(
+    shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(config.ENV_STORE, raising=False)
+    _toml(tmp_path, '[store]\nlocation = "postgresql://ana:hunter2@db/nbtrack"\n')
+    result = shell.run_cell("%%track --quiet\ny = 41 + 1", True)
+    assert result.error_in_exec is None and shell.user_ns["y"] == 42
+    captured = capsys.readouterr()
+    said = [line for line in (captured.out + captured.err).splitlines() if "nbtrack" in line]
+    assert len(said) == 1 and "carries a password" in said[0] and "hunter2" not in said[0]
