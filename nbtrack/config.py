@@ -154,7 +154,7 @@ def project_store(start: str | os.PathLike[str] | None = None) -> StoreLocation 
         raise UsageError(f"{path}: [store] location must be a folder or a postgresql:// URL")
     location = store_location(value)
     if isinstance(location, StoreURL):
-        if _url_has_password(location):
+        if shown_location(location) != location:  # nbtrack.secrets found a password in it
             raise UsageError(
                 f"{path}: [store] location {shown_location(location)} carries a password; "
                 "remove it from the file (it is shared) and put it in ~/.pgpass or $PGPASSWORD"
@@ -162,16 +162,6 @@ def project_store(start: str | os.PathLike[str] | None = None) -> StoreLocation 
         return location
     folder = location if location.is_absolute() else path.parent / location
     return _store_in(folder)
-
-
-def _url_has_password(url: str) -> bool:
-    from urllib.parse import parse_qs, urlsplit
-
-    try:
-        parts = urlsplit(url)
-        return bool(parts.password) or "password" in parse_qs(parts.query)
-    except ValueError:  # an unparsable URL: opening it says what is wrong
-        return False
 
 
 def _store_in(folder: Path) -> Path:

@@ -152,6 +152,8 @@ URL_PASSWORD_RULE = "password in a URL"
 
 # scheme://user:password@host: only the password is replaced.
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)([^/\s@]+)(@)")
+# ...?password=…: libpq (postgresql:// URLs) takes the password as a query parameter too.
+_URL_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)([^&\s#'\"]+)")
 
 #: The rule name of a value that is secret because it was found as a secret elsewhere (a
 #: password typed into one cell, repeated in an error message).
@@ -246,9 +248,10 @@ class SecretRules:
                 if match.group(0) and match.group(0) not in REDACTED:
                     return rule
         if "://" in text:
-            for match in _URL_PASSWORD.finditer(text):
-                if match.group(2) != REDACTED:
-                    return URL_PASSWORD_RULE
+            for pattern in (_URL_PASSWORD, _URL_QUERY_PASSWORD):
+                for match in pattern.finditer(text):
+                    if match.group(2) != REDACTED:
+                        return URL_PASSWORD_RULE
         return None
 
     def looks_secret(self, value: object) -> bool:
@@ -269,6 +272,8 @@ class SecretRules:
                     out = pattern.sub(_redact_match, out)
             if "://" in out and _URL_PASSWORD.search(out):
                 out = _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED + m.group(3), out)
+            if "://" in out and _URL_QUERY_PASSWORD.search(out):
+                out = _URL_QUERY_PASSWORD.sub(lambda m: m.group(1) + REDACTED, out)
         return text if out == text else out
 
 

@@ -148,6 +148,8 @@ def test_socket_and_parameter_urls_reach_the_server_as_written(
         # libpq's other scheme spelling, and query parameters passed through.
         "postgres-scheme": f"postgres://{user}@127.0.0.1:{port}/{db}?application_name=nbt-x"
         "&sslmode=disable",
+        # libpq takes the password as a parameter too: it is never shown.
+        "query-password": f"postgresql://{user}@127.0.0.1:{port}/{db}?password=Qp-9-hidden",
     }
     for how, url in forms.items():
         config.set_store_dir(url)
@@ -156,10 +158,11 @@ def test_socket_and_parameter_urls_reach_the_server_as_written(
         store = connect_store(location)
         try:
             assert isinstance(store, PostgresStore), how
+            assert "Qp-9-hidden" not in repr(store) + config.shown_location(location)
             address = _server_address(store)
             if how == "socket":
                 assert address is None  # a Unix socket, not TCP
-            else:
+            elif how == "postgres-scheme":
                 assert str(address) == "127.0.0.1"
                 name = store._query("SELECT current_setting('application_name')")[0][0]
                 assert name == "nbt-x"
