@@ -229,3 +229,24 @@ def test_a_password_in_the_toml_never_breaks_the_cell(
     captured = capsys.readouterr()
     said = [line for line in (captured.out + captured.err).splitlines() if "nbtrack" in line]
     assert len(said) == 1 and "carries a password" in said[0] and "hunter2" not in said[0]
+
+
+def test_export_verify_reproduces_a_run_of_a_postgresql_store(
+    shell: Any, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The re-run script must write to the same database, not to a folder named after it.
+    from nbtrack.export.command import magic_export
+
+    monkeypatch.setenv("NBTRACK_ARTIFACTS", str(tmp_path / "artifacts"))
+    shell.reset(new_session=True)
+    for cell in (
+        f"%nbtrack store {pg_url}",
+        "base = 10",
+        "%%track --name pg/verify --seed 5 --quiet\nstep = 2\ntrack.log(v=base + step)",
+    ):
+        assert shell.run_cell(cell, store_history=True).error_in_exec is None
+    out = tmp_path / "verify_pg.py"
+    status, message = magic_export(f"--run last -o {out} --verify")
+    assert status == 0, message
+    assert "reproduced" in message
+    assert list(nbtrack.runs(store=pg_url)["name"]) == ["pg/verify", "pg/verify"]

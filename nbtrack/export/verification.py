@@ -179,7 +179,7 @@ def verify(
         cwd = notebook.parent if notebook is not None and notebook.parent.is_dir() else path.parent
     before = {row[0] for row in store.list_runs(columns=("id",))}
     env = dict(os.environ)
-    env[config.ENV_STORE] = str(store.path)
+    env[config.ENV_STORE] = store.location  # a database's URL, not its artifact folder
     env["PYTHONPATH"] = _python_path()
     env[config.ENV_VERIFYING] = "1"  # a reproduction: its track.register calls do nothing
     env.setdefault("MPLBACKEND", "Agg")

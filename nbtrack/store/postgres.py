@@ -583,6 +583,11 @@ class PostgresStore(Store):
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
 
+    @property
+    def location(self) -> str:
+        """The URL as given, password included, for child processes (never shown)."""
+        return self._url
+
     def is_current(self) -> bool:
         """Whether the connection is still usable (a database has no file to replace)."""
         return not self._pg.raw.closed

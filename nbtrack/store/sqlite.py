@@ -226,6 +226,13 @@ class Store(RegistryTables):
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
 
+    @property
+    def location(self) -> str:
+        """This store as ``NBTRACK_STORE`` names it, so a child process (an exported script
+        being verified, a sweep worker) opens the same store. A database's is its URL with
+        the password: pass it on, never show it."""
+        return str(self.path)
+
     def is_current(self) -> bool:
         """Whether our connection still points at the file at :attr:`db_path`."""
         try:
