@@ -250,3 +250,18 @@ def test_export_verify_reproduces_a_run_of_a_postgresql_store(
     assert status == 0, message
     assert "reproduced" in message
     assert list(nbtrack.runs(store=pg_url)["name"]) == ["pg/verify", "pg/verify"]
+
+
+def test_a_store_dropped_unclosed_closes_its_connection(pg_url: str) -> None:
+    # A command that opens a store, reads and returns (nbtrack sweep ls) leaves nothing open.
+    import gc
+    import warnings
+
+    store = connect_store(pg_url)
+    raw = store._pg.raw
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del store
+        gc.collect()
+    assert raw.closed
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]

@@ -580,6 +580,15 @@ class PostgresStore(Store):
         with self._lock:
             self._pg.raw.close()
 
+    def __del__(self) -> None:
+        # A store dropped unclosed (a command that read and returned) closes its connection,
+        # as a collected sqlite3 connection closes itself, rather than leaving psycopg to
+        # find it open (its ResourceWarning) and the server a dropped socket.
+        raw = getattr(getattr(self, "_conn", None), "raw", None)
+        if raw is not None and not raw.closed:
+            with contextlib.suppress(Exception):
+                raw.close()
+
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
 
