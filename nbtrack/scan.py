@@ -26,6 +26,7 @@ from nbtrack.secrets import (
     SecretRules,
 )
 from nbtrack.store.sqlite import Store, decode_row
+from nbtrack.sync.stores import shown as _shown  # a database by its URL, password redacted
 
 __all__ = ["Finding", "ScanResult", "scan_store", "redact_store"]
 
@@ -117,12 +118,6 @@ def redact_store(store: Store, rules: SecretRules = DEFAULT_RULES) -> ScanResult
         # Nothing left to rewrite; still drop old copies an interrupted redaction left.
         counts = {"runs": 0, "blobs": 0, "artifacts": 0, "compacted": store.compact()}
     return ScanResult(_shown(store), plan.runs, tuple(plan.findings), counts)
-
-
-def _shown(store: Store) -> str:
-    """The store as the report names it: its folder, or a database's URL (password
-    redacted: :attr:`~nbtrack.store.postgres.PostgresStore.url`)."""
-    return str(getattr(store, "url", None) or store.path)
 
 
 def _plan(store: Store, rules: SecretRules) -> _Plan:

@@ -265,3 +265,18 @@ def test_a_store_dropped_unclosed_closes_its_connection(pg_url: str) -> None:
         gc.collect()
     assert raw.closed
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_the_cli_names_an_empty_database_by_its_url(pg_url: str, tmp_path: Path) -> None:
+    connect_store(pg_url).close()  # nbtrack's tables, no runs
+    environ = {k: v for k, v in os.environ.items() if k != config.ENV_STORE}
+    out = subprocess.run(
+        [sys.executable, "-m", "nbtrack", "runs", "--store", pg_url],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert out.strip() == f"no runs in {pg_url}"
