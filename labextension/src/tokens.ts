@@ -88,6 +88,8 @@ export interface IRunDetails extends Omit<IRunSummary, 'error' | 'code_hash'> {
   warnings: string[];
   extra: Record<string, unknown>;
   notice: string | null;
+  /** who ran it (NBTRACK_USER, git, the database role or login), or null before schema v5 */
+  user?: string | null;
 }
 
 export interface IDiffRow {
