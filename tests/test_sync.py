@@ -191,6 +191,8 @@ def test_a_push_killed_halfway_and_rerun_leaves_exactly_one_copy(tmp_path: Path)
             break
         time.sleep(0.002)
     proc.wait()
+    if proc.stderr is not None:  # the PIPE, closed so no file is left for the collector
+        proc.stderr.close()
     assert seen_partial, "the push finished before it could be killed halfway"
     assert proc.returncode == -signal.SIGKILL
     partial = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
