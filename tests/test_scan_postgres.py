@@ -122,6 +122,20 @@ def old_pg_store(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
             "UPDATE runs SET params=%s, note=%s WHERE id=%s",
             (json.dumps({"password": PASSWORD, "lr": 0.1}), f"token {HF}", ids[0]),
         )
+        # An artifact named with a token (renamed) and one whose metadata holds one.
+        conn.execute(
+            "INSERT INTO artifacts (run_id, name, kind, hash, size, meta, created) VALUES"
+            " (%s, %s, 'file', %s, 1, %s, 1.0), (%s, 'weights', 'file', %s, 1, %s, 1.0)",
+            (
+                ids[1],
+                f"dump-{OPENAI}",
+                "0" * 32,
+                "{}",
+                ids[1],
+                "1" * 32,
+                json.dumps({"source": f"/d/{HF}/w.pt"}),
+            ),
+        )
         conn.execute(
             "INSERT INTO sweeps (id, number, name, status, start_time, objective, direction,"
             " sampler, pruner, n_trials, study_name, storage, code, history, extra)"
@@ -164,6 +178,8 @@ def test_scan_redact_on_postgresql_leaves_no_copy_in_tables_or_files(
         assert first.code == f"password = {REDACTED!r}\nlr = 0.1\n"
         assert second.history[0].source == f'OPENAI_API_KEY = {REDACTED!r}\nmodel = "gpt"\n'
         assert store.sweep_row("s1")["code"] == f"hf_token = {REDACTED!r}\n"
+        artifacts = {a.name: a.meta for a in second.artifacts}
+        assert artifacts == {f"dump-{REDACTED}": {}, "weights": {"source": f"/d/{REDACTED}/w.pt"}}
         from nbtrack.registry.api import registry
 
         reader = registry(store)
