@@ -790,8 +790,9 @@ class PostgresStore(Store):
         the touched tables, so the old row versions are gone from the tables' files.
 
         ``VACUUM FULL`` cannot run in a transaction, needs the tables' owner (or a
-        superuser) and briefly locks each table; when it cannot run, the rows are redacted
-        anyway and ``compacted`` is False. Either way the counts carry ``remains``: what the
+        superuser) and locks each table while rewriting it (writers wait); when it cannot run
+        (not the owner, or no lock within the busy timeout), the rows are redacted anyway
+        and ``compacted`` is False. Either way the counts carry ``remains``: what the
         database may still hold (its write-ahead log, WAL archives, backups, replicas),
         which only the database administrator can clear.
         """
