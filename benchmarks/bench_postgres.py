@@ -496,7 +496,8 @@ def main() -> None:
                 f"{client_ms:.2f} + {server_ms:.2f} ms",
                 "",
                 f"{cores} cores: ≤ {cores * 1e6 / (client_ms + server_ms):,.0f} pts/s "
-                f"if nothing else ran (load before: {load:.1f})",
+                f"if nothing else ran; the ingest got {pts * (client_ms + server_ms) / 1e6:.1f} "
+                f"of them (load before: {load:.1f})",
             )
         )
         cold_pts, cold_found, _, _ = nb_ingest(
