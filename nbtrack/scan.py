@@ -318,5 +318,5 @@ def _audit_redaction(store: Store, findings: list[Finding]) -> None:
             current_user(),
             current_host(),
             time.time(),
-            where=store.path,
+            where=store.shown,
         )

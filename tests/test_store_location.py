@@ -17,6 +17,7 @@ import pytest
 import nbtrack
 from nbtrack import config
 from nbtrack.errors import UsageError
+from nbtrack.registry import Registry
 from nbtrack.store.postgres import PostgresStore, open_pg_store
 from nbtrack.store.sqlite import Store, connect_store, open_store
 
@@ -280,3 +281,21 @@ def test_the_cli_names_an_empty_database_by_its_url(pg_url: str, tmp_path: Path)
         check=True,
     ).stdout
     assert out.strip() == f"no runs in {pg_url}"
+
+
+def test_registry_messages_name_a_database_by_its_redacted_url(pg_url: str) -> None:
+    # The test server trusts local connections, so a password in the URL is accepted and
+    # ignored: what matters is that no message shows it.
+    url = pg_url.replace("@", ":hunter2-pw@", 1)
+    assert "hunter2-pw" in url
+    store = connect_store(url)
+    try:
+        with pytest.raises(nbtrack.errors.NbtrackError) as caught:
+            nbtrack.load_model("nosuchmodel/1", store=store)
+        message = str(caught.value)
+        assert "nosuchmodel" in message
+        assert "hunter2-pw" not in message and "<redacted>" in message
+        assert store.shown in message and store.location == url
+        assert "hunter2-pw" not in repr(Registry(store))
+    finally:
+        store.close()

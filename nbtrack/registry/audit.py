@@ -107,7 +107,7 @@ def append(
     user: str,
     host: str,
     when: float,
-    where: Path | None = None,
+    where: str | Path | None = None,
 ) -> AuditEntry:
     """Seal and append one entry, inside the writer's transaction (so the change it records
     and the entry commit together); returns it. ``where`` names the store in messages."""

@@ -147,7 +147,7 @@ class Registry(RegistryReader):
                     user,
                     host,
                     now,
-                    where=self.store.path,
+                    where=self.store.shown,
                 )
                 w.touch_model(model["id"], now, changed=False)
         if entry is None:
@@ -306,7 +306,7 @@ class Registry(RegistryReader):
                 plan.user,
                 host,
                 now,
-                where=self.store.path,
+                where=self.store.shown,
             )
             w.touch_model(model["id"], now, changed=True)
         self._after(entry, policy)
@@ -357,7 +357,7 @@ class Registry(RegistryReader):
                 user,
                 host,
                 time.time(),
-                where=self.store.path,
+                where=self.store.shown,
             )
         self._after(entry, policy)
 
@@ -420,7 +420,7 @@ class Registry(RegistryReader):
                 user,
                 host,
                 now,
-                where=self.store.path,
+                where=self.store.shown,
             )
             w.touch_model(model["id"], now, changed=True)
         self._after(entry, policy)
@@ -460,7 +460,7 @@ class Registry(RegistryReader):
                 user,
                 host,
                 now,
-                where=self.store.path,
+                where=self.store.shown,
             )
             w.touch_model(model["id"], now, changed=True)
         self._after(entry, policy)
@@ -496,7 +496,7 @@ class Registry(RegistryReader):
                 user,
                 host,
                 now,
-                where=self.store.path,
+                where=self.store.shown,
             )
             w.touch_model(model["id"], now, changed=True)
         self._after(entry, policy)

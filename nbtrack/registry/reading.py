@@ -78,14 +78,14 @@ class RegistryReader:
         return self._user or current_user(self._cwd)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self.store.path)!r})"
+        return f"{type(self).__name__}({self.store.shown!r})"
 
     def _model(self, name: str) -> dict[str, Any]:
         check_model_name(name)
         row = self.store.registry_model(name)
         if row is None:
             raise UnknownModelError(
-                f"no model {name!r} in the registry at {self.store.path}; list models with "
+                f"no model {name!r} in the registry at {self.store.shown}; list models with "
                 "`nbtrack models list`, or register one with `nbtrack models register`"
             )
         return row

@@ -30,6 +30,16 @@ class TrackingStore(RegistryStore, Protocol):
     path: Path
 
     @property
+    def shown(self) -> str:
+        """How messages name the store: its folder, or its URL with the password redacted."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """The store as ``NBTRACK_STORE`` names it, for child processes (never shown)."""
+        ...
+
+    @property
     def schema_version(self) -> int:
         """The schema version the store is at."""
         ...

@@ -597,6 +597,11 @@ class PostgresStore(Store):
         """The URL as given, password included, for child processes (never shown)."""
         return self._url
 
+    @property
+    def shown(self) -> str:
+        """The URL with its password redacted: how messages name this store."""
+        return self.url
+
     def is_current(self) -> bool:
         """Whether the connection is still usable (a database has no file to replace)."""
         return not self._pg.raw.closed

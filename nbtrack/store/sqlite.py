@@ -233,6 +233,12 @@ class Store(RegistryTables):
         the password: pass it on, never show it."""
         return str(self.path)
 
+    @property
+    def shown(self) -> str:
+        """How messages name this store: a folder by its path, a database by its URL with
+        the password redacted (:class:`~nbtrack.store.postgres.PostgresStore`)."""
+        return str(self.path)
+
     def is_current(self) -> bool:
         """Whether our connection still points at the file at :attr:`db_path`."""
         try:

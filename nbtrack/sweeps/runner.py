@@ -274,7 +274,7 @@ def _resume(plan: SweepPlan, context: CellContext, store: Store) -> Sweep:
     if not rows:
         named = f"named {name!r}" if name else "without a --name"
         raise SweepError(
-            f"--resume: there is no sweep {named} in the store at {store.path} to resume; "
+            f"--resume: there is no sweep {named} in the store at {store.shown} to resume; "
             "drop --resume to start one"
         )
     row = rows[-1]
@@ -458,7 +458,7 @@ def worker_env(sweep: Sweep) -> dict[str, str]:
     from nbtrack.store.postgres import PostgresStore
 
     if isinstance(sweep.store, PostgresStore):
-        return {config.ENV_STORE: sweep.store._url}
+        return {config.ENV_STORE: sweep.store.location}
     return {}
 
 

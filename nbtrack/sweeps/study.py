@@ -148,7 +148,7 @@ def open_storage(store: Store, storage: str) -> optuna.storages.BaseStorage:
     if url is None:
         raise SweepError(
             f"this sweep's Optuna study lives in the PostgreSQL store it was run in "
-            f"({storage}), not in the store at {store.path}; read it there "
+            f"({storage}), not in the store at {store.shown}; read it there "
             f"({config.ENV_STORE}=postgresql://…)"
         )
     return _rdb_storage(store, url)

@@ -74,7 +74,7 @@ class SyncReport:
 def shown(store: TrackingStore) -> str:
     """How a store is named in reports: a database by its URL, password redacted
     (``PostgresStore.url``), a folder by its path."""
-    return str(getattr(store, "url", None) or store.path)
+    return store.shown
 
 
 def _state(target: TrackingStore, run_id: str) -> dict[str, Any] | None:

@@ -433,7 +433,7 @@ class CompareWidget:
         if runs.empty and "runs" not in self._problems:
             self._set_problem(
                 "empty",
-                f"no runs to compare in the store at {runs.store.path}; "
+                f"no runs to compare in the store at {runs.store.shown}; "
                 "track a cell with %%track or nbtrack.run(), then refresh()",
             )
         else:

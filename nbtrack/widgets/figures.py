@@ -361,7 +361,7 @@ def plot(metric: str, runs: Any = None, *, smoothing: float = 0.0, store: Any = 
         raise PlotError("; ".join(runset.problems))
     if runset.empty:
         raise PlotError(
-            f"no runs to plot in the store at {runset.store.path}; track a cell "
+            f"no runs to plot in the store at {runset.store.shown}; track a cell "
             "with %%track or nbtrack.run() first"
         )
     try:

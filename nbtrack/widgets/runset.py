@@ -104,7 +104,7 @@ class RunSet:
         if unknown:
             self.problems.append(
                 f"no run matches {', '.join(unknown[:10])}{' …' if len(unknown) > 10 else ''}"
-                f" in the store at {self.store.path}"
+                f" in the store at {self.store.shown}"
             )
         return list(dict.fromkeys(ids))
 
