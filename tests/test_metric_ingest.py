@@ -4,8 +4,12 @@ store cannot hold is refused before anything of its batch is written."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
 import struct
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -125,3 +129,33 @@ def test_the_binary_copy_stream_is_postgresqls_format() -> None:
     row = data[len(header) : -len(trailer)]
     assert row == struct.pack(">hi1si1siqidid", 5, 1, b"r", 1, b"k", 8, 7, 8, 0.5, 8, 2.0)
     assert binary_copy_metrics("r", []) == header + trailer
+
+
+_KILLED_WRITER = """
+import os, signal, sys
+import nbtrack
+
+with nbtrack.run(name="killed", store=sys.argv[1], capture_env=False, capture_data=False) as t:
+    for step in range(300):
+        t.log(loss=1.0 / (step + 1), step=step)
+    t.flush()  # what a background flush does; these 300 must survive
+    for step in range(300, 350):
+        t.log(loss=0.0, step=step)  # never flushed: the kill takes them
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_writer_keeps_exactly_what_it_flushed_on_postgresql(pg_url: str) -> None:
+    env = {**os.environ, "NBTRACK_FLUSH_INTERVAL": "600"}  # no background flush meanwhile
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITER, pg_url], env=env, capture_output=True, timeout=120
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+    store = connect_store(pg_url)  # opening marks the dead process's run crashed
+    try:
+        ((run_id, status, metrics),) = store.list_runs(columns=("id", "status", "metrics"))
+        assert status == "crashed"
+        assert store.metric_points(run_id, "loss") == [(s, 1.0 / (s + 1)) for s in range(300)]
+        assert json.loads(metrics) == {"loss": 1.0 / 300}  # latest went with its batch
+    finally:
+        store.close()
