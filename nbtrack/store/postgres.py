@@ -640,9 +640,15 @@ class PostgresStore(Store):
             f" INSERT INTO runs (number, {','.join(columns)})"
             f" VALUES ((SELECT number FROM n), {','.join('?' * len(columns))}) RETURNING number"
         )
+        import psycopg
+
         with self._lock, translate_pg_errors(self._url):
             raw = self._pg.raw
-            with raw.pipeline(), raw.transaction():
+            # A libpq older than 14 has no pipeline mode: the same statements, two trips.
+            batched = (
+                raw.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
+            )
+            with batched, raw.transaction():
                 raw.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_RUN_NUMBER,))
                 cursor = raw.execute(sql, _args(values))
             numbered = cursor.fetchone()
