@@ -159,3 +159,22 @@ def test_a_killed_writer_keeps_exactly_what_it_flushed_on_postgresql(pg_url: str
         assert json.loads(metrics) == {"loss": 1.0 / 300}  # latest went with its batch
     finally:
         store.close()
+
+
+def test_runs_are_numbered_without_pipeline_mode_too(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A libpq older than 14 (no pipeline mode) numbers runs the same way, in two trips."""
+    import psycopg
+
+    store = connect_store(pg_url)
+    try:
+        assert store.create_run(uuid.uuid4().hex, {"status": "running", "start_time": 1.0}) == 1
+        monkeypatch.setattr(psycopg.Pipeline, "is_supported", classmethod(lambda cls: False))
+        numbers = [
+            store.create_run(uuid.uuid4().hex, {"status": "running", "start_time": 1.0})
+            for _ in range(2)
+        ]
+        assert numbers == [2, 3] and store.count_runs() == 3
+    finally:
+        store.close()
