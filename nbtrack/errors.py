@@ -57,6 +57,12 @@ class StoreLockedError(StoreError):
     """Another process held the store's write lock beyond the busy timeout."""
 
 
+class StoreUnreachableError(StoreError):
+    """A database store cannot be reached (no answer, refused or dropped connection, a server
+    starting or shutting down): worth retrying later, unlike a refusal (wrong password, no
+    such database or role), which needs the user to fix the configuration."""
+
+
 class StoreSchemaError(StoreError):
     """The store was written by a newer nbtrack, or its schema is not one we know."""
 

@@ -30,7 +30,7 @@ from nbtrack.errors import NbtrackError, StoreError, UsageError
 from nbtrack.metrics import Direction, configured_goals, goal_entry, parse_goals, resolve_goals
 from nbtrack.model import ArtifactInfo, HistoryEntry, RunStatus
 from nbtrack.secrets import DEFAULT_RULES, Redactor, project_rules
-from nbtrack.store.sqlite import Store, dumps, open_store
+from nbtrack.store.sqlite import Store, dumps
 
 
 class TrackingWarning(UserWarning):
@@ -264,10 +264,18 @@ class ActiveRun:
         # A bad project name (the run's, $NBTRACK_PROJECT's or nbtrack.toml's) fails here,
         # before anything is recorded, like a bad seed; the run stores the resolved name.
         spec = replace(spec, project=current_project(spec.project, spec.cwd))
-        if not isinstance(store, Store):
-            store = open_store(store)
-        store.check_blob_cache()
+        parked = None
+        if isinstance(store, Store):
+            store.check_blob_cache()
+        else:
+            # An unreachable team store gives its local outbox (pushed later), and a reachable
+            # one starts pushing what waits there: nbtrack/sync/outbox.py.
+            from nbtrack.sync.outbox import open_run_store
+
+            store, parked = open_run_store(store)
         captures = Captures()
+        if parked is not None:
+            captures.warnings.append(parked.warning)
         redactor = _redactor_for(spec, captures)
         spec = _without_secrets(spec, redactor)
         start_time = time.time()
@@ -278,6 +286,8 @@ class ActiveRun:
                 spec.notebook and str(Path(spec.notebook).parent) or spec.cwd or os.getcwd()
             )
         run.number = store.create_run(run.id, run._clean(run._start_row(facts)))
+        if parked is not None:
+            parked.recorded(run.id, run.number)  # the one line: where the run is kept
         _runs.add(run)
         return run
 

@@ -41,6 +41,7 @@ from nbtrack.errors import (
     StoreError,
     StoreLockedError,
     StoreSchemaError,
+    StoreUnreachableError,
 )
 from nbtrack.secrets import redact_text
 from nbtrack.store.schema import SCHEMA_VERSION
@@ -435,6 +436,20 @@ def redact_url(url: str) -> str:
     return redact_text(url)
 
 
+def database_label(url: str) -> str:
+    """``host_port_dbname``: a folder name for one database, never holding the user or the
+    password (the artifact cache and the outbox, nbtrack/sync/outbox.py, are named by it)."""
+    import psycopg.conninfo
+
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        info = {}
+    return "_".join(
+        re.sub(r"[^\w.-]", "_", str(info.get(k) or "local")) for k in ("host", "port", "dbname")
+    )
+
+
 def _artifacts_folder(url: str) -> Path:
     """Where a PostgreSQL store keeps artifact content: ``$NBTRACK_ARTIFACTS`` when it names
     a local folder, otherwise one folder per server and database under the user's cache."""
@@ -442,17 +457,25 @@ def _artifacts_folder(url: str) -> Path:
     local = os.environ.get(env_name, "")
     if local and "://" not in local:
         return Path(local).expanduser().absolute()
-    import psycopg.conninfo
-
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.Error:
-        info = {}
-    label = "_".join(
-        re.sub(r"[^\w.-]", "_", str(info.get(k) or "local")) for k in ("host", "port", "dbname")
-    )
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "nbtrack" / "postgres" / label
+    return cache / "nbtrack" / "postgres" / database_label(url)
+
+
+#: A connection failure where the server answered and refused (bad password, no such
+#: database or role, pg_hba.conf): libpq spells those ``FATAL:``; the transient ones here
+#: (a server starting, stopping, recovering or full) are still "come back later".
+_REFUSED = re.compile(r"FATAL:(?!.*(starting up|shutting down|recovery|too many))", re.DOTALL)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether a psycopg error means the server could not be reached (worth retrying
+    later: a refused, timed-out or dropped connection, a server starting or stopping), as
+    opposed to a refusal or a broken query that needs the user."""
+    code = str(getattr(exc, "sqlstate", None) or "")
+    if code:  # 08 connection exception, 53 insufficient resources, 57 operator intervention
+        return code[:2] in ("08", "53", "57")
+    # libpq's own connection errors carry no SQLSTATE; only those the server sent say FATAL.
+    return _REFUSED.search(str(exc)) is None
 
 
 @contextlib.contextmanager
@@ -469,7 +492,8 @@ def translate_pg_errors(url: str) -> Iterator[None]:
             raise StoreLockedError(
                 f"the PostgreSQL store {redact_url(url)} is busy ({text}); retry"
             ) from None
-        raise StoreError(
+        # Unreachable is its own class: a run start then keeps the run in the outbox.
+        raise (StoreUnreachableError if is_unreachable(exc) else StoreError)(
             f"cannot reach the PostgreSQL store {redact_url(url)} ({text}); check that the "
             f"server runs and the URL in {config.ENV_STORE} is right"
         ) from None

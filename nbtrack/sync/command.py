@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from nbtrack import config
-from nbtrack.errors import UsageError
+from nbtrack.errors import NbtrackError, UsageError
 
 __all__ = ["add_parsers", "cmd_pull", "cmd_push", "magic_sync"]
 
@@ -34,10 +34,37 @@ def _report(report: Any, as_json: bool) -> None:
         print(report.text())
 
 
+def _push_outboxes(args: Any, store: Any) -> int:
+    """``push --outbox``: every outbox to its database (docs/team.md); 1 if any run stays."""
+    from nbtrack.sync.outbox import push_outboxes
+
+    if args.to or args.refs or args.model:
+        raise UsageError(
+            "push --outbox pushes every outbox to its own database: give no --to or REF"
+        )
+    # The configured store's URL carries the password for its own database's outbox.
+    try:
+        configured: Any = config.command_store_dir(store, search_upwards=True)
+    except NbtrackError:
+        configured = None
+    reports = push_outboxes(configured)
+    if args.json:
+        json.dump([r.to_dict() for r in reports], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif not reports:
+        print("no runs wait in an outbox")
+    else:
+        for report in reports:
+            print(report.text())
+    return 1 if any(r.failed or r.problems for r in reports) else 0
+
+
 def cmd_push(args: argparse.Namespace) -> int:
     """Push runs to a team store or MLflow server."""
     from nbtrack.sync import push
 
+    if args.outbox:
+        return _push_outboxes(args, args.store)
     report = push(
         args.to, args.refs, store=args.store, experiment=args.experiment, model=args.model
     )
@@ -66,6 +93,12 @@ def _add_arguments(p: argparse.ArgumentParser, *, push: bool) -> None:
             "--model",
             metavar="NAME",
             help="mirror this registered model's versions and aliases to MLflow's registry",
+        )
+        p.add_argument(
+            "--outbox",
+            action="store_true",
+            help="push the runs kept locally while a team database was unreachable, each "
+            "to its own database (docs/team.md)",
         )
     else:
         p.add_argument(
@@ -123,6 +156,9 @@ def magic_sync(command: str, rest: str) -> Any:
         raise UsageError(f"%nbtrack {command}: {exc}") from None
     args = parser.parse_args(words)
     store = config.command_store_dir(search_upwards=False)
+    if command == "push" and args.outbox:
+        _push_outboxes(args, store)
+        return None
     if command == "push":
         report = push(args.to, args.refs, store=store, experiment=args.experiment, model=args.model)
     else:

@@ -1,0 +1,326 @@
+"""The outbox: runs kept locally while their team store (a database) cannot be reached.
+
+A run that starts while its ``postgresql://`` store is unreachable is recorded, in full, in
+an SQLite store of its own for that database (:func:`outbox_dir`), and pushed to the
+database later with the same idempotent copy as ``nbtrack push`` (:mod:`nbtrack.sync.stores`):
+in a background thread at the next run start that reaches the database, or by hand with
+``nbtrack push --outbox`` / ``%nbtrack push --outbox``.
+
+Decisions (docs/team.md, "When the team store is unreachable"):
+
+* Only "unreachable" parks a run (:class:`~nbtrack.errors.StoreUnreachableError`: refused,
+  timed out or dropped connections, a server starting or stopping). A refusal (wrong
+  password, no such database, a schema too new) is the user's to fix, so it still reads
+  "this run is not recorded" rather than filling an outbox nobody will be able to push.
+* The outbox is named by the database (``host_port_dbname``, as the artifact cache is), so
+  every URL spelling of one database shares it; it knows its database by the URL with
+  the user's password removed (``database.json``). The password comes, when pushing, from
+  the URL this process is configured with (``NBTRACK_STORE`` …) or from libpq's own places
+  (``~/.pgpass``, ``$PGPASSWORD``); it is never written here.
+* A pushed run is deleted from the outbox only after its copy in the database is complete
+  (the copy's last write is the one that removes its "incomplete" mark); a run still
+  running is left for a later push. A marker file (:data:`WAITING`) says that runs wait,
+  so a run start that reaches the database pays one ``stat`` when nothing waits.
+* Pushes of one outbox never overlap: a lock file per outbox (two processes draining at
+  once: the second finds the lock taken and leaves the work to the first, so no run is
+  copied twice). The copy is idempotent by global run id in any case.
+* Numbers are per store: a run has its outbox number while it waits and gets the team
+  store's next number when it is pushed (its id stays the same).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from nbtrack import config
+from nbtrack.errors import StoreError, StoreUnreachableError, SyncError
+from nbtrack.store.sqlite import Store
+from nbtrack.sync.stores import SyncReport, copy_runs
+
+__all__ = [
+    "DATABASE",
+    "WAITING",
+    "Parked",
+    "drain",
+    "drain_soon",
+    "open_run_store",
+    "outbox_dir",
+    "outbox_root",
+    "outboxes",
+    "push_outboxes",
+    "waiting_count",
+    "without_password",
+]
+
+#: The file naming an outbox's database (its URL without a password).
+DATABASE = "database.json"
+#: Present while runs wait in the outbox (checked at every run start that reaches the store).
+WAITING = "waiting"
+#: Held while one process pushes the outbox.
+_LOCK = "push.lock"
+
+
+def outbox_root() -> Path:
+    """Where outboxes live: ``$XDG_CACHE_HOME/nbtrack/outbox`` (default ``~/.cache``)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "nbtrack" / "outbox"
+
+
+def outbox_dir(url: str) -> Path:
+    """The outbox folder of the database ``url`` names (its host, port and database)."""
+    from nbtrack.store.postgres import database_label
+
+    return outbox_root() / database_label(url)
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password removed (from ``user:pw@`` and from ``?password=``)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        auth, host = netloc.rsplit("@", 1)
+        netloc = auth.split(":", 1)[0] + "@" + host
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k.lower() != "password"])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _shown(url: str) -> str:
+    return config.shown_location(config.StoreURL(url))
+
+
+@dataclass
+class Parked:
+    """A run start that found its database unreachable: the run goes to ``folder``."""
+
+    url: str  #: the database's URL (may hold the password: never written, never shown)
+    folder: Path
+    reason: str  #: the one-line connection error
+
+    @property
+    def warning(self) -> str:
+        """What the run itself records (and its summary shows): where it was first kept."""
+        return (
+            f"recorded in the local outbox: the team store {_shown(self.url)} was "
+            "unreachable when the run started"
+        )
+
+    def recorded(self, run_id: str, number: int) -> None:
+        """The run is in the outbox: mark the outbox waiting and tell the user, in one line.
+
+        The marker is written after the run exists, and a push removes it before it lists
+        the runs, so a run is never left behind without the marker.
+        """
+        (self.folder / WAITING).touch()
+        print(
+            f"nbtrack: {self.reason}. Run #{number} ({run_id[:8]}) is kept locally in "
+            f"{self.folder} and will be pushed when the team store is reachable (at the next "
+            "run that reaches it, or `nbtrack push --outbox`); there it gets the store's next "
+            "number.",
+            file=sys.stderr,
+        )
+
+
+def _open_outbox(url: str) -> Store:
+    from nbtrack.store.sqlite import open_store
+
+    folder = outbox_dir(url)
+    store = open_store(folder)  # shared, so this process's later runs write through it too
+    database = folder / DATABASE
+    if not database.exists():
+        tmp = database.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"url": without_password(url)}) + "\n", encoding="utf-8")
+        os.replace(tmp, database)
+    return store
+
+
+def open_run_store(location: Any) -> tuple[Store, Parked | None]:
+    """The store a run starting now writes to, and whether it was parked in an outbox.
+
+    ``location``: a folder or database URL (``None``: the configured store). A database
+    that cannot be reached gives its outbox (and a :class:`Parked`); one that can starts,
+    in the background, the push of runs waiting in its outbox. Any other failure raises.
+    """
+    from nbtrack.store.postgres import postgres_url
+    from nbtrack.store.sqlite import open_store
+
+    where = location if location is not None else config.default_store_dir()
+    url = postgres_url(where)
+    if url is None:
+        store = open_store(where)
+        store.check_blob_cache()
+        return store, None
+    try:
+        store = open_store(url)
+        store.check_blob_cache()  # a shared connection that died since shows it here
+    except StoreUnreachableError as exc:
+        return _open_outbox(url), Parked(url, outbox_dir(url), str(exc))
+    drain_soon(url)
+    return store, None
+
+
+def waiting_count(url: str) -> int:
+    """How many runs wait in ``url``'s outbox (0 without opening anything when none do)."""
+    folder = outbox_dir(url)
+    if not (folder / WAITING).exists():
+        return 0
+    try:
+        outbox = Store(folder, create=False)
+    except StoreError:
+        return 0
+    try:
+        return len(outbox.list_runs(columns=("id",)))
+    finally:
+        outbox.close()
+
+
+_draining: dict[Path, threading.Thread] = {}
+_draining_lock = threading.Lock()
+
+
+def drain_soon(url: str) -> threading.Thread | None:
+    """Push ``url``'s outbox in a background thread if runs wait there (one ``stat`` when
+    none do); returns the thread, or ``None`` when there was nothing to start."""
+    folder = outbox_dir(url)
+    if not (folder / WAITING).exists():
+        return None
+    with _draining_lock:
+        thread = _draining.get(folder)
+        if thread is not None and thread.is_alive():
+            return thread
+
+        def work() -> None:
+            # A background push must never surface in the user's cell; a failed one leaves
+            # the runs (and the marker) for the next try.
+            with contextlib.suppress(Exception):
+                drain(folder, url, wait=False)
+
+        thread = threading.Thread(target=work, name="nbtrack-outbox", daemon=True)
+        _draining[folder] = thread
+        thread.start()
+        return thread
+
+
+@contextlib.contextmanager
+def _push_lock(folder: Path, *, wait: bool) -> Iterator[bool]:
+    """Whether this process got the outbox's push lock (held for the block)."""
+    import fcntl
+
+    with open(folder / _LOCK, "a+b") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _stored_url(folder: Path) -> str:
+    try:
+        data = json.loads((folder / DATABASE).read_text(encoding="utf-8"))
+        return str(data["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SyncError(
+            f"{folder} does not say which database it belongs to ({DATABASE} is missing or "
+            "damaged); push its runs by hand: nbtrack push --store "
+            f"{folder} --to postgresql://…"
+        ) from None
+
+
+def drain(folder: Path, url: str | None = None, *, wait: bool = True) -> SyncReport:
+    """Push the finished runs of the outbox ``folder`` to its database and delete them from
+    the outbox once their copies are complete; returns what was done.
+
+    ``url``: the database's URL with its password (default: the one the outbox names, which
+    has none: libpq then looks in ``~/.pgpass`` and ``$PGPASSWORD``). ``wait=False``: when
+    another process is pushing this outbox, leave it to that one.
+    Raises :class:`~nbtrack.errors.StoreError` when the database cannot be reached (the runs
+    stay waiting).
+    """
+    from nbtrack.store.sqlite import connect_store
+
+    target = url or _stored_url(folder)
+    report = SyncReport(str(folder), _shown(target))
+    with _push_lock(folder, wait=wait) as locked:
+        if not locked:
+            report.problems.append("another process is pushing this outbox")
+            return report
+        # Before listing: a run parked from now on re-creates it (Parked.recorded).
+        with contextlib.suppress(FileNotFoundError):
+            (folder / WAITING).unlink()
+        outbox = Store(folder, create=False)
+        try:
+            finished = [
+                str(row[0])
+                for row in outbox.list_runs(columns=("id", "status"))
+                if row[1] != "running"
+            ]
+            left = 0
+            try:
+                if finished:
+                    remote = connect_store(target, create=True)
+                    try:
+                        report = copy_runs(
+                            outbox,
+                            remote,
+                            finished,
+                            source_name=str(folder),
+                            target_name=_shown(target),
+                        )
+                    finally:
+                        remote.close()
+                    # Complete in the database (copied, or found there by an earlier push
+                    # cut off before it could delete): only now may the outbox forget them.
+                    outbox.delete_runs([*report.copied, *report.updated, *report.skipped])
+            finally:
+                left = len(outbox.list_runs(columns=("id",)))
+                if left:
+                    (folder / WAITING).touch()
+            if left:
+                report.problems.append(
+                    f"{left} run(s) stay in the outbox (still running or not copied)"
+                )
+        finally:
+            outbox.close()
+    return report
+
+
+def outboxes() -> list[Path]:
+    """Every outbox folder on this machine (one per database that was unreachable once)."""
+    root = outbox_root()
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if (p / DATABASE).exists())
+
+
+def push_outboxes(configured: Any = None) -> list[SyncReport]:
+    """Push every outbox to its database (``nbtrack push --outbox``); one report each.
+
+    ``configured``: the store this process is configured with; when it is one of the
+    outboxes' databases, its URL (and so its password) is the one used for that outbox.
+    A database still unreachable gives a report with that problem; the others go on.
+    """
+    from nbtrack.store.postgres import database_label, postgres_url
+
+    mine = postgres_url(configured) if configured is not None else None
+    reports = []
+    for folder in outboxes():
+        url = mine if mine is not None and database_label(mine) == folder.name else None
+        try:
+            reports.append(drain(folder, url))
+        except StoreError as exc:
+            report = SyncReport(str(folder), _shown(url or _stored_url(folder)))
+            report.problems.append(f"not pushed, the runs stay waiting: {exc}")
+            reports.append(report)
+    return reports

@@ -1,0 +1,275 @@
+"""The outbox (nbtrack/sync/outbox.py): a run that starts while its PostgreSQL team store is
+unreachable is kept locally in full and pushed later, never lost and never duplicated.
+
+"Unreachable" is real: a small TCP proxy on 127.0.0.1 forwards to the session's PostgreSQL
+server, and stopping it closes the port (connection refused) and drops the connections that
+went through it, as a flaky network does. The store URL names the proxy's port, so the
+outbox (keyed by host, port and database) is the same one whether it is up or down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from nbtrack import config
+from nbtrack.store.postgres import close_pg_stores
+from nbtrack.store.sqlite import Store, connect_store
+from nbtrack.sync import outbox
+
+PASSWORD = "pw-Zq81-never-written"
+
+
+class Proxy:
+    """A TCP forwarder 127.0.0.1:port -> the PostgreSQL server; :meth:`stop` closes the
+    port and every connection through it."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self._listener: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # stopped
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self._sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(OSError):  # wakes the accept() so the port really closes
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+@pytest.fixture
+def team(pg_server, pg_url, tmp_path, monkeypatch):
+    """(proxy, URL through it with a password, the real URL): the proxy starts stopped."""
+    proxy = Proxy(pg_server.port)
+    database = pg_url.rsplit("/", 1)[1]
+    url = f"postgresql://{pg_server.user}:{PASSWORD}@127.0.0.1:{proxy.port}/{database}"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv(config.ENV_STORE, url)
+    monkeypatch.setenv("NBTRACK_BUSY_TIMEOUT", "5")
+    config.set_store_dir(None)
+    close_pg_stores()
+    yield proxy, url, pg_url
+    proxy.stop()
+    close_pg_stores()
+
+
+def _env(tmp_path: Path, url: str) -> dict[str, str]:
+    root = str(Path(__file__).resolve().parent.parent)
+    return {
+        **os.environ,
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        config.ENV_STORE: url,
+        "NBTRACK_BUSY_TIMEOUT": "5",
+        "PYTHONPATH": root,
+    }
+
+
+def _no_password_under(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def _team_runs(real_url: str) -> list[tuple]:
+    team = connect_store(real_url, create=True)
+    try:
+        return team.list_runs(columns=("id", "number", "name", "status"))
+    finally:
+        team.close()
+
+
+def test_cells_while_the_store_is_down_are_kept_and_pushed_once_it_is_back(
+    shell, team, capsys
+) -> None:
+    proxy, url, real_url = team
+    folder = outbox.outbox_dir(url)
+    proxy.start()
+    shell.run_cell("%%track --name before\nlr = 0.1\ntrack.log(loss=1.0)")
+    assert [r[2] for r in _team_runs(real_url)] == ["before"]
+    capsys.readouterr()
+
+    proxy.stop()  # the kernel's open connection drops, and the port is closed
+    cell = (
+        "%%track --name offline --seed 3\n"
+        "lr = 0.5\n"
+        "for i in range(3):\n"
+        "    track.log(step=i, loss=1.0 / (i + 1))\n"
+        "track.artifact({'w': [1, 2, 3]}, name='weights')\n"
+        "ran = True\n"
+    )
+    result = shell.run_cell(cell)
+    assert result.success and shell.user_ns["ran"] is True
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "kept locally" in line]
+    assert len(lines) == 1 and str(folder) in lines[0] and "nbtrack push --outbox" in lines[0]
+    assert "not recorded" not in err and PASSWORD not in err
+    kept = Store(folder, create=False)
+    (row,) = [kept.run_row(r[0]) for r in kept.list_runs(columns=("id",))]
+    kept_metrics = kept.metric_history(row["id"])
+    kept_artifacts = kept.artifacts(row["id"])
+    kept.close()
+    assert row["status"] == "finished" and row["params"]["lr"] == 0.5
+    assert [v for _, v, _ in kept_metrics["loss"]] == [1.0, 0.5, 1.0 / 3]
+    assert any("outbox" in w for w in row["warnings"])
+    assert (folder / outbox.WAITING).exists()
+    assert json.loads((folder / outbox.DATABASE).read_text())["url"] == url.replace(
+        f":{PASSWORD}", ""
+    )
+    _no_password_under(folder)
+
+    proxy.start()  # reachable again: the next cell pushes the outbox in the background
+    shell.run_cell("%%track --name after\nlr = 0.2")
+    thread = outbox._draining[folder]
+    thread.join(30)
+    runs = _team_runs(real_url)
+    assert sorted(r[2] for r in runs) == ["after", "before", "offline"]
+    assert sorted(r[1] for r in runs) == [1, 2, 3]  # the pushed run got a team number
+    team_store = connect_store(real_url, create=False)
+    copy = team_store.run_row(row["id"])
+    assert copy["params"] == row["params"] and copy["code_hash"] == row["code_hash"]
+    assert team_store.metric_history(row["id"]) == kept_metrics
+    assert team_store.artifacts(row["id"]) == kept_artifacts
+    team_store.close()
+    assert not (folder / outbox.WAITING).exists()
+    assert Store(folder, create=False).list_runs(columns=("id",)) == []
+
+    # Pushing again (by hand, in the kernel) copies nothing: still one copy of each run.
+    shell.run_cell("%nbtrack push --outbox")
+    assert "0 run(s) copied" in capsys.readouterr().out
+    assert len(_team_runs(real_url)) == 3
+
+
+def test_a_refusal_is_not_parked(shell, team, monkeypatch, capsys) -> None:
+    proxy, url, _ = team
+    proxy.start()
+    wrong = url.rsplit("/", 1)[0] + "/no_such_database"
+    monkeypatch.setenv(config.ENV_STORE, wrong)
+    shell.run_cell("%%track\nx = 1")
+    err = capsys.readouterr().err
+    assert "not recorded" in err and "does not exist" in err
+    assert shell.user_ns["x"] == 1
+    assert not outbox.outbox_dir(wrong).exists()
+
+
+def test_a_running_run_waits_and_a_script_run_is_pushed_by_hand(team, tmp_path) -> None:
+    import nbtrack
+
+    proxy, url, real_url = team
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import nbtrack\n"
+        "with nbtrack.run(name='script', params={'lr': 0.3}) as track:\n"
+        "    track.log(acc=0.9)\n"
+        "print('done')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        env=_env(tmp_path, url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr
+    assert "kept locally" in proc.stderr and PASSWORD not in proc.stderr
+
+    running = nbtrack.run(name="still-running", capture_env=False)  # in the outbox too
+    folder = outbox.outbox_dir(url)
+    proxy.start()
+    report = outbox.drain(folder, url)
+    assert len(report.copied) == 1 and any("stay in the outbox" in p for p in report.problems)
+    assert (folder / outbox.WAITING).exists()  # the running run is not pushed yet
+    running.finish()
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbtrack", "push", "--outbox", "--json"],
+        env=_env(tmp_path, url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (pushed,) = json.loads(proc.stdout)
+    assert len(pushed["copied"]) == 1 and pushed["copied"][0] == running.id
+    assert PASSWORD not in proc.stdout
+    runs = _team_runs(real_url)
+    assert sorted(r[2] for r in runs) == ["script", "still-running"]
+    assert all(r[3] == "finished" for r in runs)
+    _no_password_under(folder)
+
+
+def test_two_processes_pushing_at_once_leave_one_copy_of_each_run(team, tmp_path) -> None:
+    import nbtrack
+
+    proxy, url, real_url = team
+    ids = []
+    for i in range(4):
+        with nbtrack.run(name=f"r{i}", capture_env=False) as track:
+            track.log(step=0, loss=float(i))
+        ids.append(track.id)
+    proxy.start()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "nbtrack", "push", "--outbox", "--json"],
+            env=_env(tmp_path, url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    copied = [i for out, _ in outs for report in json.loads(out) for i in report["copied"]]
+    assert sorted(copied) == sorted(ids)  # each run copied by exactly one of them
+    runs = _team_runs(real_url)
+    assert sorted(r[0] for r in runs) == sorted(ids)
+    assert sorted(r[1] for r in runs) == [1, 2, 3, 4]
