@@ -218,6 +218,18 @@ def test_a_running_run_waits_and_a_script_run_is_pushed_by_hand(team, tmp_path) 
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr
     assert "kept locally" in proc.stderr and PASSWORD not in proc.stderr
+    # Pushed by hand while the database is still down: nothing lost, exit status 1.
+    down = subprocess.run(
+        [sys.executable, "-m", "nbtrack", "push", "--outbox", "--json"],
+        env=_env(tmp_path, url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    (waiting,) = json.loads(down.stdout)
+    assert down.returncode == 1 and len(waiting["failed"]) == 1 and waiting["copied"] == []
+    assert outbox.waiting_count(url) == 1 and PASSWORD not in down.stdout + down.stderr
 
     running = nbtrack.run(name="still-running", capture_env=False)  # in the outbox too
     folder = outbox.outbox_dir(url)

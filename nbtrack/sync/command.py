@@ -35,7 +35,8 @@ def _report(report: Any, as_json: bool) -> None:
 
 
 def _push_outboxes(args: Any, store: Any) -> int:
-    """``push --outbox``: every outbox to its database (docs/team.md); 1 if any run stays."""
+    """``push --outbox``: every outbox to its database (docs/team.md); exit status 1 when
+    a run was not copied (a database still unreachable, unreadable content)."""
     from nbtrack.sync.outbox import push_outboxes
 
     if args.to or args.refs or args.model:
@@ -56,7 +57,7 @@ def _push_outboxes(args: Any, store: Any) -> int:
     else:
         for report in reports:
             print(report.text())
-    return 1 if any(r.failed or r.problems for r in reports) else 0
+    return 1 if any(r.failed for r in reports) else 0
 
 
 def cmd_push(args: argparse.Namespace) -> int:

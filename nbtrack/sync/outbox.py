@@ -120,11 +120,14 @@ class Parked:
         the runs, so a run is never left behind without the marker.
         """
         (self.folder / WAITING).touch()
+        # The store's own advice ("check that the server runs…") is for a failure; here the
+        # run is safe, so the line says where it is and only then why.
+        why = self.reason.split("; check that", 1)[0]
         print(
-            f"nbtrack: {self.reason}. Run #{number} ({run_id[:8]}) is kept locally in "
-            f"{self.folder} and will be pushed when the team store is reachable (at the next "
-            "run that reaches it, or `nbtrack push --outbox`); there it gets the store's next "
-            "number.",
+            f"nbtrack: the team store is unreachable: run #{number} ({run_id[:8]}) is kept "
+            f"locally in {self.folder} and will be pushed when the store is reachable (at the "
+            "next run that reaches it, or `nbtrack push --outbox`), where it gets the store's "
+            f"next number. Why: {why}",
             file=sys.stderr,
         )
 
@@ -238,6 +241,18 @@ def _stored_url(folder: Path) -> str:
         ) from None
 
 
+def _finished(outbox: Store | Path) -> list[str]:
+    """Ids of the outbox's runs that are no longer running (those a push may copy)."""
+    store = outbox if isinstance(outbox, Store) else Store(outbox, create=False)
+    try:
+        return [
+            str(row[0]) for row in store.list_runs(columns=("id", "status")) if row[1] != "running"
+        ]
+    finally:
+        if store is not outbox:
+            store.close()
+
+
 def drain(folder: Path, url: str | None = None, *, wait: bool = True) -> SyncReport:
     """Push the finished runs of the outbox ``folder`` to its database and delete them from
     the outbox once their copies are complete; returns what was done.
@@ -261,11 +276,7 @@ def drain(folder: Path, url: str | None = None, *, wait: bool = True) -> SyncRep
             (folder / WAITING).unlink()
         outbox = Store(folder, create=False)
         try:
-            finished = [
-                str(row[0])
-                for row in outbox.list_runs(columns=("id", "status"))
-                if row[1] != "running"
-            ]
+            finished = _finished(outbox)
             left = 0
             try:
                 if finished:
@@ -321,6 +332,7 @@ def push_outboxes(configured: Any = None) -> list[SyncReport]:
             reports.append(drain(folder, url))
         except StoreError as exc:
             report = SyncReport(str(folder), _shown(url or _stored_url(folder)))
+            report.failed = _finished(folder)  # not copied this time; they stay waiting
             report.problems.append(f"not pushed, the runs stay waiting: {exc}")
             reports.append(report)
     return reports
