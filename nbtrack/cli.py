@@ -62,6 +62,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from nbtrack.summary import fmt_duration, fmt_value
 
     store = _open(args)
+    from nbtrack.sync.outbox import waiting_note  # a team store's runs kept locally
+
+    if (note := waiting_note(store)) is not None:
+        print(note, file=sys.stderr)
     rows = [
         decode_row(r, columns)
         for r in store.list_runs(

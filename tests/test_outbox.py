@@ -145,7 +145,8 @@ def test_cells_while_the_store_is_down_are_kept_and_pushed_once_it_is_back(
     )
     result = shell.run_cell(cell)
     assert result.success and shell.user_ns["ran"] is True
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "offline" in out  # the cell's summary shows the run
     lines = [line for line in err.splitlines() if "kept locally" in line]
     assert len(lines) == 1 and str(folder) in lines[0] and "nbtrack push --outbox" in lines[0]
     assert "not recorded" not in err and PASSWORD not in err
@@ -197,8 +198,9 @@ def test_a_refusal_is_not_parked(shell, team, monkeypatch, capsys) -> None:
     assert not outbox.outbox_dir(wrong).exists()
 
 
-def test_a_running_run_waits_and_a_script_run_is_pushed_by_hand(team, tmp_path) -> None:
+def test_a_running_run_waits_and_a_script_run_is_pushed_by_hand(team, tmp_path, capsys) -> None:
     import nbtrack
+    from nbtrack.cli import main
 
     proxy, url, real_url = team
     script = tmp_path / "train.py"
@@ -234,6 +236,10 @@ def test_a_running_run_waits_and_a_script_run_is_pushed_by_hand(team, tmp_path) 
     running = nbtrack.run(name="still-running", capture_env=False)  # in the outbox too
     folder = outbox.outbox_dir(url)
     proxy.start()
+    capsys.readouterr()
+    assert _team_runs(real_url) == []  # (creates the team store's tables)
+    assert main(["runs"]) == 0  # the team store, empty yet, says what waits for it
+    assert f"2 run(s) of this store wait in the local outbox {folder}" in capsys.readouterr().err
     report = outbox.drain(folder, url)
     assert len(report.copied) == 1 and any("stay in the outbox" in p for p in report.problems)
     assert (folder / outbox.WAITING).exists()  # the running run is not pushed yet

@@ -58,6 +58,7 @@ __all__ = [
     "outboxes",
     "push_outboxes",
     "waiting_count",
+    "waiting_note",
     "without_password",
 ]
 
@@ -183,6 +184,21 @@ def waiting_count(url: str) -> int:
         return len(outbox.list_runs(columns=("id",)))
     finally:
         outbox.close()
+
+
+def waiting_note(store: Store) -> str | None:
+    """For ``nbtrack runs`` on a team database: a line saying how many of its runs wait in
+    this machine's outbox, or ``None`` (one ``stat`` when none wait, and for a folder)."""
+    from nbtrack.store.postgres import postgres_url
+
+    url = postgres_url(store.location)
+    count = waiting_count(url) if url is not None else 0
+    if url is None or not count:
+        return None
+    return (
+        f"nbtrack: {count} run(s) of this store wait in the local outbox {outbox_dir(url)} "
+        "(recorded while it was unreachable); `nbtrack push --outbox` pushes them"
+    )
 
 
 _draining: dict[Path, threading.Thread] = {}
