@@ -50,6 +50,7 @@ __all__ = [
     "DEFAULT_RULES",
     "Redactor",
     "is_secret_env_name",
+    "secret_env_values",
     "is_secret_name",
     "looks_secret",
     "redact_text",
@@ -142,6 +143,13 @@ _HINTS: dict[str, tuple[str, ...]] = {
 def _may_match(rule: str, text: str) -> bool:
     hints = _HINTS.get(rule)
     return hints is None or any(hint in text for hint in hints)
+
+
+# Every hint in one regex: one C-level search tells that a text (a run name, a path, an
+# argv item: a dozen per run start) holds none of them, instead of a generator per rule.
+_ANY_HINT = re.compile("|".join(re.escape(h) for hints in _HINTS.values() for h in hints))
+# The built-in rules that have no hint (none today): checked on every text.
+_UNHINTED_RULES = tuple((rule, p) for rule, p in VALUE_RULES if rule not in _HINTS)
 
 
 #: The patterns of :data:`VALUE_RULES`, without their names.
@@ -241,7 +249,7 @@ class SecretRules:
         """
         if len(text) < 8:
             return None
-        for rule, pattern in self.value_rules:
+        for rule, pattern in self._rules_for(text):
             if not _may_match(rule, text):
                 continue
             for match in pattern.finditer(text):
@@ -253,6 +261,13 @@ class SecretRules:
                     if match.group(2) != REDACTED:
                         return URL_PASSWORD_RULE
         return None
+
+    def _rules_for(self, text: str) -> tuple[tuple[str, re.Pattern[str]], ...]:
+        """The value rules that may match ``text``: the built-in ones only when one of
+        their hints is in it (most texts hold none), the project's always."""
+        if _ANY_HINT.search(text) is not None:
+            return self.value_rules
+        return _UNHINTED_RULES + self.patterns if _UNHINTED_RULES else self.patterns
 
     def looks_secret(self, value: object) -> bool:
         """True when ``value`` is a string holding something in a credential format."""
@@ -267,7 +282,7 @@ class SecretRules:
         """
         out = _replace_values(text, tuple(values)) if values else text
         if len(out) >= 8:
-            for rule, pattern in self.value_rules:
+            for rule, pattern in self._rules_for(out):
                 if _may_match(rule, out) and pattern.search(out):
                     out = pattern.sub(_redact_match, out)
             if "://" in out and _URL_PASSWORD.search(out):
@@ -302,6 +317,17 @@ def _cached_values(text: str, values: tuple[str, ...]) -> str:
     return _replace_values(text, values)
 
 
+# A run writes the same short texts again and again (its name, tags, working directory,
+# script path, argv, user): each is redacted once per rules and known values, then looked
+# up (~20 texts per run start and finish).
+_SHORT_TEXT = 512
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_text(rules: SecretRules, text: str, values: tuple[str, ...]) -> str:
+    return rules.redact_text(text, values)
+
+
 def _replace_values(text: str, values: tuple[str, ...]) -> str:
     # A substring test first: the regex's look-arounds make it slow to search with, and
     # almost every text holds none of the values.
@@ -328,6 +354,42 @@ def is_secret_env_name(name: str) -> bool:
     if upper in ENV_NOT_SECRET:
         return False
     return any(marker in upper for marker in ENV_SECRET_MARKERS)
+
+
+def secret_env_values(min_length: int = MIN_VALUE_LENGTH) -> list[str]:
+    """The values of this process's secret-named environment variables (by
+    :func:`is_secret_env_name`), longest first; values shorter than ``min_length`` are left
+    out (redacting "1" or "true" everywhere would mangle code without protecting anything).
+
+    Every run start asks, and decoding and judging every variable cost ~0.2 ms; the answer
+    is kept with a copy of ``os.environ``'s own table and reused only while that table is
+    equal to the copy, so a variable set, changed or removed (``os.environ[...] = ...``,
+    ``%env``) is seen by the next call.
+    """
+    table = getattr(os.environ, "_data", None)  # CPython's os.environ keeps its raw table here
+    if not isinstance(table, dict):
+        return _scan_env(min_length)
+    cached = _env_scans.get(min_length)
+    # Equal tables hold the same objects, so this is a pointer comparison per variable.
+    if cached is not None and cached[0] == table:
+        return list(cached[1])
+    snapshot = dict(table)
+    found = _scan_env(min_length)
+    _env_scans[min_length] = (snapshot, tuple(found))
+    return found
+
+
+def _scan_env(min_length: int) -> list[str]:
+    found = {
+        value
+        for name, value in os.environ.items()
+        if len(value) >= min_length and is_secret_env_name(name)
+    }
+    return sorted(found, key=len, reverse=True)
+
+
+# min_length -> (os.environ's table when scanned, the secret values found then).
+_env_scans: dict[int, tuple[dict[Any, Any], tuple[str, ...]]] = {}
 
 
 def is_secret_name(name: str) -> bool:
@@ -726,6 +788,8 @@ class Redactor:
     def text(self, text: str) -> str:
         """``text`` with credential formats and the known values redacted (the same
         object when nothing matched)."""
+        if len(text) <= _SHORT_TEXT:
+            return _cached_text(self.rules, text, self._values)
         return self.rules.redact_text(text, self._values)
 
     def code(self, source: str) -> str:

@@ -13,6 +13,7 @@ import atexit
 import json
 import operator
 import os
+import stat
 import sys
 import threading
 import time
@@ -1020,12 +1021,7 @@ def start_script_run(
     """
     main = sys.modules.get("__main__")
     main_file = getattr(main, "__file__", None)
-    code = ""
-    if main_file and os.path.isfile(main_file):
-        try:
-            code = Path(main_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            code = ""
+    code = _script_source(main_file) if main_file else ""
     spec = RunSpec(
         name=name,
         seed=seed,
@@ -1045,6 +1041,33 @@ def start_script_run(
         project=project,
     )
     return ActiveRun.start(spec, store)
+
+
+def _script_source(path: str) -> str:
+    """The text of the script ``path`` ("" when it cannot be read), read again only when
+    its size or modification time changed: a script that runs many runs (a sweep, an
+    ingest loop) would otherwise read and decode itself at every run start."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return ""
+    if not stat.S_ISREG(info.st_mode):
+        return ""
+    key = (info.st_mtime_ns, info.st_size)
+    cached = _script_cache.get(path)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    try:
+        with open(path, encoding="utf-8") as fh:
+            code = fh.read()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    _script_cache.clear()  # one script per process, in practice: keep only the latest
+    _script_cache[path] = (key, code)
+    return code
+
+
+_script_cache: dict[str, tuple[tuple[int, int], str]] = {}
 
 
 class _Runs:

@@ -28,7 +28,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from nbtrack.secrets import ENV_SECRET_MARKERS, is_secret_env_name, redact_text
+from nbtrack.secrets import (
+    ENV_SECRET_MARKERS,
+    is_secret_env_name,
+    redact_text,
+    secret_env_values,
+)
 
 __all__ = [
     "ENV_VAR_NAMES",
@@ -160,12 +165,9 @@ def secret_values(min_length: int = 6) -> list[str]:
     Values shorter than ``min_length`` are left out: redacting "1" or "true" everywhere
     would mangle code without protecting anything.
     """
-    found = {
-        value
-        for name, value in os.environ.items()
-        if len(value) >= min_length and is_secret_env_name(name)
-    }
-    return sorted(found, key=len, reverse=True)
+    # One rule, one place: nbtrack.secrets scans (and reuses its scan while os.environ is
+    # unchanged).
+    return secret_env_values(min_length)
 
 
 # --------------------------------------------------------------------------- static parts
