@@ -257,6 +257,17 @@ def _stored_url(folder: Path) -> str:
         ) from None
 
 
+def _free(outbox: Store) -> None:
+    """Delete the pushed runs' blobs and artifact files from the outbox; only from its own
+    folder: with artifacts in a bucket (``NBTRACK_ARTIFACTS=s3://…``) the content is the
+    team store's too, and an outbox ``gc`` there would delete what the database refers to."""
+    from nbtrack.store.artifact_store import LocalArtifacts
+
+    with contextlib.suppress(StoreError, OSError):  # leftovers only cost space
+        if isinstance(outbox.artifact_location, LocalArtifacts):
+            outbox.gc()  # its grace spares content of a run being written right now
+
+
 def _finished(outbox: Store | Path) -> list[str]:
     """Ids of the outbox's runs that are no longer running (those a push may copy)."""
     store = outbox if isinstance(outbox, Store) else Store(outbox, create=False)
@@ -310,6 +321,7 @@ def drain(folder: Path, url: str | None = None, *, wait: bool = True) -> SyncRep
                     # Complete in the database (copied, or found there by an earlier push
                     # cut off before it could delete): only now may the outbox forget them.
                     outbox.delete_runs([*report.copied, *report.updated, *report.skipped])
+                    _free(outbox)
             finally:
                 left = len(outbox.list_runs(columns=("id",)))
                 if left:
