@@ -237,6 +237,8 @@ def test_a_running_run_waits_and_a_script_run_is_pushed_by_hand(team, tmp_path, 
     folder = outbox.outbox_dir(url)
     proxy.start()
     capsys.readouterr()
+    assert main(["push", "--outbox", "--to", real_url]) == 1  # each outbox has its own
+    assert "give no --to" in capsys.readouterr().err
     assert _team_runs(real_url) == []  # (creates the team store's tables)
     assert main(["runs"]) == 0  # the team store, empty yet, says what waits for it
     assert f"2 run(s) of this store wait in the local outbox {folder}" in capsys.readouterr().err

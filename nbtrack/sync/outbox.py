@@ -166,7 +166,13 @@ def open_run_store(location: Any) -> tuple[Store, Parked | None]:
         store = open_store(url)
         store.check_blob_cache()  # a shared connection that died since shows it here
     except StoreUnreachableError as exc:
-        return _open_outbox(url), Parked(url, outbox_dir(url), str(exc))
+        try:
+            kept = _open_outbox(url)
+        except (StoreError, OSError) as error:  # both places fail: say both, in one line
+            raise StoreError(
+                f"{exc}; and its local outbox {outbox_dir(url)} cannot be written either ({error})"
+            ) from None
+        return kept, Parked(url, outbox_dir(url), str(exc))
     drain_soon(url)
     return store, None
 
