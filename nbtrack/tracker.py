@@ -899,8 +899,10 @@ def capture_start(
     from nbtrack.capture import seeds
 
     source = spec.source
-    torch_too = "torch" in sys.modules or bool(
-        cap("torch use", lambda: seeds.cell_imports_torch(source), False)
+    # No source to analyse (a script records its file as code, not as source): no
+    # import of torch to find, and parsing "" at every run start is not free.
+    torch_too = "torch" in sys.modules or (
+        bool(source) and bool(cap("torch use", lambda: seeds.cell_imports_torch(source), False))
     )
     if torch_too and "torch" not in sys.modules:
         # The cell is about to import torch anyway; importing it first lets us seed it and
