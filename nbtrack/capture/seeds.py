@@ -340,13 +340,15 @@ def _numpy_state() -> dict[str, Any]:
         # The global RandomState was given another bit generator (np.random.set_bit_generator):
         # there is no legacy tuple, so keep its own state dict.
         return {"bit_generator": str(full["bit_generator"]), "state": _encode_generic(full)}
-    name, key, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+    # The legacy tuple's fields, read from the state already taken: asking NumPy twice
+    # copied the 624-word key twice at every run start.
+    state = full["state"]
     return {
-        "bit_generator": str(name),
-        "key": _b64(np.ascontiguousarray(key, dtype="<u4").tobytes()),
-        "pos": int(pos),
-        "has_gauss": int(has_gauss),
-        "cached_gaussian": float(cached_gaussian),
+        "bit_generator": "MT19937",
+        "key": _b64(np.ascontiguousarray(state["key"], dtype="<u4").tobytes()),
+        "pos": int(state["pos"]),
+        "has_gauss": int(full["has_gauss"]),
+        "cached_gaussian": float(full["gauss"]),
     }
 
 
