@@ -28,6 +28,8 @@ from typing import Any
 ENV_STORE = "NBTRACK_STORE"
 #: Seconds a writer waits for another process's lock before giving up (default 30).
 ENV_BUSY_TIMEOUT = "NBTRACK_BUSY_TIMEOUT"
+#: Seconds to wait for a database store (PostgreSQL) to answer a connection (default 10).
+ENV_CONNECT_TIMEOUT = "NBTRACK_CONNECT_TIMEOUT"
 #: Seconds between background flushes of buffered metrics (default 0.5).
 ENV_FLUSH_INTERVAL = "NBTRACK_FLUSH_INTERVAL"
 #: Set to "0" to disable the summary shown after a tracked cell.
@@ -54,6 +56,7 @@ DB_FILENAME = "nbtrack.db"
 ARTIFACTS_DIRNAME = "artifacts"
 
 DEFAULT_BUSY_TIMEOUT = 30.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_FLUSH_INTERVAL = 0.5
 
 
@@ -70,6 +73,15 @@ def _float_env(name: str, default: float) -> float:
 def busy_timeout() -> float:
     """Seconds to wait for a locked store (``NBTRACK_BUSY_TIMEOUT``, default 30)."""
     return _float_env(ENV_BUSY_TIMEOUT, DEFAULT_BUSY_TIMEOUT)
+
+
+def connect_timeout() -> int:
+    """Seconds to wait for a database store to answer a new connection
+    (``NBTRACK_CONNECT_TIMEOUT``, default 10; at least 1, as libpq counts whole seconds).
+
+    Separate from :func:`busy_timeout`: a network that drops packets (a VPN that is down)
+    should send a run to the outbox in seconds, not after the lock wait's 30."""
+    return max(1, round(_float_env(ENV_CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT)))
 
 
 def flush_interval() -> float:

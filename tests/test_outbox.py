@@ -293,3 +293,52 @@ def test_two_processes_pushing_at_once_leave_one_copy_of_each_run(team, tmp_path
     runs = _team_runs(real_url)
     assert sorted(r[0] for r in runs) == sorted(ids)
     assert sorted(r[1] for r in runs) == [1, 2, 3, 4]
+
+
+def test_a_silent_server_costs_one_connect_timeout_not_one_per_cell(
+    shell, tmp_path, monkeypatch, capsys
+) -> None:
+    # A listener that accepts connections and never answers: what libpq sees through a VPN
+    # that is down. The first run waits out NBTRACK_CONNECT_TIMEOUT and is parked; the
+    # runs after it are parked without another attempt (the listener counts attempts).
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = int(listener.getsockname()[1])
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"postgresql://nobody:{PASSWORD}@127.0.0.1:{port}/silent"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv(config.ENV_STORE, url)
+    monkeypatch.setenv(config.ENV_CONNECT_TIMEOUT, "1")
+    monkeypatch.setattr(outbox, "_unreachable", {})
+    config.set_store_dir(None)
+    try:
+        for index in range(3):
+            result = shell.run_cell(f"%%track --name silent{index}\nvalue = {index}")
+            assert result.success and shell.user_ns["value"] == index
+        err = capsys.readouterr().err
+        assert err.count("kept locally") == 3 and PASSWORD not in err
+        assert len(accepted) == 1  # one attempt for three runs
+        kept = Store(outbox.outbox_dir(url), create=False)
+        assert sorted(r[0] for r in kept.list_runs(columns=("name",))) == [
+            "silent0",
+            "silent1",
+            "silent2",
+        ]
+        kept.close()
+        # Past the recheck window the next run tries the database again.
+        monkeypatch.setattr(outbox, "RECHECK_SECONDS", 0.0)
+        shell.run_cell("%%track --name silent3\nvalue = 3")
+        assert len(accepted) == 2
+    finally:
+        listener.close()
+        for sock in accepted:
+            sock.close()
+        config.set_store_dir(None)

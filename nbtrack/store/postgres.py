@@ -537,7 +537,7 @@ class PostgresStore(Store):
             ) from None
         with translate_pg_errors(self._url):
             raw = psycopg.connect(
-                self._url, autocommit=True, connect_timeout=int(config.busy_timeout()) or 5
+                self._url, autocommit=True, connect_timeout=config.connect_timeout()
             )
         self._conn = PgConnection(raw)  # type: ignore[assignment]
         try:

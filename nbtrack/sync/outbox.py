@@ -162,19 +162,46 @@ def open_run_store(location: Any) -> tuple[Store, Parked | None]:
         store = open_store(where)
         store.check_blob_cache()
         return store, None
-    try:
-        store = open_store(url)
-        store.check_blob_cache()  # a shared connection that died since shows it here
-    except StoreUnreachableError as exc:
+    import time
+
+    reason: str | None = None
+    recent = _unreachable.get(url)
+    if recent is not None and time.monotonic() - recent[0] < RECHECK_SECONDS:
+        # Waited out a connect timeout moments ago: park at once rather than make every
+        # cell wait again (a network that drops packets, a VPN that is down).
+        reason = recent[1]
+    else:
+        started = time.monotonic()
+        try:
+            store = open_store(url)
+            store.check_blob_cache()  # a shared connection that died since shows it here
+        except StoreUnreachableError as exc:
+            reason = str(exc)
+            # Only a slow failure is remembered: a refused connection or an unknown host
+            # fails at once, so trying again on the next run costs nothing.
+            if time.monotonic() - started >= SLOW_FAILURE_SECONDS:
+                _unreachable[url] = (time.monotonic(), reason)
+    if reason is not None:
         try:
             kept = _open_outbox(url)
         except (StoreError, OSError) as error:  # both places fail: say both, in one line
             raise StoreError(
-                f"{exc}; and its local outbox {outbox_dir(url)} cannot be written either ({error})"
+                f"{reason}; and its local outbox {outbox_dir(url)} cannot be written "
+                f"either ({error})"
             ) from None
-        return kept, Parked(url, outbox_dir(url), str(exc))
+        return kept, Parked(url, outbox_dir(url), reason)
+    _unreachable.pop(url, None)
     drain_soon(url)
     return store, None
+
+
+#: After a connection attempt to a database failed slowly (a timeout, at least
+#: ``SLOW_FAILURE_SECONDS``), runs starting within ``RECHECK_SECONDS`` go to its outbox
+#: without trying again; the first run after that tries the database again.
+RECHECK_SECONDS = 60.0
+SLOW_FAILURE_SECONDS = 1.0
+#: When this process last found each database unreachable, and why (URL → time, reason).
+_unreachable: dict[str, tuple[float, str]] = {}
 
 
 def waiting_count(url: str) -> int:
