@@ -436,9 +436,12 @@ def redact_url(url: str) -> str:
     return redact_text(url)
 
 
+@functools.lru_cache(maxsize=64)
 def database_label(url: str) -> str:
     """``host_port_dbname``: a folder name for one database, never holding the user or the
-    password (the artifact cache and the outbox, nbtrack/sync/outbox.py, are named by it)."""
+    password (the artifact cache and the outbox, nbtrack/sync/outbox.py, are named by it).
+
+    Cached per URL: every run start on a database store asks (the outbox check)."""
     import psycopg.conninfo
 
     try:

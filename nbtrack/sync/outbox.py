@@ -31,6 +31,7 @@ Decisions (docs/team.md, "When the team store is unreachable"):
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -72,7 +73,14 @@ _LOCK = "push.lock"
 
 def outbox_root() -> Path:
     """Where outboxes live: ``$XDG_CACHE_HOME/nbtrack/outbox`` (default ``~/.cache``)."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return _outbox_root(os.environ.get("XDG_CACHE_HOME"), os.environ.get("HOME"))
+
+
+@functools.lru_cache(maxsize=8)
+def _outbox_root(xdg_cache: str | None, home: str | None) -> Path:
+    # Keyed by the two variables it reads, so a changed environment is followed; every
+    # run start on a database store asks (one dict lookup instead of building paths).
+    cache = Path(xdg_cache or Path.home() / ".cache")
     return cache / "nbtrack" / "outbox"
 
 
