@@ -1,7 +1,8 @@
 /**
  * The Runs panel in the left sidebar: the registered models of the notebook's store (the
  * Models section of modelsSection.ts, when there are any), the active notebook's runs newest
- * first, a filter box, the details of a clicked run, and the diff of two checked runs.
+ * first with their project chips, a filter box and a project select (projects.ts), the
+ * details of a clicked run, and the diff of two checked runs.
  */
 import { Widget } from '@lumino/widgets';
 
@@ -15,13 +16,47 @@ import {
   statusClass
 } from './format';
 import { RunsModel } from './model';
+import {
+  effectiveProject,
+  matchesProject,
+  noMatchText,
+  projectChip,
+  projectOptions,
+  projectOptionsHtml
+} from './projects';
 import { renderDiff, renderRunDetails } from './render';
 import type { IRunSummary } from './tokens';
 
 type Detail = { kind: 'run'; number: number } | { kind: 'diff'; a: number; b: number };
 
+/**
+ * Where the project choice is kept between page loads: the browser's localStorage (one
+ * choice for every notebook, as a user usually works in one project at a time).
+ */
+const PROJECT_KEY = 'nbtrack:runs-panel:project';
+
+function loadProjectChoice(): string {
+  try {
+    return window.localStorage.getItem(PROJECT_KEY) ?? '';
+  } catch {
+    return ''; // storage disabled (a private window, a sandboxed frame): the panel still works
+  }
+}
+
+function saveProjectChoice(choice: string): void {
+  try {
+    window.localStorage.setItem(PROJECT_KEY, choice);
+  } catch {
+    // Not kept across reloads then; the panel keeps it while it lives.
+  }
+}
+
 export class RunsPanel extends Widget {
   private _filter = '';
+  /** The project the user chose ('' = all); kept even while the notebook has no such run. */
+  private _project = loadProjectChoice();
+  /** The select's options as last drawn: redrawn only when they change, not on every poll. */
+  private _projectOptionsKey = '';
   private _checked: number[] = [];
   private _detail: Detail | null = null;
   private _detailKey = '';
@@ -31,6 +66,7 @@ export class RunsPanel extends Widget {
   private _list: HTMLElement;
   private _details: HTMLElement;
   private _filterBox: HTMLInputElement;
+  private _projectBox: HTMLSelectElement;
 
   constructor(readonly model: RunsModel) {
     super();
@@ -40,8 +76,11 @@ export class RunsPanel extends Widget {
     this.node.innerHTML = `
       <div class="nbtrack-models-slot"></div>
       <div class="nbtrack-header"><h2>Runs</h2><div class="nbtrack-notebook"></div></div>
-      <input class="nbtrack-filter jp-mod-styled" type="search"
-        placeholder="Filter: name, status, tag, lr=0.01" aria-label="Filter runs">
+      <div class="nbtrack-filters">
+        <input class="nbtrack-filter jp-mod-styled" type="search"
+          placeholder="Filter: name, status, tag, lr=0.01" aria-label="Filter runs">
+        <select class="nbtrack-project-filter jp-mod-styled" aria-label="Show the runs of one project" hidden></select>
+      </div>
       <div class="nbtrack-message" role="status"></div>
       <ul class="nbtrack-runs" aria-label="Runs of this notebook"></ul>
       <div class="nbtrack-hint">Click a run for details; tick two to compare them.</div>
@@ -51,6 +90,12 @@ export class RunsPanel extends Widget {
     this._list = this.node.querySelector('.nbtrack-runs') as HTMLElement;
     this._details = this.node.querySelector('.nbtrack-details') as HTMLElement;
     this._filterBox = this.node.querySelector('.nbtrack-filter') as HTMLInputElement;
+    this._projectBox = this.node.querySelector('.nbtrack-project-filter') as HTMLSelectElement;
+    this._projectBox.addEventListener('change', () => {
+      this._project = this._projectBox.value;
+      saveProjectChoice(this._project);
+      this.renderList();
+    });
     this._filterBox.addEventListener('input', () => {
       this._filter = this._filterBox.value;
       this.renderList();
@@ -68,6 +113,11 @@ export class RunsPanel extends Widget {
   /** The run whose details are open, if any. */
   get openRun(): number | null {
     return this._detail?.kind === 'run' ? this._detail.number : null;
+  }
+
+  /** The project choice in effect for the shown notebook's runs ('' = all projects). */
+  get project(): string {
+    return effectiveProject(this._project, this.model.reply?.runs ?? []);
   }
 
   /** Put a section (the Models section) above the runs. */
@@ -136,15 +186,36 @@ export class RunsPanel extends Widget {
     this._message.className = `nbtrack-message ${cls}`;
   }
 
+  /** Show the project select only when some run has a project; keep its choice in step. */
+  private renderProjectSelect(runs: IRunSummary[], project: string): void {
+    const options = projectOptions(runs);
+    const key = JSON.stringify(options);
+    if (key !== this._projectOptionsKey) {
+      // Rebuilt only when the projects change: a poll must not close an open dropdown.
+      this._projectOptionsKey = key;
+      this._projectBox.innerHTML = projectOptionsHtml(options, project);
+    }
+    this._projectBox.hidden = options.length === 0;
+    if (this._projectBox.value !== project && options.length) {
+      this._projectBox.value = project;
+    }
+  }
+
   private renderList(): void {
     this.renderMessage();
     const runs = this.model.reply?.runs ?? [];
+    const project = this.project;
+    this.renderProjectSelect(runs, project);
     const now = Date.now() / 1000;
-    const shown = runs.filter(run => matchesFilter(run, this._filter));
+    const shown = runs.filter(
+      run => matchesProject(run, project) && matchesFilter(run, this._filter)
+    );
     const open = this.openRun;
     const items = shown.map(run => this.itemHtml(run, now, open === run.number));
     if (runs.length && !shown.length) {
-      items.push(`<li class="nbtrack-empty">No run matches “${escapeHtml(this._filter)}”.</li>`);
+      items.push(
+        `<li class="nbtrack-empty">${escapeHtml(noMatchText(this._filter, project))}</li>`
+      );
     }
     this._list.innerHTML = items.join('');
     this.toggleClass('nbtrack-mod-norun', runs.length === 0);
@@ -162,6 +233,7 @@ export class RunsPanel extends Widget {
       `<input type="checkbox" class="nbtrack-check" aria-label="Select run ${run.number} to compare" ${checked}>` +
       `<span class="nbtrack-number">#${run.number}</span>` +
       `<span class="nbtrack-name">${escapeHtml(run.name ?? '')}</span>` +
+      projectChip(run.project) +
       `<span class="nbtrack-status ${statusClass(run.status)}">${escapeHtml(run.status)}</span>` +
       `<span class="nbtrack-duration">${escapeHtml(formatDuration(runDuration(run, now)))}</span>` +
       `<span class="nbtrack-metrics">${metrics}</span>` +

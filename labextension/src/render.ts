@@ -103,6 +103,13 @@ export function renderRunDetails(run: IRunDetails): string {
   if (run.execution_count !== null && run.execution_count !== undefined) {
     facts.push(['cell', escapeHtml(`In [${run.execution_count}]`)]);
   }
+  // Who ran it and for which project: what a team store's runs differ by (docs/team.md).
+  if (run.project) {
+    facts.push(['project', escapeHtml(run.project)]);
+  }
+  if (run.user) {
+    facts.push(['user', escapeHtml(run.user)]);
+  }
   if (run.tags.length) {
     facts.push(['tags', escapeHtml(run.tags.join(', '))]);
   }

@@ -113,3 +113,13 @@ test('the gpu row names each device, whatever shape the environment gives it', (
   assert.deepEqual(gpuRow({ count: 0 }), ['gpu', '{&quot;count&quot;:0}']);
   assert.equal(gpuRow({}), undefined);
 });
+
+test('run details show the project and the user when the run has them', () => {
+  const html = renderRunDetails({ ...details, project: 'vision/<det>', user: 'ana@example.org' });
+  assert.match(html, /<th>project<\/th><td>vision\/&lt;det&gt;<\/td>/);
+  assert.match(html, /<th>user<\/th><td>ana@example.org<\/td>/);
+  // A run from before projects and users (or without them) shows no empty rows.
+  const plain = renderRunDetails({ ...details, project: null, user: null });
+  assert.doesNotMatch(plain, /<th>project<\/th>/);
+  assert.doesNotMatch(plain, /<th>user<\/th>/);
+});
