@@ -45,7 +45,7 @@ STEPS = 1000
 
 def build_store(folder: Path, count: int) -> float:
     """Write ``count`` finished runs to a new store in ``folder``; returns seconds taken."""
-    from nbtrack.store.sqlite import open_store
+    from nbtrack.store.routing import open_store
 
     started = time.perf_counter()
     store = open_store(folder)
@@ -134,7 +134,7 @@ def main() -> int:
         go.FigureWidget()
 
         import nbtrack
-        from nbtrack.store.sqlite import open_store
+        from nbtrack.store.routing import open_store
 
         store = open_store(folder)
         count = store.count_runs()

@@ -81,7 +81,7 @@ def peak_rss_mib() -> float:
 def w_log_nbtrack(a: argparse.Namespace) -> dict[str, Any]:
     """Row 1: track.log per call, final flush, peak RSS; plus the list.append baseline."""
     import nbtrack
-    from nbtrack.store.sqlite import open_store
+    from nbtrack.store.routing import open_store
 
     n, reps = a.steps, a.reps
     rng = random.Random(0)
@@ -255,7 +255,7 @@ def w_cell(a: argparse.Namespace) -> dict[str, Any]:
             )
     finally:
         sys.stdout, sys.stderr = real_out, real_err
-    from nbtrack.store.sqlite import open_store
+    from nbtrack.store.routing import open_store
 
     store = open_store(None)
     out["runs_recorded"] = store.count_runs()

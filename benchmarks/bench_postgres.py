@@ -57,7 +57,7 @@ def _free_port() -> int:
 def nb_log_per_call(url: str, calls: int) -> float:
     """Microseconds per ``track.log`` call (buffered; the flush is included at exit)."""
     import nbtrack
-    from nbtrack.store.sqlite import open_store
+    from nbtrack.store.routing import open_store
 
     open_store(url)  # connecting and creating the schema are not part of logging
 
@@ -83,7 +83,7 @@ def nb_start_finish(url: str, count: int) -> float:
 
 def nb_populate(url: str, count: int) -> None:
     """``count`` finished runs with 20 params and 10 metrics."""
-    from nbtrack.store.sqlite import connect_store
+    from nbtrack.store.routing import connect_store
 
     store = connect_store(url)
     for i in range(count):
@@ -131,7 +131,7 @@ def _nb_writer(
     url: str, name: str, runs: int, steps: int, warm: bool, ready: Any, go: Any, queue: Any
 ) -> None:
     import nbtrack
-    from nbtrack.store.sqlite import open_store
+    from nbtrack.store.routing import open_store
 
     store = open_store(url)  # connected before the clock starts, as a kernel would be
     backend = store._pg.raw.info.backend_pid  # type: ignore[attr-defined]
@@ -189,7 +189,7 @@ def nb_ingest(
 
 
 def _store_writer(url: str, batches: int, ready: Any, go: Any) -> None:
-    from nbtrack.store.sqlite import connect_store
+    from nbtrack.store.routing import connect_store
 
     store = connect_store(url)
     run = uuid.uuid4().hex

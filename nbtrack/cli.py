@@ -30,7 +30,7 @@ examples:
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from nbtrack.store.sqlite import connect_store
+    from nbtrack.store.routing import connect_store
 
     # Reading never creates a store: a missing one is an error that says what to do.
     store = connect_store(config.command_store_dir(args.store, search_upwards=True), create=False)

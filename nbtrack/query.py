@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from nbtrack.model import ArtifactInfo, Fingerprint, HistoryEntry, MetricPoint
 from nbtrack.records import MetricDelta, RunDiff, RunRecord
-from nbtrack.store.sqlite import Store, open_store
+from nbtrack.store.routing import open_store
+from nbtrack.store.sqlite import Store
 
 if TYPE_CHECKING:
     import pandas

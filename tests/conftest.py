@@ -22,7 +22,7 @@ def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def store(store_dir: Path) -> Store:
-    from nbtrack.store.sqlite import open_store
+    from nbtrack.store.routing import open_store
 
     return open_store(store_dir)
 

@@ -239,7 +239,7 @@ def _keys(fs: Any, prefix: str) -> list[str]:
 def test_a_postgresql_store_keeps_its_artifacts_in_s3(
     pg_url: str, s3_prefix: str, s3_endpoint: str
 ) -> None:
-    from nbtrack.store.sqlite import connect_store
+    from nbtrack.store.routing import connect_store
 
     with nbtrack.run(name="pg/s3", store=pg_url) as track:
         track.artifact(np.arange(4.0), name="array")

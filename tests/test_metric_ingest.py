@@ -20,7 +20,7 @@ import pytest
 import nbtrack
 from nbtrack.errors import StoreError
 from nbtrack.store.postgres import PostgresStore, binary_copy_metrics
-from nbtrack.store.sqlite import connect_store
+from nbtrack.store.routing import connect_store
 
 #: Values whose text form would lose something: NaN, both infinities, the smallest
 #: subnormal, the largest double, and a value that needs all 17 significant digits. (-0.0

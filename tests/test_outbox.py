@@ -22,7 +22,8 @@ import pytest
 
 from nbtrack import config
 from nbtrack.store.postgres import close_pg_stores
-from nbtrack.store.sqlite import Store, connect_store
+from nbtrack.store.routing import connect_store
+from nbtrack.store.sqlite import Store
 from nbtrack.sync import outbox
 
 PASSWORD = "pw-Zq81-never-written"

@@ -132,7 +132,7 @@ def test_the_command_line_and_the_line_magic_list_one_projects_runs(
 
 def test_a_model_version_keeps_its_runs_project(store_dir: Path, tmp_path: Path) -> None:
     from nbtrack.registry.api import registry
-    from nbtrack.store.sqlite import open_store
+    from nbtrack.store.routing import open_store
 
     with nbtrack.run("m", project="vision", capture_env=False, capture_data=False) as track:
         track.artifact(b"weights", name="model.bin")

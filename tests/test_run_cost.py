@@ -137,7 +137,7 @@ def test_a_gc_in_another_process_between_two_runs_is_noticed(location: str) -> N
         [
             sys.executable,
             "-c",
-            "import sys; from nbtrack.store.sqlite import open_store; "
+            "import sys; from nbtrack.store.routing import open_store; "
             "s = open_store(sys.argv[1]); s.delete_runs([sys.argv[2]]); "
             "print(s.gc(grace=0)['blobs'])",
             location,

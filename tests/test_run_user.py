@@ -13,7 +13,7 @@ import pytest
 
 import nbtrack
 from nbtrack import config
-from nbtrack.store.sqlite import connect_store
+from nbtrack.store.routing import connect_store
 from nbtrack.summary import run_html, run_text
 
 

@@ -301,7 +301,7 @@ async def test_runs_of_a_team_store_on_postgresql(
 ) -> None:
     # NBTRACK_STORE names a PostgreSQL database: the panel reads the runs from it, the
     # same store the notebook's kernel writes to (it used to look for a folder of that name).
-    from nbtrack.store.sqlite import connect_store
+    from nbtrack.store.routing import connect_store
 
     notebook = _notebook(jp_root_dir / "team" / "train.ipynb")
     store = connect_store(pg_url)

@@ -13,7 +13,7 @@ from tornado.httpclient import HTTPClientError
 
 import nbtrack
 from nbtrack import config
-from nbtrack.store.sqlite import connect_store
+from nbtrack.store.routing import connect_store
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 

@@ -18,8 +18,9 @@ from nbtrack import config
 from nbtrack.errors import RegistryConflictError, StoreError, UnknownRunError
 from nbtrack.store.base import TrackingStore
 from nbtrack.store.postgres import PostgresStore
+from nbtrack.store.routing import connect_store, open_store
 from nbtrack.store.schema import SCHEMA_VERSION
-from nbtrack.store.sqlite import Store, connect_store, open_store
+from nbtrack.store.sqlite import Store
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -326,7 +327,7 @@ def test_the_url_reaches_the_store_from_the_environment(
 ) -> None:
     monkeypatch.setenv(config.ENV_STORE, pg_url)
     config.set_store_dir(None)
-    from nbtrack.store.sqlite import open_store
+    from nbtrack.store.routing import open_store
 
     store = open_store()
     assert isinstance(store, PostgresStore) and repr(store) == f"PostgresStore({pg_url!r})"

@@ -19,7 +19,8 @@ from nbtrack import config
 from nbtrack.errors import UsageError
 from nbtrack.registry import Registry
 from nbtrack.store.postgres import PostgresStore, open_pg_store
-from nbtrack.store.sqlite import Store, connect_store, open_store
+from nbtrack.store.routing import connect_store, open_store
+from nbtrack.store.sqlite import Store
 
 
 def _toml(folder: Path, body: str) -> Path:

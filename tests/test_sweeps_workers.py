@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbtrack
 from nbtrack.model import HistoryEntry
-from nbtrack.store.sqlite import open_store
+from nbtrack.store.routing import open_store
 from nbtrack.sweeps.plan import CellContext, plan_sweep
 from nbtrack.sweeps.runner import load_sweep, open_sweep
 from nbtrack.trackline import parse_track_line

@@ -293,7 +293,7 @@ def test_a_run_whose_artifact_is_unreadable_is_not_copied_and_the_rest_are(
 
 def test_push_and_pull_carry_each_runs_project(pg_url: str, tmp_path: Path) -> None:
     """A run keeps its project through a team store (PostgreSQL) and back to a laptop."""
-    from nbtrack.store.sqlite import connect_store
+    from nbtrack.store.routing import connect_store
 
     local = tmp_path / "local"
     for project in ("vision", None):

@@ -145,7 +145,7 @@ def test_metrics_survive_a_hard_kill_within_a_second(tmp_path: Path) -> None:
 def test_start_facts_are_captured_by_one_function_and_the_run_builds_itself(
     store_dir: Path,
 ) -> None:
-    from nbtrack.store.sqlite import open_store
+    from nbtrack.store.routing import open_store
     from nbtrack.tracker import ActiveRun, Captures, RunSpec, capture_start, current_run
 
     store = open_store(store_dir)

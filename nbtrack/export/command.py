@@ -118,7 +118,7 @@ def build_parser(prog: str = "nbtrack export") -> argparse.ArgumentParser:
 
 
 def _cli_store(path: str | None) -> Any:
-    from nbtrack.store.sqlite import connect_store
+    from nbtrack.store.routing import connect_store
 
     return connect_store(config.command_store_dir(path, search_upwards=True), create=False)
 
@@ -308,7 +308,7 @@ def magic_export(
         return 0, ""
     if not args.notebook and not args.run_ref and notebook and os.path.exists(notebook):
         args.notebook = notebook
-    from nbtrack.store.sqlite import open_store
+    from nbtrack.store.routing import open_store
 
     # The kernel's own store (where its tracked cells write), not one found further up.
     folder = config.command_store_dir(args.store, search_upwards=False)

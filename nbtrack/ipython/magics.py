@@ -314,7 +314,7 @@ TrackMagics.track.__doc__ = (TrackMagics.track.__doc__ or "").rstrip() + (
 
 
 def _info(_: str) -> None:
-    from nbtrack.store.sqlite import open_store
+    from nbtrack.store.routing import open_store
 
     folder = config.command_store_dir(search_upwards=False)
     if isinstance(folder, config.StoreURL):  # a database (nbtrack/store/postgres.py)
@@ -330,7 +330,7 @@ def _info(_: str) -> None:
 
 
 def _set_store(path: str) -> None:
-    from nbtrack.store.sqlite import open_store
+    from nbtrack.store.routing import open_store
 
     if not path:
         raise UsageError(
@@ -374,14 +374,14 @@ def _show_run(ref: str) -> Any:
 
 def _register(rest: str) -> Any:
     from nbtrack.registry.command import magic_register
-    from nbtrack.store.sqlite import open_store
+    from nbtrack.store.routing import open_store
 
     return magic_register(rest, open_store(config.command_store_dir(search_upwards=False)))
 
 
 def _models(rest: str) -> Any:
     from nbtrack.registry.command import magic_models
-    from nbtrack.store.sqlite import open_store
+    from nbtrack.store.routing import open_store
 
     return magic_models(rest, open_store(config.command_store_dir(search_upwards=False)))
 

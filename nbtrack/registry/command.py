@@ -44,7 +44,7 @@ _STAGE_NAMES = [str(s) for s in STAGES]
 
 
 def _registry(args: argparse.Namespace) -> Registry:
-    from nbtrack.store.sqlite import connect_store
+    from nbtrack.store.routing import connect_store
 
     # Reading never creates a store: a missing one is an error that says what to do.
     return Registry(

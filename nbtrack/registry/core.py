@@ -611,7 +611,8 @@ def _clean_reason(text: str | None) -> str | None:
 def default_registry(store: Any = None, *, cwd: str | os.PathLike[str] | None = None) -> Registry:
     """A :class:`Registry` for ``store`` (a :class:`Store`, a folder, or ``None`` for this
     process's store)."""
-    from nbtrack.store.sqlite import Store, open_store
+    from nbtrack.store.routing import open_store
+    from nbtrack.store.sqlite import Store
 
     if not isinstance(store, Store):
         store = open_store(Path(store) if store is not None else None)

@@ -62,7 +62,7 @@ def open_notebook_store(notebook: Path) -> Iterator[Store]:
     A fresh connection each time means a store deleted or replaced between two polls is
     noticed at once instead of being read through a stale handle.
     """
-    from nbtrack.store.sqlite import connect_store
+    from nbtrack.store.routing import connect_store
 
     folder = store_dir_for(notebook)
     # A team store (NBTRACK_STORE=postgresql://...) is a database, not a folder to look in.

@@ -20,7 +20,7 @@ worker process from any terminal or machine that sees the store, or export one a
 
 
 def _store(args: argparse.Namespace, *, create: bool = False) -> Any:
-    from nbtrack.store.sqlite import connect_store
+    from nbtrack.store.routing import connect_store
 
     return connect_store(config.command_store_dir(args.store, search_upwards=True), create=create)
 

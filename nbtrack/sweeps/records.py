@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nbtrack.errors import NbtrackError, SweepError
-from nbtrack.store.sqlite import Store, open_store
+from nbtrack.store.routing import open_store
+from nbtrack.store.sqlite import Store
 
 if TYPE_CHECKING:
     import optuna

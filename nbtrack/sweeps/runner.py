@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from nbtrack.errors import NbtrackError, SweepError
 from nbtrack.metrics import Direction
 from nbtrack.model import HistoryEntry
-from nbtrack.store.sqlite import Store, open_store
+from nbtrack.store.routing import open_store
+from nbtrack.store.sqlite import Store
 from nbtrack.sweeps.plan import CellContext, SweepPlan, space_texts
 from nbtrack.sweeps.space import (
     Dimension,

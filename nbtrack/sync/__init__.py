@@ -27,7 +27,7 @@ def _local(store: Any, *, create: bool) -> Any:
     if store is not None and not isinstance(store, (str, os.PathLike)):
         return store
     from nbtrack import config
-    from nbtrack.store.sqlite import open_store
+    from nbtrack.store.routing import open_store
 
     # The local store must exist to push from; pull creates it (a fresh laptop). The
     # shared instance: a kernel's tracked cells may have it open already.

@@ -142,7 +142,7 @@ class Parked:
 
 
 def _open_outbox(url: str) -> Store:
-    from nbtrack.store.sqlite import open_store
+    from nbtrack.store.routing import open_store
 
     folder = outbox_dir(url)
     store = open_store(folder)  # shared, so this process's later runs write through it too
@@ -162,7 +162,7 @@ def open_run_store(location: Any) -> tuple[Store, Parked | None]:
     in the background, the push of runs waiting in its outbox. Any other failure raises.
     """
     from nbtrack.store.postgres import postgres_url
-    from nbtrack.store.sqlite import open_store
+    from nbtrack.store.routing import open_store
 
     where = location if location is not None else config.default_store_dir()
     url = postgres_url(where)
@@ -331,7 +331,7 @@ def drain(folder: Path, url: str | None = None, *, wait: bool = True) -> SyncRep
     Raises :class:`~nbtrack.errors.StoreError` when the database cannot be reached (the runs
     stay waiting).
     """
-    from nbtrack.store.sqlite import connect_store
+    from nbtrack.store.routing import connect_store
 
     target = url or _stored_url(folder)
     report = SyncReport(str(folder), _shown(target))

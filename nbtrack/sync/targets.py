@@ -62,7 +62,7 @@ def open_store_target(target: Target, *, create: bool) -> Any:
     """Open (a connection of its own to) the nbtrack store a target names: a folder, or a
     ``postgresql://`` URL; the caller closes it."""
     from nbtrack.store.postgres import postgres_url
-    from nbtrack.store.sqlite import connect_store
+    from nbtrack.store.routing import connect_store
 
     location = target.location
     if postgres_url(location) is not None:

@@ -57,7 +57,8 @@ class ModelsWidget:
         #: Gate outcome per version number, for the stage shown (``None``: none to go to).
         self.gates: dict[int, GateOutcome] = {}
         try:
-            from nbtrack.store.sqlite import Store, open_store
+            from nbtrack.store.routing import open_store
+            from nbtrack.store.sqlite import Store
 
             opened = store if isinstance(store, Store) else open_store(store)
             # The policy file is found from the notebook's folder, as the kernel's registry does.

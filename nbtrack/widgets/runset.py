@@ -16,7 +16,8 @@ from nbtrack.errors import AmbiguousRunError, NbtrackError, UnknownRunError
 from nbtrack.metrics import Direction, display_direction
 from nbtrack.query import runs as query_runs
 from nbtrack.query import runs_directions
-from nbtrack.store.sqlite import Store, open_store
+from nbtrack.store.routing import open_store
+from nbtrack.store.sqlite import Store
 
 if TYPE_CHECKING:
     import numpy

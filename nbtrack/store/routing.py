@@ -1,0 +1,52 @@
+"""Which store a location opens: a folder is SQLite, a ``postgresql://`` URL is PostgreSQL.
+
+The one place that tells them apart. It sits above both store modules so that the
+PostgreSQL store (a subclass of the SQLite one) and the SQLite store import only downward.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from nbtrack import config
+from nbtrack.store.sqlite import Store
+
+__all__ = ["connect_store", "open_store"]
+
+_open_stores: dict[Path, Store] = {}
+_open_lock = threading.Lock()
+
+
+def connect_store(location: str | os.PathLike[str], *, create: bool = True) -> Store:
+    """A new store for ``location``: a folder (SQLite) or a ``postgresql://`` URL
+    (:class:`~nbtrack.store.postgres.PostgresStore`). The one place that tells them apart."""
+    # Imported here: a folder store should not pay for the PostgreSQL module.
+    from nbtrack.store.postgres import PostgresStore, postgres_url
+
+    url = postgres_url(location)
+    return PostgresStore(url, create=create) if url is not None else Store(location, create=create)
+
+
+def open_store(path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Store:
+    """A shared store for ``path`` (default: :func:`config.default_store_dir`): a folder, or
+    a ``postgresql://`` URL (see :func:`connect_store`)."""
+    from nbtrack.store.postgres import open_pg_store, postgres_url
+
+    location = path if path is not None else config.default_store_dir()
+    url = postgres_url(location)
+    if url is not None:
+        return open_pg_store(url, create=create)
+    folder = Path(location).expanduser().absolute()
+    with _open_lock:
+        store = _open_stores.get(folder)
+        if store is not None and not store.is_current():
+            # The folder was deleted or replaced under us: writing on would go to an
+            # unlinked file and vanish. Start over with what is on disk now.
+            store.close()
+            store = None
+        if store is None:
+            store = Store(folder, create=create)
+            _open_stores[folder] = store
+        return store
