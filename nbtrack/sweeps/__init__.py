@@ -11,6 +11,7 @@ objective of an Optuna study (docs/sweeps.md). The pieces, each its own module:
 * :mod:`~nbtrack.sweeps.trial` — one trial as one run, pruning through ``track.log``;
 * :mod:`~nbtrack.sweeps.runner` — opening, resuming, running trials, worker processes;
 * :mod:`~nbtrack.sweeps.worker` — ``nbtrack sweep worker``: trials in a fresh interpreter;
+* :mod:`~nbtrack.sweeps.program` — the program a worker runs, made from the recorded history;
 * :mod:`~nbtrack.sweeps.records` — :func:`sweeps` and :func:`get_sweep`;
 * :mod:`~nbtrack.sweeps.progress` — where a sweep stands, and its renderings.
 

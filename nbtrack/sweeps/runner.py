@@ -246,7 +246,7 @@ def _refuse_workers_with_secrets(sweep: Sweep) -> None:
     written: when a secret was redacted out of what they would run, say so instead of
     letting them run ``'<redacted>'`` as the value."""
     from nbtrack.secrets import REDACTED
-    from nbtrack.sweeps.worker import worker_program
+    from nbtrack.sweeps.program import worker_program
 
     stored = Sweep.from_row(sweep.store, sweep.store.sweep_row(sweep.id))
     if any(REDACTED in part for part in worker_program(stored)):
@@ -412,7 +412,7 @@ def run_sweep(
     sweep = open_sweep(plan, context, store)
     try:
         if plan.workers > 1:
-            from nbtrack.sweeps.worker import check_worker_program
+            from nbtrack.sweeps.program import check_worker_program
 
             check_worker_program(sweep)  # before any worker starts, with export's reason
             _refuse_workers_with_secrets(sweep)

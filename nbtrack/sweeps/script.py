@@ -2,7 +2,7 @@
 the same sampler seed, outside the notebook.
 
 The script holds the cells the sweep cell depends on (from the kernel's recorded history,
-translated and sliced as ``nbtrack export`` does: :func:`~nbtrack.sweeps.worker.worker_program`),
+translated and sliced as ``nbtrack export`` does: :func:`~nbtrack.sweeps.program.worker_program`),
 the cell's body, and the sweep's recorded search space, sampler, pruner, objective and
 direction. Run, it calls :func:`rerun`, which records a new sweep whose trials are new runs.
 A sweep run in the kernel (one process) gives the same trials again from the same seed;
@@ -29,7 +29,7 @@ __all__ = ["export_sweep", "rerun"]
 def export_sweep(sweep: Sweep) -> str:
     """The script that reruns ``sweep`` (see the module doc)."""
     from nbtrack import __version__
-    from nbtrack.sweeps.worker import worker_program
+    from nbtrack.sweeps.program import worker_program
 
     prelude, body = worker_program(sweep)
     settings = {
