@@ -8,20 +8,23 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from nbtrack.registry.records import (
-    STAGES,
-    AuditCheck,
-    AuditEntry,
-    Decision,
-    Event,
-    GateReport,
-    ModelSummary,
-    ModelVersion,
-    Promotion,
-    StagePeriod,
-    step_down_stage,
-)
+from nbtrack.registry.stages import STAGES, Event, step_down_stage
+
+if TYPE_CHECKING:
+    # Types only: the records call these renderers from their reprs, so a runtime import
+    # back would be a circle.
+    from nbtrack.registry.records import (
+        AuditCheck,
+        AuditEntry,
+        Decision,
+        GateReport,
+        ModelSummary,
+        ModelVersion,
+        Promotion,
+        StagePeriod,
+    )
 
 STAGE_COLOURS = {
     "development": "#57606a",
