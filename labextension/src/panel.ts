@@ -79,7 +79,7 @@ export class RunsPanel extends Widget {
       <div class="nbtrack-filters">
         <input class="nbtrack-filter jp-mod-styled" type="search"
           placeholder="Filter: name, status, tag, lr=0.01" aria-label="Filter runs">
-        <select class="nbtrack-project-filter jp-mod-styled" aria-label="Show the runs of one project" hidden></select>
+        <select class="nbtrack-project-filter" aria-label="Show the runs of one project" hidden></select>
       </div>
       <div class="nbtrack-message" role="status"></div>
       <ul class="nbtrack-runs" aria-label="Runs of this notebook"></ul>
