@@ -36,8 +36,10 @@ def shell(store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
     ip = start_ipython() or InteractiveShell.instance()
     ip.run_cell("%load_ext nbtrack", store_history=True)
-    # Each test starts with a clean user namespace (the shell is a process-wide singleton).
-    ip.reset(new_session=False)
+    # Each test starts with a clean user namespace and a new history session (the shell is a
+    # process-wide singleton): a later test must not re-run, as a sweep worker or an export
+    # slice does, the cells an earlier test left in the history.
+    ip.reset(new_session=True)
     ip.run_cell("%load_ext nbtrack")
     os.environ.pop("NBTRACK_NOTEBOOK", None)
     yield ip
