@@ -497,3 +497,86 @@ def test_a_v5_store_migrates_to_projects_keeping_its_runs(location: str) -> None
         assert [r[0] for r in store.list_runs(columns=("id",))] == [run, new]
     finally:
         store.close()
+
+
+def test_a_v6_store_migrates_to_the_run_key_index_keeping_its_points(location: str) -> None:
+    """v7 indexes metric points by (run, key) instead of (run, key, step): a v6 store's
+    points survive the rebuild, in the order they were written, and new ones append."""
+    run = _new_id()
+    points = [("loss", step, 1.0 / (step + 1), float(step)) for step in (5, 1, 3)]
+    pg = location.startswith("postgresql://")
+    if pg:
+        import psycopg
+
+        from nbtrack.store.postgres import PG_MIGRATIONS
+
+        with psycopg.connect(location, autocommit=True) as conn:
+            for version in range(1, 7):
+                for statement in PG_MIGRATIONS[version]:
+                    conn.execute(statement)
+            conn.execute("INSERT INTO meta VALUES ('schema_version', 6)")
+            conn.execute(
+                "INSERT INTO runs (id, number, name, status, start_time) "
+                "VALUES (%s, 1, 'old', 'finished', 1.0)",
+                (run,),
+            )
+            for key, step, value, ts in points:
+                conn.execute(
+                    "INSERT INTO metrics (run_id, key, step, value, ts) VALUES (%s,%s,%s,%s,%s)",
+                    (run, key, step, value, ts),
+                )
+    else:
+        import sqlite3
+
+        from nbtrack.store.schema import MIGRATIONS
+
+        Path(location).mkdir(parents=True)
+        conn = sqlite3.connect(Path(location) / config.DB_FILENAME)
+        for version in range(1, 7):
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+        conn.execute(
+            "INSERT INTO runs (id, number, name, status, start_time) "
+            "VALUES (?, 1, 'old', 'finished', 1)",
+            (run,),
+        )
+        conn.executemany(
+            "INSERT INTO metrics (run_id, key, step, value, ts) VALUES (?,?,?,?,?)",
+            [(run, *point) for point in points],
+        )
+        conn.execute("PRAGMA user_version=6")
+        conn.commit()
+        conn.close()
+    store = connect_store(location)
+    try:
+        assert store.schema_version == SCHEMA_VERSION >= 7
+        store.append_metrics(run, [("loss", 0, 9.0, 9.0)])
+        history = store.metric_history(run)["loss"]
+        assert [(step, value) for step, value, _ in history] == [
+            (5, 1 / 6),
+            (1, 1 / 2),
+            (3, 1 / 4),
+            (0, 9.0),
+        ]
+        if pg:
+            indexes = {
+                name
+                for (name,) in store._query(
+                    "SELECT indexname FROM pg_indexes WHERE tablename = 'metrics'", ()
+                )
+            }
+            (cache,) = store._query(
+                "SELECT cache_size FROM pg_sequences WHERE sequencename = 'metrics_rowid_seq'",
+                (),
+            )[0]
+            assert int(cache) == 1000
+        else:
+            indexes = {
+                name
+                for (name,) in store._query(
+                    "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='metrics'", ()
+                )
+            }
+        assert "metrics_run" in indexes and "metrics_run_key" not in indexes
+    finally:
+        store.close()

@@ -313,6 +313,16 @@ PG_MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE runs ADD COLUMN IF NOT EXISTS project TEXT",
         "CREATE INDEX IF NOT EXISTS runs_project ON runs(project)",
     ],
+    # nbtrack/store/schema.py's v7: metric points indexed by (run, key), not the step. And
+    # each session takes row numbers for metric points 1,000 at a time instead of one
+    # sequence call per point: a run's points are written by one session (its process's
+    # connection) at a time, and a session's numbers only grow, so ordering a run's points
+    # by rowid is still the order they were written in.
+    7: [
+        "DROP INDEX IF EXISTS metrics_run_key",
+        "CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, key)",
+        "ALTER SEQUENCE metrics_rowid_seq CACHE 1000",
+    ],
 }
 assert sorted(PG_MIGRATIONS) == list(range(1, SCHEMA_VERSION + 1)), "a migration is missing"
 
