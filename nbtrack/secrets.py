@@ -473,7 +473,7 @@ def project_rules(start: str | os.PathLike[str] | None = None) -> SecretRules:
 
     Raises :class:`~nbtrack.errors.UsageError` (one line naming the file) for a bad table.
     """
-    from nbtrack.config import project_config
+    from nbtrack.projectfile import project_config
 
     found = project_config(start)
     if found is None or "secrets" not in found[1]:
