@@ -11,31 +11,23 @@ Skipped when Chromium, playwright or the built extension is missing.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import nbformat
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-BUILT = REPO / "nbtrack" / "labextension"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts" / "labextension"
 TOKEN = "nbtrack-browser-test"
 
 # Missing prerequisites fail loudly: CI installs chromium and builds the extension.
 assert Path(CHROMIUM).exists(), "no chromium: apt-get install chromium (tests/run_all.sh does)"
-assert (BUILT / "package.json").exists(), (
-    "the JupyterLab extension is not built: pip install -e . (or cd labextension && jlpm build:prod)"
-)
+from labserver import lab_folders, serve_lab, write_notebook  # noqa: E402
 from playwright import sync_api  # noqa: E402
 
 TRACKED_1 = "%%track --name demo\nlr = 0.1\ntrack.log(acc=0.9, loss=0.1)"
@@ -56,96 +48,21 @@ def jp_server_cleanup():
     yield None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _write_notebook(path: Path, sources: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, path)
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A ``jupyter lab`` on 127.0.0.1 serving a temporary root, with nbtrack enabled."""
-    base = tmp_path_factory.mktemp("nbtrack-lab")
-    root, config_dir, runtime, data = (base / n for n in ("root", "config", "runtime", "data"))
-    for folder in (root, config_dir, runtime, data / "labextensions"):
-        folder.mkdir(parents=True)
-    # Work before `pip install` has put the extension into sys.prefix: point JUPYTER_PATH
-    # at the freshly built assets and enable the server extension in this lab's config.
-    (data / "labextensions" / "nbtrack").symlink_to(BUILT, target_is_directory=True)
-    (config_dir / "jupyter_server_config.json").write_text(
-        json.dumps({"ServerApp": {"jpserver_extensions": {"nbtrack.server": True}}})
-    )
-    settings = config_dir / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-
-    _write_notebook(
+    folders = lab_folders(tmp_path_factory.mktemp("nbtrack-lab"))
+    root = folders.root
+    write_notebook(
         root / "exp" / "train.ipynb",
         ["%load_ext nbtrack", TRACKED_1, TRACKED_2, "print('untracked')"],
     )
-    _write_notebook(root / "exp" / "slow.ipynb", ["%load_ext nbtrack", SLOW])
-    _write_notebook(root / "bad" / "broken.ipynb", ["%load_ext nbtrack"])
+    write_notebook(root / "exp" / "slow.ipynb", ["%load_ext nbtrack", SLOW])
+    write_notebook(root / "bad" / "broken.ipynb", ["%load_ext nbtrack"])
     (root / "bad" / ".nbtrack").mkdir()
     (root / "bad" / ".nbtrack" / "nbtrack.db").write_bytes(b"not a database " * 200)
-
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NBTRACK_", "JUPYTER_"))}
-    env.update(
-        JUPYTER_CONFIG_DIR=str(config_dir),
-        JUPYTER_RUNTIME_DIR=str(runtime),
-        JUPYTER_PATH=str(data),
-        NBTRACK_SUMMARY="0",
-    )
-    log = open(base / "lab.log", "wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--allow-root",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            f"--IdentityProvider.token={TOKEN}",
-            f"--ServerApp.root_dir={root}",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=root,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError((base / "lab.log").read_text()[-3000:]) from None
-                time.sleep(0.3)
-        yield {"url": url, "root": root, "log": base / "lab.log"}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(base / "lab.log", ARTIFACTS / "lab.log")
+    with serve_lab(folders, TOKEN, ARTIFACTS) as url:
+        yield {"url": url, "root": root, "log": folders.base / "lab.log"}
 
 
 @pytest.fixture(scope="module")

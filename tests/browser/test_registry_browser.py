@@ -10,20 +10,12 @@ Screenshots go to ``test-artifacts/registry/``.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
+from labserver import lab_folders, serve_lab, write_notebook
 from playwright import sync_api
 from registry_helpers import make_run, write_policy
 
@@ -31,7 +23,6 @@ from nbtrack.registry import Registry
 from nbtrack.store.sqlite import Store
 
 REPO = Path(__file__).resolve().parents[2]
-BUILT = REPO / "nbtrack" / "labextension"
 ARTIFACTS = REPO / "test-artifacts" / "registry"
 TOKEN = "nbtrack-registry-browser-test"
 MODEL = "digits-classifier"
@@ -40,10 +31,6 @@ POLICY = """\
 metrics = ["val_acc >= 0.9"]
 run_finished = true
 """
-
-assert (BUILT / "package.json").exists(), (
-    "the JupyterLab extension is not built: pip install -e . (or cd labextension && jlpm build:prod)"
-)
 
 
 # pytest-jupyter (loaded by tests/test_server.py) drives an asyncio loop of this thread in
@@ -58,41 +45,11 @@ def jp_server_cleanup() -> Iterator[None]:
     yield None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A ``jupyter lab`` whose root holds ``reg/train.ipynb``, its policy and its store."""
-    base = tmp_path_factory.mktemp("nbtrack-registry-lab")
-    root, config_dir, runtime, data = (base / n for n in ("root", "config", "runtime", "data"))
-    for folder in (root / "reg", config_dir, runtime, data / "labextensions"):
-        folder.mkdir(parents=True)
-    # The freshly built assets, not whatever an earlier `pip install` copied into sys.prefix.
-    (data / "labextensions" / "nbtrack").symlink_to(BUILT, target_is_directory=True)
-    (config_dir / "jupyter_server_config.json").write_text(
-        json.dumps({"ServerApp": {"jpserver_extensions": {"nbtrack.server": True}}})
-    )
-    for plugin, settings in (
-        ("apputils-extension/notification", {"fetchNews": "false"}),
-        ("notebook-extension/tracker", {"autoStartDefaultKernel": True}),
-    ):
-        folder, name = plugin.split("/")
-        path = config_dir / "lab" / "user-settings" / "@jupyterlab" / folder
-        path.mkdir(parents=True, exist_ok=True)
-        (path / f"{name}.jupyterlab-settings").write_text(json.dumps(settings))
-
-    notebook = root / "reg" / "train.ipynb"
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("%load_ext nbtrack")])
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, notebook)
+    folders = lab_folders(tmp_path_factory.mktemp("nbtrack-registry-lab"), auto_start_kernel=True)
+    notebook = write_notebook(folders.root / "reg" / "train.ipynb", ["%load_ext nbtrack"])
     write_policy(notebook.parent, POLICY)
     store = Store(notebook.parent / ".nbtrack")
     reg = Registry(store, user="dev@example.org", cwd=notebook.parent)
@@ -103,55 +60,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     for run in runs:
         reg.register(run, MODEL)
     store.close()
-
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NBTRACK_", "JUPYTER_"))}
-    env.update(
-        JUPYTER_CONFIG_DIR=str(config_dir),
-        JUPYTER_RUNTIME_DIR=str(runtime),
-        JUPYTER_PATH=str(data),
-        NBTRACK_USER="ana@example.org",  # who the server's registry acts as
-        NBTRACK_SUMMARY="0",
-    )
-    log = open(base / "lab.log", "wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--allow-root",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            f"--IdentityProvider.token={TOKEN}",
-            f"--ServerApp.root_dir={root}",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=root,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError((base / "lab.log").read_text()[-3000:]) from None
-                time.sleep(0.3)
+    # NBTRACK_USER: who the server's registry acts as.
+    with serve_lab(folders, TOKEN, ARTIFACTS, {"NBTRACK_USER": "ana@example.org"}) as url:
         yield {"url": url, "store": notebook.parent / ".nbtrack", "runs": runs}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(base / "lab.log", ARTIFACTS / "lab.log")
 
 
 def shot(target: Any, name: str) -> None:
