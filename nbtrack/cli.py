@@ -84,10 +84,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         _print_json(rows)
         return 0
     if not rows:
-        from nbtrack.sync.stores import shown  # a database by its URL, password redacted
-
         print(
-            f"no runs in {shown(store)}"
+            f"no runs in {store.shown}"
             + (
                 " matching the filters"
                 if (args.name or args.status or args.tag or args.project)

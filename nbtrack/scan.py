@@ -26,7 +26,6 @@ from nbtrack.secrets import (
     SecretRules,
 )
 from nbtrack.store.sqlite import Store, decode_row
-from nbtrack.sync.stores import shown as _shown  # a database by its URL, password redacted
 
 __all__ = ["Finding", "ScanResult", "scan_store", "redact_store"]
 
@@ -102,7 +101,7 @@ class _Plan:
 def scan_store(store: Store, rules: SecretRules = DEFAULT_RULES) -> ScanResult:
     """Everything in ``store`` that looks secret by ``rules``; the store is not changed."""
     plan = _plan(store, rules)
-    return ScanResult(_shown(store), plan.runs, tuple(plan.findings))
+    return ScanResult(store.shown, plan.runs, tuple(plan.findings))
 
 
 def redact_store(store: Store, rules: SecretRules = DEFAULT_RULES) -> ScanResult:
@@ -117,7 +116,7 @@ def redact_store(store: Store, rules: SecretRules = DEFAULT_RULES) -> ScanResult
     else:
         # Nothing left to rewrite; still drop old copies an interrupted redaction left.
         counts = {"runs": 0, "blobs": 0, "artifacts": 0, "compacted": store.compact()}
-    return ScanResult(_shown(store), plan.runs, tuple(plan.findings), counts)
+    return ScanResult(store.shown, plan.runs, tuple(plan.findings), counts)
 
 
 def _plan(store: Store, rules: SecretRules) -> _Plan:

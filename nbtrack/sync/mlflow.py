@@ -30,7 +30,7 @@ from typing import Any
 from nbtrack.errors import NbtrackError, SyncError
 from nbtrack.secrets import redact_text
 from nbtrack.store.base import TrackingStore
-from nbtrack.sync.stores import INCOMPLETE, SyncReport, needs_copy, shown
+from nbtrack.sync.stores import INCOMPLETE, SyncReport, needs_copy
 
 __all__ = [
     "COMPLETE_TAG",
@@ -311,7 +311,7 @@ def _push_all(
     # created when first needed (so only reachability is checked here).
     client, _ = _connect(uri, experiment, create=experiment is not None)
     experiments = _Experiments(client)
-    report = SyncReport(shown(store), "mlflow+" + redact_text(uri))
+    report = SyncReport(store.shown, "mlflow+" + redact_text(uri))
     ids = (
         [store.resolve(ref) for ref in refs]
         if refs
@@ -420,7 +420,7 @@ def _pull_all(
 ) -> SyncReport:
     client, experiments = _connect(uri, experiment, create=False)
     names = _Experiments(client)
-    report = SyncReport("mlflow+" + redact_text(uri), shown(store))
+    report = SyncReport("mlflow+" + redact_text(uri), store.shown)
     page_token = None
     while experiments:
         page = client.search_runs(experiments, max_results=1000, page_token=page_token)

@@ -21,7 +21,7 @@ from typing import Any
 from nbtrack.errors import ArtifactError, SyncError, UnknownRunError
 from nbtrack.store.base import TrackingStore
 
-__all__ = ["INCOMPLETE", "SyncReport", "copy_runs", "copy_sweeps", "needs_copy", "shown"]
+__all__ = ["INCOMPLETE", "SyncReport", "copy_runs", "copy_sweeps", "needs_copy"]
 
 #: Key put in a copied run's ``extra`` until the copy is complete.
 INCOMPLETE = "_nbtrack_sync_incomplete"
@@ -69,12 +69,6 @@ class SyncReport:
         if self.sweeps:
             line += f", {len(self.sweeps)} sweep(s)"
         return "\n".join([line, *(f"  warning: {p}" for p in self.problems)])
-
-
-def shown(store: TrackingStore) -> str:
-    """How a store is named in reports: a database by its URL, password redacted
-    (``PostgresStore.url``), a folder by its path."""
-    return store.shown
 
 
 def _state(target: TrackingStore, run_id: str) -> dict[str, Any] | None:
@@ -176,7 +170,7 @@ def copy_runs(
     one copied while still running is replaced. Blobs and artifacts go by hash, so the
     copy's metrics, blobs and artifact hashes are byte-identical to the source's.
     """
-    report = SyncReport(source_name or shown(source), target_name or shown(target))
+    report = SyncReport(source_name or source.shown, target_name or target.shown)
     ids = (
         [source.resolve(ref) for ref in refs]
         if refs
