@@ -345,9 +345,11 @@ def _ingest(location: str, runs: int, steps: int) -> None:
 
 
 def test_eight_writers_lose_nothing(pg_url: str) -> None:
-    """8 processes × 20 runs × 500 steps (benchmarks/bench_postgres.py: × 100 × 1,000)."""
+    """8 processes × 100 runs × 1,000 steps into one fresh database (the team-store issue's
+    full size, about 6 s): every run numbered once, finished, and with all its points in
+    order. The processes start together, so they also race to create the schema."""
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_ingest, args=(pg_url, 20, 500)) for _ in range(8)]
+    procs = [ctx.Process(target=_ingest, args=(pg_url, 100, 1000)) for _ in range(8)]
     for proc in procs:
         proc.start()
     for proc in procs:
@@ -356,15 +358,121 @@ def test_eight_writers_lose_nothing(pg_url: str) -> None:
     store = connect_store(pg_url)
     try:
         rows = store.list_runs(columns=("id", "number", "status"))
-        assert len(rows) == 8 * 20 and sorted(r[1] for r in rows) == list(range(1, 161))
+        assert len(rows) == 8 * 100 and sorted(r[1] for r in rows) == list(range(1, 801))
         assert {r[2] for r in rows} == {"finished"}
         (points,) = store._query("SELECT COUNT(*) FROM metrics")[0]
-        assert points == 8 * 20 * 500
+        assert points == 8 * 100 * 1000
         for run_id, _, _ in rows:
             steps = [step for step, _ in store.metric_points(run_id, "loss")]
-            assert steps == list(range(500)), "a run lost or reordered some of its points"
+            assert steps == list(range(1000)), "a run lost or reordered some of its points"
     finally:
         store.close()
+
+
+def test_a_store_opened_while_another_process_migrates_does_not_migrate_again(
+    pg_url: str,
+) -> None:
+    """The race CI met with eight first writers: a process finds no schema, waits for the
+    migration lock, and gets it after another process committed the migration. It must read
+    the schema as migrated and run no DDL: re-run, the migration's ALTER TABLE on ``runs``
+    waited behind (and deadlocked with) the runs other processes were already writing.
+    Here a reader holding ``runs`` stands in for those writers."""
+    import threading
+
+    import psycopg
+
+    from nbtrack.store.postgres import _LOCK_MIGRATE, PG_MIGRATIONS
+
+    holder = psycopg.connect(pg_url, autocommit=True)  # holds the migration lock
+    migrator = psycopg.connect(pg_url, autocommit=True)  # the process that migrates
+    writer = psycopg.connect(pg_url, autocommit=True)  # a run being written meanwhile
+    opened: list[Any] = []
+    try:
+        holder.execute("BEGIN")
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_MIGRATE,))
+        migrator.execute("BEGIN")
+        for version in sorted(PG_MIGRATIONS):
+            for statement in PG_MIGRATIONS[version]:
+                migrator.execute(statement)
+        migrator.execute("INSERT INTO meta VALUES ('schema_version', %s)", (SCHEMA_VERSION,))
+
+        def open_it() -> None:
+            try:
+                opened.append(PostgresStore(pg_url))
+            except Exception as exc:  # reported by the assertion below
+                opened.append(exc)
+
+        thread = threading.Thread(target=open_it, daemon=True)
+        thread.start()  # finds no schema (uncommitted), then waits for the lock
+        for _ in range(200):
+            waiting = holder.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype='advisory' AND NOT granted"
+            ).fetchone()
+            if waiting and waiting[0]:
+                break
+            thread.join(0.05)
+        else:
+            pytest.fail("the store never waited for the migration lock")
+        migrator.execute("COMMIT")
+        writer.execute("BEGIN")
+        writer.execute("SELECT count(*) FROM runs")  # holds runs, as a writing run does
+        holder.execute("COMMIT")
+        thread.join(15)
+        assert not thread.is_alive(), "the store re-ran the migration after it was committed"
+        assert opened and isinstance(opened[0], PostgresStore), opened
+        assert opened[0].schema_version == SCHEMA_VERSION
+    finally:
+        for conn in (writer, holder, migrator):
+            conn.close()
+        thread.join(15)
+        for store in opened:
+            if isinstance(store, PostgresStore):
+                store.close()
+
+
+def test_a_deadlock_reads_as_a_busy_store_to_retry_not_an_unreachable_server(
+    pg_url: str,
+) -> None:
+    """PostgreSQL breaks a deadlock by rolling one transaction back: that is a busy store
+    (StoreLockedError, "retry"), not "cannot reach … check that the server runs"."""
+    import threading
+
+    import psycopg
+
+    from nbtrack.errors import StoreLockedError
+    from nbtrack.store.postgres import translate_pg_errors
+
+    first = psycopg.connect(pg_url, autocommit=True)
+    second = psycopg.connect(pg_url, autocommit=True)
+    raised: list[BaseException] = []
+
+    def cross(conn: psycopg.Connection[Any], mine: int, theirs: int, go: threading.Barrier) -> None:
+        try:
+            with translate_pg_errors(pg_url), conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (mine,))
+                go.wait(10)
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (theirs,))
+        except Exception as exc:
+            raised.append(exc)
+
+    try:
+        go = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=cross, args=(first, 1, 2, go)),
+            threading.Thread(target=cross, args=(second, 2, 1, go)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        first.close()
+        second.close()
+    assert len(raised) == 1, raised  # one was rolled back; the other then got its lock
+    (error,) = raised
+    assert isinstance(error, StoreLockedError), repr(error)
+    assert "deadlock detected" in str(error) and str(error).endswith("retry")
+    assert "cannot reach" not in str(error)
 
 
 def test_a_tracked_cell_writes_to_postgresql(shell: Any, pg_url: str) -> None:

@@ -501,7 +501,12 @@ def translate_pg_errors(url: str) -> Iterator[None]:
         yield
     except psycopg.OperationalError as exc:
         text = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
-        if isinstance(exc, psycopg.errors.LockNotAvailable | psycopg.errors.QueryCanceled):
+        # SQLSTATE class 40 is a deadlock or a serialisation failure: the transaction was
+        # rolled back whole and may simply be tried again, as for a lock wait that gave up.
+        rolled_back = str(getattr(exc, "sqlstate", None) or "").startswith("40")
+        if rolled_back or isinstance(
+            exc, psycopg.errors.LockNotAvailable | psycopg.errors.QueryCanceled
+        ):
             raise StoreLockedError(
                 f"the PostgreSQL store {redact_url(url)} is busy ({text}); retry"
             ) from None
@@ -562,7 +567,15 @@ class PostgresStore(Store):
 
     # -- set-up and transactions --------------------------------------------------------
     def _read_version(self, conn: PgConnection) -> int:
-        exists = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+        # The catalog is read as a table, under the statement's snapshot, not through
+        # to_regclass(): a name lookup goes through the backend's cache, which may still
+        # say "no such table" after another process committed the migration while this one
+        # waited for the lock (seen: all eight concurrent first writers re-ran every
+        # migration, and their DDL deadlocked with the runs already being written).
+        exists = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables"
+            " WHERE schemaname = current_schema() AND tablename = 'meta')"
+        ).fetchone()
         if not exists or not exists[0]:
             return 0
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -585,6 +598,18 @@ class PostgresStore(Store):
             self._migrate(version)
 
     def _migrate(self, version: int) -> None:
+        # A migration is all or nothing and re-reads the version under its lock, so one
+        # that PostgreSQL rolled back (a deadlock with some other client) is tried again.
+        for attempt in range(3):
+            try:
+                self._migrate_once()
+                return
+            except StoreLockedError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+
+    def _migrate_once(self) -> None:
         with self.transaction() as conn:
             conn.lock(_LOCK_MIGRATE)
             # Re-read under the lock: another process may have migrated meanwhile.
