@@ -20,6 +20,7 @@ import time
 import traceback
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 
 from nbtrack import config
 from nbtrack.artifacts import default_name, save_artifact
-from nbtrack.errors import NbtrackError, StoreError, UsageError
+from nbtrack.errors import NbtrackError, StoreError, StoreUnreachableError, UsageError
 from nbtrack.metrics import Direction, configured_goals, goal_entry, parse_goals, resolve_goals
 from nbtrack.model import ArtifactInfo, HistoryEntry, RunStatus
 from nbtrack.secrets import DEFAULT_RULES, Redactor, project_rules
@@ -204,15 +205,17 @@ class ActiveRun:
         start_time: float,
         goals: Mapping[str, Direction] | None = None,
         redactor: Redactor | None = None,
+        run_id: str | None = None,
     ) -> None:
         """Use :meth:`start` (or :func:`nbtrack.run`): it captures ``facts`` and writes the run.
 
         ``redactor`` removes secrets from everything the run writes later (tags, notes,
         errors, git, artifacts' metadata); :meth:`start` passes the one that cleaned ``spec``.
+        ``run_id``: the id (default: a new one; a run parked after a failed start keeps it).
         """
         self.store = store
         self.spec = spec
-        self.id = uuid.uuid4().hex
+        self.id = run_id or uuid.uuid4().hex
         self.number = 0
         self.name = spec.name
         self.status = RunStatus.RUNNING
@@ -225,6 +228,8 @@ class ActiveRun:
         self.params: dict[str, Any] = facts.params
         self._goals: dict[str, Direction] = dict(goals or {})
         self._buffer: list[tuple[str, int, float, float]] = []
+        #: Points of each metric the store acknowledged (a continuation records them).
+        self._flushed: Counter[str] = Counter()
         self._steps: dict[str, int] = {}
         self._latest: dict[str, float] = {}
         self._flush_lock = threading.Lock()
@@ -266,6 +271,7 @@ class ActiveRun:
         # before anything is recorded, like a bad seed; the run stores the resolved name.
         spec = replace(spec, project=current_project(spec.project, spec.cwd))
         parked = None
+        opened = not isinstance(store, Store)
         if isinstance(store, Store):
             store.check_blob_cache()
         else:
@@ -280,16 +286,48 @@ class ActiveRun:
         redactor = _redactor_for(spec, captures)
         spec = _without_secrets(spec, redactor)
         start_time = time.time()
+        run_id = uuid.uuid4().hex
+        try:
+            run = cls._begin(store, spec, captures, start_time, goals, redactor, run_id)
+        except StoreUnreachableError as exc:
+            # Only a store this start opened (a Store object given is used as it is).
+            url = _database_url(store) if parked is None and opened else None
+            if url is None:
+                raise
+            # The database answered a moment ago and dropped before the run was created:
+            # park it as if it had been unreachable at the start, capturing again so its
+            # blobs are in the outbox. Same id: a creation the database committed but never
+            # acknowledged is then replaced by the push, not duplicated.
+            from nbtrack.sync.outbox import park
+
+            store, parked = park(url, str(exc))
+            captures = Captures()
+            captures.warnings.append(parked.warning)
+            run = cls._begin(store, spec, captures, start_time, goals, redactor, run_id)
+        if parked is not None:
+            parked.recorded(run.id, run.number)  # the one line: where the run is kept
+        _runs.add(run)
+        return run
+
+    @classmethod
+    def _begin(
+        cls,
+        store: Store,
+        spec: RunSpec,
+        captures: Captures,
+        start_time: float,
+        goals: Mapping[str, Direction],
+        redactor: Redactor,
+        run_id: str,
+    ) -> ActiveRun:
+        """Capture the start into ``store`` and create the run there (:meth:`start`)."""
         facts = capture_start(spec, store, captures, redactor)
-        run = cls(store, spec, facts, captures, start_time, goals, redactor)
+        run = cls(store, spec, facts, captures, start_time, goals, redactor, run_id)
         if spec.capture_env:
             run._start_git(
                 spec.notebook and str(Path(spec.notebook).parent) or spec.cwd or os.getcwd()
             )
         run.number = store.create_run(run.id, run._clean(run._start_row(facts)))
-        if parked is not None:
-            parked.recorded(run.id, run.number)  # the one line: where the run is kept
-        _runs.add(run)
         return run
 
     def _start_row(self, facts: StartFacts) -> dict[str, Any]:
@@ -599,6 +637,8 @@ class ActiveRun:
             for key, _step, value, _ts in points:
                 self._latest[key] = value
             self.store.append_metrics(self.id, points, self._latest)
+            # What the store has of each metric: a continuation goes on from there.
+            self._flushed.update(map(operator.itemgetter(0), points))
             # Appends made while we wrote sit after `count` and survive this delete.
             del buffer[:count]
 
@@ -696,6 +736,8 @@ class ActiveRun:
         try:
             self._write_final(fields)
         except Exception as exc:
+            if self._keep_continuation(fields, exc):
+                return  # a database gone: the outbox completes the run when it is back
             # A store locked beyond the timeout: keep the metrics and the outcome in memory
             # and let the background thread write them when the lock is gone.
             self._pending = fields
@@ -713,6 +755,60 @@ class ActiveRun:
         fields["tags"] = self.tags
         fields["metrics"] = self._latest
         self.store.update_run(self.id, self._clean(fields))
+
+    def _keep_continuation(self, fields: dict[str, Any], exc: BaseException) -> bool:
+        """After a final write failed with ``exc``: when the run's database was unreachable,
+        keep the outcome ``fields`` and the points it lacks in the database's outbox, to be
+        completed by a push (:func:`nbtrack.sync.outbox.keep_continuation`); returns
+        whether it was kept (``False``: another failure, or the outbox failed too)."""
+        url = _database_url(self.store) if isinstance(exc, StoreUnreachableError) else None
+        if url is None:
+            return False
+        from nbtrack.sync import outbox
+
+        with self._flush_lock:
+            tail = list(self._buffer)
+        final = {
+            **fields,
+            "warnings": self.warnings,
+            "tags": self.tags,
+            "metrics": self.metrics,
+            "params": self.params,
+        }
+        if self._git is not None:
+            final.setdefault("git", self._git)
+        try:
+            kept = outbox.open_outbox(url)
+            if self.spec.capture_env and "env_hash" not in final:
+                # The environment changed during the run and could not reach the database:
+                # its snapshot goes to the outbox instead, and the push copies it first.
+                env_hash = store_environment(kept)
+                if env_hash != self._env_hash:
+                    final["env_hash"] = env_hash
+                    lost = "environment not stored: the store was not writable"
+                    final["warnings"] = [w for w in self.warnings if w != lost]
+            row = {
+                "name": self.name,
+                "kind": self.spec.kind,
+                "start_time": self.start_time,
+                "notebook": self.spec.notebook,
+                "project": self.spec.project,
+            }
+            outbox.keep_continuation(
+                url,
+                self.id,
+                self.number,
+                self._clean(row),
+                self._clean(final),
+                tail,
+                dict(self._flushed),
+                str(exc),
+            )
+        except (StoreError, OSError):
+            return False
+        with self._flush_lock:
+            del self._buffer[: len(tail)]  # kept: a later flush must not send them again
+        return True
 
     def _store_environment(self) -> str:
         return store_environment(self.store)
@@ -780,6 +876,14 @@ def _user_frames(tb: Any) -> Any:
     ):
         tb = tb.tb_next
     return tb
+
+
+def _database_url(store: Store) -> str | None:
+    """The URL of a database ``store`` (``None`` for a folder: it never goes unreachable)."""
+    pg = sys.modules.get("nbtrack.store.postgres")
+    if pg is None or not isinstance(store, pg.PostgresStore):
+        return None
+    return str(store.location)
 
 
 def _redactor_for(spec: RunSpec, cap: Captures | None = None) -> Redactor:
@@ -1082,6 +1186,7 @@ class _Runs:
         self.lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
+        self._exit_first = False
 
     def current(self) -> ActiveRun | None:
         """The innermost active run."""
@@ -1092,6 +1197,13 @@ class _Runs:
         """A run started: flush it in the background from now on."""
         with self.lock:
             self.active.append(run)
+        if not self._exit_first and "nbtrack.store.postgres" in sys.modules:
+            # Exit handlers run last-registered first: the database store's (which closes
+            # its connections) came after ours, so ours moves behind it to still write
+            # the runs left open.
+            self._exit_first = True
+            atexit.unregister(self.finish_at_exit)
+            atexit.register(self.finish_at_exit)
         self.ensure_flusher()
 
     def discard(self, run: ActiveRun) -> None:
@@ -1134,14 +1246,16 @@ class _Runs:
                         run._listeners.remove(listener)
 
     def drain_retries(self) -> None:
-        """Write the finished runs whose last writes met a locked store; keep those failing."""
+        """Write the finished runs whose last writes met a locked store; keep those failing,
+        except those whose database is unreachable: their ends go to its outbox."""
         with self.lock:
             pending = list(self.retry)
         for run in pending:
             try:
                 run._write_final(run._pending)
-            except Exception:
-                continue
+            except Exception as exc:
+                if not run._keep_continuation(run._pending, exc):
+                    continue
             with self.lock:
                 self.retry.remove(run)
 
@@ -1152,25 +1266,23 @@ class _Runs:
         with self.lock:
             runs = list(self.active)
         for run in runs:
+            fields: dict[str, Any] = {
+                "status": "crashed",
+                "end_time": time.time(),
+                "warnings": run.warnings,
+                "error": {
+                    "type": "Crashed",
+                    "message": "the process exited before the run finished",
+                    "traceback": "",
+                },
+            }
             try:
                 run.flush()
-                run.store.update_run(
-                    run.id,
-                    run._clean(
-                        {
-                            "status": "crashed",
-                            "end_time": time.time(),
-                            "warnings": run.warnings,
-                            "error": {
-                                "type": "Crashed",
-                                "message": "the process exited before the run finished",
-                                "traceback": "",
-                            },
-                        }
-                    ),
-                )
-            except Exception:
-                pass
+                run.store.update_run(run.id, run._clean(fields))
+            except Exception as exc:
+                # A database gone: its outbox keeps the end; any other failure leaves the
+                # run to be marked crashed by the next reader.
+                run._keep_continuation(fields, exc)
 
 
 _runs = _Runs()

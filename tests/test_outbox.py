@@ -343,3 +343,247 @@ def test_a_silent_server_costs_one_connect_timeout_not_one_per_cell(
         for sock in accepted:
             sock.close()
         config.set_store_dir(None)
+
+
+# -- a connection that drops after the store was reached (docs/team.md) -------------------
+def _outbox_rows(folder: Path) -> list[dict]:
+    kept = Store(folder, create=False)
+    try:
+        return [kept.run_row(r[0]) for r in kept.list_runs(columns=("id",))]
+    finally:
+        kept.close()
+
+
+def _team_points(real_url: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
+    team = connect_store(real_url, create=False)
+    try:
+        return {k: [(s, v) for s, v, _ in pts] for k, pts in team.metric_history(run_id).items()}
+    finally:
+        team.close()
+
+
+def _team_row(real_url: str, run_id: str) -> dict:
+    team = connect_store(real_url, create=False)
+    try:
+        return team.run_row(run_id)
+    finally:
+        team.close()
+
+
+def test_a_connection_dropped_during_the_start_parks_the_run_whole(shell, team, capsys) -> None:
+    # The seam is real user code that runs while the run starts: the cell reads an object
+    # array, whose fingerprint asks its element's repr(), and that repr stops the proxy.
+    # The store was opened and checked; the run's code blob, the next write, meets a
+    # dropped connection.
+    proxy, url, real_url = team
+    folder = outbox.outbox_dir(url)
+    proxy.start()
+    shell.run_cell("%%track --name before\nlr = 0.1")
+    shell.user_ns["cut_the_network"] = proxy.stop
+    shell.run_cell(
+        "import numpy as np\n"
+        "class Cut:\n"
+        "    def __repr__(self):\n"
+        "        cut_the_network()\n"
+        "        return 'Cut()'\n"
+        "data = np.array([Cut(), 1], dtype=object)\n"
+    )
+    capsys.readouterr()
+    result = shell.run_cell("%%track --name dropped\nn = len(data)\ntrack.log(loss=0.5)")
+    assert result.success and shell.user_ns["n"] == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "kept locally" in line]
+    assert len(lines) == 1 and str(folder) in lines[0], err
+    assert "not recorded" not in err and PASSWORD not in err
+    assert url not in outbox._unreachable  # a fast failure after a success: try again next run
+    (row,) = _outbox_rows(folder)
+    assert row["name"] == "dropped" and row["status"] == "finished"
+    assert [i["name"] for i in row["inputs"]] == ["data"]
+    assert any("outbox" in w for w in row["warnings"])
+    kept = Store(folder, create=False)
+    blobs = [row["code_hash"], row["env_hash"], row["rng_hash"]]
+    assert all(h for h in blobs) and set(kept.get_blobs(blobs)) == set(blobs)  # captured again
+    kept.close()
+    assert [r[2] for r in _team_runs(real_url)] == ["before"]
+
+    proxy.start()
+    shell.run_cell("%%track --name after\nlr = 0.2")
+    outbox._draining[folder].join(30)
+    assert sorted(r[2] for r in _team_runs(real_url)) == ["after", "before", "dropped"]
+    assert _team_points(real_url, row["id"]) == {"loss": [(0, 0.5)]}
+    assert _outbox_rows(folder) == []
+    _no_password_under(folder)
+
+
+_MIDRUN = """\
+import sys
+import nbtrack
+
+run = nbtrack.run(name="midrun", params={"lr": 0.1}, capture_env=False)
+for i in range(5):
+    run.log(step=i, loss=1.0 / (i + 1))
+run.flush()
+print(run.id, flush=True)
+sys.stdin.readline()  # the test stops the proxy: the run's connection drops
+for i in range(5, 8):
+    run.log(step=i, loss=1.0 / (i + 1), acc=i / 10)
+if sys.argv[1] == "finish":
+    run.tag("late")
+    run.finish()
+print("done", flush=True)
+"""
+
+
+def _push_outbox(tmp_path: Path, url: str) -> tuple[int, list[dict], str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbtrack", "push", "--outbox", "--json"],
+        env=_env(tmp_path, url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert PASSWORD not in proc.stdout + proc.stderr
+    return proc.returncode, json.loads(proc.stdout or "[]"), proc.stderr
+
+
+@pytest.mark.parametrize("ending", ["finish", "exit"])
+def test_a_run_whose_store_drops_mid_run_is_completed_by_push(team, tmp_path, ending) -> None:
+    proxy, url, real_url = team
+    folder = outbox.outbox_dir(url)
+    script = tmp_path / "train.py"
+    script.write_text(_MIDRUN)
+    proxy.start()
+    proc = subprocess.Popen(
+        [sys.executable, str(script), ending],
+        env=_env(tmp_path, url),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    run_id = proc.stdout.readline().strip()
+    assert len(_team_points(real_url, run_id)["loss"]) == 5  # flushed before the drop
+    proxy.stop()
+    out, err = proc.communicate("go\n", timeout=120)
+    assert proc.returncode == 0 and out.strip() == "done", err
+    lines = [line for line in err.splitlines() if "nbtrack:" in line]
+    assert len(lines) == 1 and str(folder) in lines[0] and "6 metric point" in lines[0], err
+    assert "unreachable" in lines[0] and PASSWORD not in err
+    (row,) = _outbox_rows(folder)  # the continuation: the run's end, waiting
+    assert row["id"] == run_id and row["status"] == (
+        "finished" if ending == "finish" else "crashed"
+    )
+    assert outbox.waiting_count(url) == 1
+    _no_password_under(folder)
+
+    proxy.start()
+    code, (report,), _ = _push_outbox(tmp_path, url)
+    assert code == 0 and report["updated"] == [run_id] and report["copied"] == []
+    points = _team_points(real_url, run_id)
+    assert points["loss"] == [(i, 1.0 / (i + 1)) for i in range(8)]  # N + M, in order, once
+    assert points["acc"] == [(i, i / 10) for i in range(5, 8)]
+    done = _team_row(real_url, run_id)
+    assert done["metrics"] == {"loss": 1.0 / 8, "acc": 0.7}
+    if ending == "finish":
+        assert done["status"] == "finished" and done["error"] is None
+        assert "late" in done["tags"]
+    else:
+        assert done["status"] == "crashed"
+        assert done["error"]["message"] == "the process exited before the run finished"
+    assert done["params"] == {"lr": 0.1}
+    assert [r[0] for r in _team_runs(real_url)] == [run_id]  # completed, not copied anew
+    assert _outbox_rows(folder) == [] and outbox.waiting_count(url) == 0
+    _no_password_under(folder)
+
+    # Pushing again changes nothing.
+    code, reports, _ = _push_outbox(tmp_path, url)
+    assert code == 0 and all(not r["copied"] and not r["updated"] for r in reports)
+    assert _team_points(real_url, run_id) == points
+
+
+def test_a_continuation_pushed_twice_or_after_a_lost_acknowledgement_adds_each_point_once(
+    team, tmp_path, capsys
+) -> None:
+    import shutil
+
+    import nbtrack
+
+    proxy, url, real_url = team
+    folder = outbox.outbox_dir(url)
+    proxy.start()
+    run = nbtrack.run(name="twice", capture_env=False)
+    for i in range(4):
+        run.log(step=i, loss=float(i))
+    run.flush()
+    proxy.stop()
+    for i in range(4, 10):
+        run.log(step=i, loss=float(i))
+    run.finish()
+    assert "10 metric point" not in capsys.readouterr().err  # only the 6 it lacks
+    (row,) = _outbox_rows(folder)
+    assert row["extra"]["_nbtrack_continuation"]["flushed"] == {"loss": 4}
+    saved = tmp_path / "saved-outbox"
+    shutil.copytree(folder, saved)
+    proxy.start()
+
+    # A flush the database committed but never acknowledged: two of the tail's points are
+    # there already. The push appends only the four after them.
+    team_store = connect_store(real_url, create=False)
+    team_store.append_metrics(run.id, [("loss", i, float(i), 0.0) for i in (4, 5)])
+    team_store.close()
+    report = outbox.drain(folder, url)
+    assert report.updated == [run.id] and report.problems == []
+    expected = [(i, float(i)) for i in range(10)]
+    assert _team_points(real_url, run.id) == {"loss": expected}
+    assert _team_row(real_url, run.id)["status"] == "finished"
+
+    # The same continuation again (an outbox restored from before that push): nothing added.
+    shutil.rmtree(folder)
+    shutil.copytree(saved, folder)
+    report = outbox.drain(folder, url)
+    assert report.updated == [run.id]
+    assert _team_points(real_url, run.id) == {"loss": expected}
+
+    # A database that lost the run (wiped): the continuation stays, said in one line.
+    shutil.rmtree(folder)
+    shutil.copytree(saved, folder)
+    team_store = connect_store(real_url, create=False)
+    team_store.delete_runs([run.id])
+    team_store.close()
+    report = outbox.drain(folder, url)
+    assert report.updated == [] and report.failed == [run.id]
+    assert len([p for p in report.problems if "no such run" in p]) == 1
+    assert [r["id"] for r in _outbox_rows(folder)] == [run.id]
+    assert _team_runs(real_url) == []  # never copied as a new run
+
+
+def test_a_tracked_cell_whose_store_drops_keeps_its_end(shell, team, capsys) -> None:
+    proxy, url, real_url = team
+    folder = outbox.outbox_dir(url)
+    proxy.start()
+    shell.user_ns["cut_the_network"] = proxy.stop
+    capsys.readouterr()
+    result = shell.run_cell(
+        "%%track --name cell\n"
+        "for i in range(3):\n"
+        "    track.log(step=i, loss=float(i))\n"
+        "track.flush()\n"
+        "cut_the_network()\n"
+        "for i in range(3, 5):\n"
+        "    track.log(step=i, loss=float(i))\n"
+        "ran = True\n"
+    )
+    assert result.success and shell.user_ns["ran"] is True
+    err = capsys.readouterr().err
+    assert len([line for line in err.splitlines() if str(folder) in line]) == 1, err
+    (row,) = _team_runs(real_url)
+    assert row[3] == "running"  # the database has its start and first points only
+    proxy.start()
+    shell.run_cell("%nbtrack push --outbox")
+    assert "1 updated" in capsys.readouterr().out
+    assert _team_points(real_url, row[0]) == {"loss": [(i, float(i)) for i in range(5)]}
+    assert _team_row(real_url, row[0])["status"] == "finished"
+    assert _outbox_rows(folder) == []

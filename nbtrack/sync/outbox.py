@@ -26,6 +26,17 @@ Decisions (docs/team.md, "When the team store is unreachable"):
   copied twice). The copy is idempotent by global run id in any case.
 * Numbers are per store: a run has its outbox number while it waits and gets the team
   store's next number when it is pushed (its id stays the same).
+* A run whose database connection drops after it reached the database is kept here too:
+  one that drops between the store's opening and the run's creation is parked whole
+  (:func:`park`, under the same id, so a creation the database committed unacknowledged
+  is replaced by the push, not duplicated); one created in the database whose last write
+  fails (at its end, or at the process's exit) leaves here a *continuation*
+  (:func:`keep_continuation`): a row with the run's id, its outcome and the metric points
+  the database lacks, marked :data:`~nbtrack.sync.stores.CONTINUATION` with how many
+  points of each metric the database had been sent. A push completes the database's run
+  from it (:func:`~nbtrack.sync.stores.complete_run`) and only then deletes it; it is
+  never copied as a run of its own. Artifacts saved while the database is down are not
+  kept (their records fail with a warning on the run).
 """
 
 from __future__ import annotations
@@ -45,7 +56,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from nbtrack import config
 from nbtrack.errors import StoreError, StoreUnreachableError, SyncError
 from nbtrack.store.sqlite import Store
-from nbtrack.sync.stores import SyncReport, copy_runs
+from nbtrack.sync.stores import CONTINUATION, SyncReport, copy_runs
 
 __all__ = [
     "DATABASE",
@@ -53,6 +64,8 @@ __all__ = [
     "Parked",
     "drain",
     "drain_soon",
+    "keep_continuation",
+    "open_outbox",
     "open_run_store",
     "outbox_dir",
     "outbox_root",
@@ -129,9 +142,7 @@ class Parked:
         the runs, so a run is never left behind without the marker.
         """
         (self.folder / WAITING).touch()
-        # The store's own advice ("check that the server runs…") is for a failure; here the
-        # run is safe, so the line says where it is and only then why.
-        why = self.reason.split("; check that", 1)[0]
+        why = _why(self.reason)
         print(
             f"nbtrack: the team store is unreachable: run #{number} ({run_id[:8]}) is kept "
             f"locally in {self.folder} and will be pushed when the store is reachable (at the "
@@ -139,6 +150,18 @@ class Parked:
             f"next number. Why: {why}",
             file=sys.stderr,
         )
+
+
+def _why(reason: str) -> str:
+    # The store's own advice ("check that the server runs…") is for a failure; the lines
+    # here say where the data is safe, and only then why.
+    return reason.split("; check that", 1)[0]
+
+
+def open_outbox(url: str) -> Store:
+    """The outbox store of the database ``url`` names (created, with its
+    :data:`DATABASE` file, when it is not there yet); shared in this process."""
+    return _open_outbox(url)
 
 
 def _open_outbox(url: str) -> Store:
@@ -190,17 +213,75 @@ def open_run_store(location: Any) -> tuple[Store, Parked | None]:
             if time.monotonic() - started >= SLOW_FAILURE_SECONDS:
                 _unreachable[url] = (time.monotonic(), reason)
     if reason is not None:
-        try:
-            kept = _open_outbox(url)
-        except (StoreError, OSError) as error:  # both places fail: say both, in one line
-            raise StoreError(
-                f"{reason}; and its local outbox {outbox_dir(url)} cannot be written "
-                f"either ({error})"
-            ) from None
-        return kept, Parked(url, outbox_dir(url), reason)
+        return park(url, reason)
     _unreachable.pop(url, None)
     drain_soon(url)
     return store, None
+
+
+def park(url: str, reason: str) -> tuple[Store, Parked]:
+    """The outbox a run starting now goes to, the database ``url`` being unreachable
+    (``reason``: the one-line connection error), and its :class:`Parked`.
+
+    :meth:`~nbtrack.tracker.ActiveRun.start` calls it too when the connection drops after
+    :func:`open_run_store` reached the database and before the run was created; that fast
+    failure after a success is not remembered as "unreachable" (``_unreachable``).
+    """
+    try:
+        kept = _open_outbox(url)
+    except (StoreError, OSError) as error:  # both places fail: say both, in one line
+        raise StoreError(
+            f"{reason}; and its local outbox {outbox_dir(url)} cannot be written either ({error})"
+        ) from None
+    return kept, Parked(url, outbox_dir(url), reason)
+
+
+def keep_continuation(
+    url: str,
+    run_id: str,
+    number: int,
+    row: dict[str, Any],
+    final: dict[str, Any],
+    tail: list[tuple[str, int, float, float]],
+    flushed: dict[str, int],
+    reason: str,
+) -> Path:
+    """Keep in ``url``'s outbox the end of the database run ``run_id`` (#``number``),
+    whose last write failed because the database became unreachable; returns the folder.
+
+    ``row``: columns that describe the run (its name, start…, for ``nbtrack runs`` on the
+    outbox; never applied); ``final``: the columns a push applies to the database's run
+    (status, end time, error, metrics…; a blob they name must be in the outbox already);
+    ``tail``: the metric points not written to the database, in logging order;
+    ``flushed``: per metric, how many points the database was sent before. Prints the
+    one line that tells the user where the rest of the run is. Raises
+    :class:`~nbtrack.errors.StoreError` or :class:`OSError` when the outbox cannot be
+    written either.
+    """
+    from nbtrack.errors import UnknownRunError
+
+    folder = outbox_dir(url)
+    kept = _open_outbox(url)
+    with contextlib.suppress(UnknownRunError):
+        kept.run_row(run_id)
+        kept.delete_runs([run_id])  # an earlier continuation of it (never two of one run)
+    marker = {"flushed": dict(flushed), "apply": sorted(final)}
+    extra = {**dict(final.get("extra") or row.get("extra") or {}), CONTINUATION: marker}
+    # Written "running" until the points are in: a push (this process's background drain,
+    # or another's) takes only finished rows, so it never completes the run from half a
+    # tail; a process that dies in between leaves it to be marked crashed, as the run was.
+    kept.create_run(run_id, {**row, **final, "status": "running", "extra": extra})
+    kept.append_metrics(run_id, tail)
+    kept.update_run(run_id, {"status": final.get("status", "finished")})
+    (folder / WAITING).touch()
+    print(
+        f"nbtrack: the team store became unreachable before run #{number} ({run_id[:8]}) "
+        f"was fully written: its end and its last {len(tail)} metric point(s) are kept "
+        f"locally in {folder} and will be added to the run when the store is reachable (at "
+        f"the next run that reaches it, or `nbtrack push --outbox`). Why: {_why(reason)}",
+        file=sys.stderr,
+    )
+    return folder
 
 
 #: After a connection attempt to a database failed slowly (a timeout, at least

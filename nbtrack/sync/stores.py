@@ -10,6 +10,12 @@ finish. Content first (blobs and artifact files, both idempotent by hash), then 
 carrying a marker in ``extra`` (:data:`INCOMPLETE`), then its metrics and artifact records,
 and last the row's real ``extra`` (the marker gone). A rerun that finds the marker deletes
 that partial copy and copies the run again, so the target ends with exactly one copy.
+
+A source row marked :data:`CONTINUATION` is not a run of its own but the end of one the
+target already holds: a database run whose connection dropped before its last points and
+its outcome were written, kept in the outbox (:mod:`nbtrack.sync.outbox`). It is never
+copied as a new run; :func:`complete_run` appends the points the target lacks and applies
+the outcome, in an order a rerun can repeat without writing any point twice.
 """
 
 from __future__ import annotations
@@ -21,10 +27,21 @@ from typing import Any
 from nbtrack.errors import ArtifactError, SyncError, UnknownRunError
 from nbtrack.store.base import TrackingStore
 
-__all__ = ["INCOMPLETE", "SyncReport", "copy_runs", "copy_sweeps", "needs_copy"]
+__all__ = [
+    "CONTINUATION",
+    "INCOMPLETE",
+    "SyncReport",
+    "complete_run",
+    "copy_runs",
+    "copy_sweeps",
+    "needs_copy",
+]
 
 #: Key put in a copied run's ``extra`` until the copy is complete.
 INCOMPLETE = "_nbtrack_sync_incomplete"
+#: Key in the ``extra`` of an outbox row that continues a run of the target:
+#: ``{"flushed": {metric: points the target had been sent}, "apply": [final columns]}``.
+CONTINUATION = "_nbtrack_continuation"
 
 #: Which blob kind each blob-hash column holds (nbtrack/tracker.py writes them).
 _BLOB_COLUMNS = {"code_hash": "code", "env_hash": "env", "rng_hash": "rng"}
@@ -33,8 +50,9 @@ _BLOB_COLUMNS = {"code_hash": "code", "env_hash": "env", "rng_hash": "rng"}
 @dataclass
 class SyncReport:
     """What a push or pull did: run ids copied, updated (a copy that was still running or
-    left half-written), skipped (already there), failed (not copied: unreadable content in
-    the source) and problems (one line each)."""
+    left half-written, or a run completed by its continuation), skipped (already there),
+    failed (not copied: unreadable content in the source, or a continuation whose run the
+    target does not hold as expected) and problems (one line each)."""
 
     source: str
     target: str
@@ -155,6 +173,56 @@ def _copy_run(
     return problems
 
 
+def complete_run(source: TrackingStore, target: TrackingStore, row: dict[str, Any]) -> str | None:
+    """Complete the target's run from its continuation ``row`` in ``source``; returns
+    ``None`` when done, else the one-line reason it was not (the continuation stays).
+
+    No transaction spans the two stores, so the target's own points say what it has:
+    for each metric, with ``flushed`` points sent before the connection dropped and ``n``
+    in the target, the continuation's ``tail`` goes on from ``tail[n - flushed:]``. That
+    also absorbs a batch the target committed but never acknowledged, and a push cut off
+    after appending (its rerun appends nothing). The points go in one append, then the
+    final columns in one update: rerun at any point, each point ends up there once.
+    """
+    run_id = str(row["id"])
+    marker = (row.get("extra") or {})[CONTINUATION]
+    label = f"run {run_id[:8]} (continued in {source.shown})"
+    if _state(target, run_id) is None:
+        return (
+            f"{label}: the target has no such run to complete (was it deleted?); its "
+            "continuation stays: push it elsewhere with `nbtrack push --store` or delete it"
+        )
+    flushed: dict[str, int] = {str(k): int(v) for k, v in (marker.get("flushed") or {}).items()}
+    tail = source.metric_history(run_id)
+    present = {key: len(series) for key, series in target.metric_history(run_id).items()}
+    points: list[tuple[str, int, float, float]] = []
+    for key in dict.fromkeys([*present, *tail]):
+        series = tail.get(key, [])
+        done = present.get(key, 0) - flushed.get(key, 0)
+        if not 0 <= done <= len(series):
+            return (
+                f"{label}: metric {key!r} has {present.get(key, 0)} point(s) in the target, "
+                f"expected {flushed.get(key, 0)} to {flushed.get(key, 0) + len(series)}; "
+                "not completed, its continuation stays"
+            )
+        points.extend(
+            (key, int(step), float(value), float(ts)) for step, value, ts in series[done:]
+        )
+    apply = [str(c) for c in marker.get("apply") or []]
+    # Blobs the final columns refer to (an environment that changed during the run) first:
+    # the outbox wrote them, the target may lack them.
+    problems = _copy_blobs(source, target, {"id": run_id, **{c: row[c] for c in apply}})
+    if problems:
+        return f"{problems[0]}; not completed, its continuation stays"
+    if points:
+        target.append_metrics(run_id, points)
+    fields = {column: row[column] for column in apply}
+    if "extra" in fields:
+        fields["extra"] = {k: v for k, v in fields["extra"].items() if k != CONTINUATION}
+    target.update_run(run_id, fields)
+    return None
+
+
 def copy_runs(
     source: TrackingStore,
     target: TrackingStore,
@@ -180,6 +248,15 @@ def copy_runs(
         row = source.run_row(run_id)
         if INCOMPLETE in (row.get("extra") or {}):
             continue  # a half-written copy in the source itself: its own push will finish it
+        if CONTINUATION in (row.get("extra") or {}):
+            # The end of a run the target holds: completed in place, never a new run.
+            problem = complete_run(source, target, row)
+            if problem is None:
+                report.updated.append(run_id)
+            else:
+                report.failed.append(run_id)
+                report.problems.append(problem)
+            continue
         action = needs_copy(row, _state(target, run_id))
         if action is None:
             report.skipped.append(run_id)
