@@ -587,3 +587,34 @@ def test_a_tracked_cell_whose_store_drops_keeps_its_end(shell, team, capsys) -> 
     assert _team_points(real_url, row[0]) == {"loss": [(i, float(i)) for i in range(5)]}
     assert _team_row(real_url, row[0])["status"] == "finished"
     assert _outbox_rows(folder) == []
+
+
+def test_a_run_left_open_at_exit_is_ended_in_a_reachable_store(team, tmp_path) -> None:
+    # Exit handlers run last-registered first, and the database store's (closing its
+    # connections) is registered after the tracker's: the run must still be written.
+    proxy, url, real_url = team
+    proxy.start()
+    script = tmp_path / "left_open.py"
+    script.write_text(
+        "import nbtrack\n"
+        "run = nbtrack.run(name='open', capture_env=False)\n"
+        "run.log(loss=1.0)\n"
+        "run.flush()\n"
+        "run.log(loss=0.5)\n"
+        "print(run.id)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        env=_env(tmp_path, url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0 and "nbtrack:" not in proc.stderr, proc.stderr
+    run_id = proc.stdout.strip()
+    assert _team_points(real_url, run_id) == {"loss": [(0, 1.0), (1, 0.5)]}
+    row = _team_row(real_url, run_id)
+    assert row["status"] == "crashed"
+    assert row["error"]["message"] == "the process exited before the run finished"
+    assert not outbox.outbox_dir(url).exists()
