@@ -766,8 +766,6 @@ class ActiveRun:
             return False
         from nbtrack.sync import outbox
 
-        with self._flush_lock:
-            tail = list(self._buffer)
         final = {
             **fields,
             "warnings": self.warnings,
@@ -777,36 +775,37 @@ class ActiveRun:
         }
         if self._git is not None:
             final.setdefault("git", self._git)
-        try:
-            kept = outbox.open_outbox(url)
-            if self.spec.capture_env and "env_hash" not in final:
-                # The environment changed during the run and could not reach the database:
-                # its snapshot goes to the outbox instead, and the push copies it first.
-                env_hash = store_environment(kept)
-                if env_hash != self._env_hash:
-                    final["env_hash"] = env_hash
-                    lost = "environment not stored: the store was not writable"
-                    final["warnings"] = [w for w in self.warnings if w != lost]
-            row = {
-                "name": self.name,
-                "kind": self.spec.kind,
-                "start_time": self.start_time,
-                "notebook": self.spec.notebook,
-                "project": self.spec.project,
-            }
-            outbox.keep_continuation(
-                url,
-                self.id,
-                self.number,
-                self._clean(row),
-                self._clean(final),
-                tail,
-                dict(self._flushed),
-                str(exc),
-            )
-        except (StoreError, OSError):
-            return False
+        row = {
+            "name": self.name,
+            "kind": self.spec.kind,
+            "start_time": self.start_time,
+            "notebook": self.spec.notebook,
+            "project": self.spec.project,
+        }
+        # Held throughout: the tail and the count of points the database has must describe
+        # one moment, and no flush may send the tail while it is being kept.
         with self._flush_lock:
+            tail = list(self._buffer)
+            try:
+                kept = outbox.open_outbox(url)
+                lost = "environment not stored: the store was not writable"
+                if lost in self.warnings:
+                    # The environment changed during the run and could not reach the
+                    # database (finish): its snapshot goes to the outbox, copied first.
+                    final["env_hash"] = store_environment(kept)
+                    final["warnings"] = [w for w in self.warnings if w != lost]
+                outbox.keep_continuation(
+                    url,
+                    self.id,
+                    self.number,
+                    self._clean(row),
+                    self._clean(final),
+                    tail,
+                    dict(self._flushed),
+                    str(exc),
+                )
+            except (StoreError, OSError):
+                return False
             del self._buffer[: len(tail)]  # kept: a later flush must not send them again
         return True
 

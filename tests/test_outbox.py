@@ -560,9 +560,10 @@ def test_a_continuation_pushed_twice_or_after_a_lost_acknowledgement_adds_each_p
     assert _team_runs(real_url) == []  # never copied as a new run
 
 
-def test_a_tracked_cell_whose_store_drops_keeps_its_end(shell, team, capsys) -> None:
+def test_a_tracked_cell_whose_store_drops_keeps_its_end(shell, team, capsys, monkeypatch) -> None:
     proxy, url, real_url = team
     folder = outbox.outbox_dir(url)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # restored after the test
     proxy.start()
     shell.user_ns["cut_the_network"] = proxy.stop
     capsys.readouterr()
@@ -574,6 +575,8 @@ def test_a_tracked_cell_whose_store_drops_keeps_its_end(shell, team, capsys) -> 
         "cut_the_network()\n"
         "for i in range(3, 5):\n"
         "    track.log(step=i, loss=float(i))\n"
+        "import os\n"
+        "os.environ['OMP_NUM_THREADS'] = '7'  # the environment changes during the run\n"
         "ran = True\n"
     )
     assert result.success and shell.user_ns["ran"] is True
@@ -585,7 +588,14 @@ def test_a_tracked_cell_whose_store_drops_keeps_its_end(shell, team, capsys) -> 
     shell.run_cell("%nbtrack push --outbox")
     assert "1 updated" in capsys.readouterr().out
     assert _team_points(real_url, row[0]) == {"loss": [(i, float(i)) for i in range(5)]}
-    assert _team_row(real_url, row[0])["status"] == "finished"
+    done = _team_row(real_url, row[0])
+    assert done["status"] == "finished"
+    # The environment snapshot taken at the end went through the outbox, blob first.
+    team_store = connect_store(real_url, create=False)
+    env = json.loads(team_store.get_blob(done["env_hash"]) or b"{}")
+    team_store.close()
+    assert env["env_vars"]["OMP_NUM_THREADS"] == "7"
+    assert not any("environment not stored" in w for w in done["warnings"])
     assert _outbox_rows(folder) == []
 
 
