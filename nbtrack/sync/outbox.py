@@ -404,7 +404,8 @@ def _finished(outbox: Store | Path) -> list[str]:
 
 def drain(folder: Path, url: str | None = None, *, wait: bool = True) -> SyncReport:
     """Push the finished runs of the outbox ``folder`` to its database and delete them from
-    the outbox once their copies are complete; returns what was done.
+    the outbox once their copies are complete (a continuation: once the database's run is
+    completed from it, reported as updated); returns what was done.
 
     ``url``: the database's URL with its password (default: the one the outbox names, which
     has none: libpq then looks in ``~/.pgpass`` and ``$PGPASSWORD``). ``wait=False``: when
