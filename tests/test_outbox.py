@@ -547,6 +547,17 @@ def test_a_continuation_pushed_twice_or_after_a_lost_acknowledgement_adds_each_p
     assert report.updated == [run.id]
     assert _team_points(real_url, run.id) == {"loss": expected}
 
+    # A database holding more than the run ever sent: not guessed at, the continuation stays.
+    shutil.rmtree(folder)
+    shutil.copytree(saved, folder)
+    team_store = connect_store(real_url, create=False)
+    team_store.append_metrics(run.id, [("loss", 10, 10.0, 0.0)])
+    team_store.close()
+    report = outbox.drain(folder, url)
+    assert report.failed == [run.id] and any("expected 4 to 10" in p for p in report.problems)
+    assert len(_team_points(real_url, run.id)["loss"]) == 11  # nothing appended
+    assert [r["id"] for r in _outbox_rows(folder)] == [run.id]
+
     # A database that lost the run (wiped): the continuation stays, said in one line.
     shutil.rmtree(folder)
     shutil.copytree(saved, folder)
