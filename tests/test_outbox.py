@@ -5,6 +5,8 @@ unreachable is kept locally in full and pushed later, never lost and never dupli
 server, and stopping it closes the port (connection refused) and drops the connections that
 went through it, as a flaky network does. The store URL names the proxy's port, so the
 outbox (keyed by host, port and database) is the same one whether it is up or down.
+The tests at the end drop the connection after the store was reached: during a run's start
+(parked whole) and during the run (its end kept as a continuation that push completes).
 """
 
 from __future__ import annotations
