@@ -688,3 +688,19 @@ def test_a_v6_store_migrates_to_the_run_key_index_keeping_its_points(location: s
         assert "metrics_run" in indexes and "metrics_run_key" not in indexes
     finally:
         store.close()
+
+
+# -- counting a run's points --------------------------------------------------------------------
+def test_metric_counts_counts_each_metric_of_one_run(st: Any) -> None:
+    run, other = _new_id(), _new_id()
+    st.create_run(run, _run_fields())
+    st.create_run(other, _run_fields())
+    assert st.metric_counts(run) == {}
+    st.append_metrics(run, [("loss", i, 1.0 / (i + 1), 0.0) for i in range(5)])
+    st.append_metrics(run, [("acc", 0, math.nan, 0.0), ("loss", 5, 0.1, 0.0)])
+    st.append_metrics(other, [("loss", 0, 1.0, 0.0)])
+    assert st.metric_counts(run) == {"loss": 6, "acc": 1}
+    assert st.metric_counts(other) == {"loss": 1}
+    assert st.metric_counts(_new_id()) == {}
+    history = st.metric_history(run)
+    assert st.metric_counts(run) == {key: len(points) for key, points in history.items()}

@@ -109,6 +109,10 @@ class TrackingStore(RegistryStore, Protocol):
         """``(step, value)`` of one metric, in logging order."""
         ...
 
+    def metric_counts(self, run_id: str) -> dict[str, int]:
+        """How many points each metric of a run has (one query; no point is read)."""
+        ...
+
     # -- blobs ----------------------------------------------------------------------------
     def check_blob_cache(self) -> None:
         """Forget cached blob hashes when another process collected garbage."""

@@ -463,6 +463,17 @@ class Store(RegistryTables):
             )
         ]
 
+    def metric_counts(self, run_id: str) -> dict[str, int]:
+        """``key -> number of points`` of a run's metrics, counted by the database in one
+        query (the ``(run_id, key)`` index serves it): what a resumed writer asks to know
+        how far the store got, without reading every point back."""
+        return {
+            str(key): int(count)
+            for key, count in self._query(
+                "SELECT key, COUNT(*) FROM metrics WHERE run_id=? GROUP BY key", (run_id,)
+            )
+        }
+
     # -- blobs (environment snapshots, code, RNG states) ---------------------------------
     def check_blob_cache(self) -> None:
         """Forget which blobs we know exist if any process ran ``gc`` since we last looked."""

@@ -194,7 +194,7 @@ def complete_run(source: TrackingStore, target: TrackingStore, row: dict[str, An
         )
     flushed: dict[str, int] = {str(k): int(v) for k, v in (marker.get("flushed") or {}).items()}
     tail = source.metric_history(run_id)
-    present = {key: len(series) for key, series in target.metric_history(run_id).items()}
+    present = target.metric_counts(run_id)  # counted there: no point is read back
     points: list[tuple[str, int, float, float]] = []
     for key in dict.fromkeys([*present, *tail]):
         series = tail.get(key, [])
