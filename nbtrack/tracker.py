@@ -230,6 +230,9 @@ class ActiveRun:
         self._buffer: list[tuple[str, int, float, float]] = []
         #: Points of each metric the store acknowledged (a continuation records them).
         self._flushed: Counter[str] = Counter()
+        #: Set when a send met an unreachable store: the batch may have been committed
+        #: without the acknowledgement arriving, so the next send first asks the store.
+        self._resync = False
         self._steps: dict[str, int] = {}
         self._latest: dict[str, float] = {}
         self._flush_lock = threading.Lock()
@@ -633,14 +636,59 @@ class ActiveRun:
                     self._beat = now
                 return
             self._beat = time.time()
+            if self._resync:
+                count = self._resync_buffer(count)
+                if not count:
+                    return
             points = buffer[:count]
             for key, _step, value, _ts in points:
                 self._latest[key] = value
-            self.store.append_metrics(self.id, points, self._latest)
+            try:
+                self.store.append_metrics(self.id, points, self._latest)
+            except StoreUnreachableError:
+                self._resync = True
+                raise
             # What the store has of each metric: a continuation goes on from there.
             self._flushed.update(map(operator.itemgetter(0), points))
             # Appends made while we wrote sit after `count` and survive this delete.
             del buffer[:count]
+
+    def _resync_buffer(self, count: int) -> int:
+        """After a send met an unreachable store (its connection dropped; a database
+        store connects again on this call): drop from the head of the buffer, per metric,
+        the points the store has beyond those it acknowledged (``_flushed``), so a batch
+        it committed while the acknowledgement was lost is not written twice. Returns the
+        number of buffered points left of the first ``count``. Raises what the store
+        raises (still unreachable: the flag stays, the next flush asks again)."""
+        buffer = self._buffer
+        present = self.store.metric_counts(self.id)
+        held = Counter(key for key, _step, _value, _ts in buffer[:count])
+        extra = {key: n - self._flushed[key] for key, n in present.items()}
+        self._resync = False
+        if any(not 0 <= n <= held[key] for key, n in extra.items()):
+            # Not what one lost acknowledgement leaves (another writer, a wiped run):
+            # send everything rather than guess which points the store has.
+            shown = ", ".join(
+                f"{key!r}: {present[key]} (sent {self._flushed[key]})" for key in sorted(extra)
+            )
+            self._warn(
+                "after the store's connection dropped it held metric points this run did not "
+                f"expect ({shown}); the buffered points were sent as they are"
+            )
+            return count
+        if not any(extra.values()):
+            return count
+        left = dict(extra)
+        kept = []
+        for point in buffer[:count]:
+            if left.get(point[0]):
+                left[point[0]] -= 1
+            else:
+                kept.append(point)
+        # One slice assignment: points logged meanwhile sit after `count` and survive.
+        buffer[:count] = kept
+        self._flushed.update(extra)
+        return len(kept)
 
     def add_listener(self, callback: Callable[[ActiveRun], None]) -> None:
         """Call ``callback(run)`` after each background flush (for live displays)."""

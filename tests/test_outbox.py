@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from nbtrack import config
-from nbtrack.store.postgres import close_pg_stores
+from nbtrack.errors import StoreUnreachableError
+from nbtrack.store.postgres import PostgresStore, close_pg_stores
 from nbtrack.store.routing import connect_store
 from nbtrack.store.sqlite import Store
 from nbtrack.sync import outbox
@@ -641,3 +642,129 @@ def test_a_run_left_open_at_exit_is_ended_in_a_reachable_store(team, tmp_path) -
     assert row["status"] == "crashed"
     assert row["error"]["message"] == "the process exited before the run finished"
     assert not outbox.outbox_dir(url).exists()
+
+
+# -- a connection that drops and comes back while the run goes on (docs/team.md) ------------
+def _run_store(run) -> PostgresStore:
+    assert isinstance(run.store, PostgresStore)
+    return run.store
+
+
+def test_a_run_goes_on_through_a_connection_blip_and_needs_no_outbox(team, capsys) -> None:
+    import nbtrack
+
+    proxy, url, real_url = team
+    proxy.start()
+    run = nbtrack.run(name="blip", capture_env=False)
+    for i in range(3):
+        run.log(step=i, loss=float(i))
+    run.flush()
+    proxy.stop()  # the blip: the run's connection drops, the port refuses
+    for i in range(3, 6):
+        run.log(step=i, loss=float(i))
+    for _ in range(2):  # the dropped connection, then a refused reconnect
+        with pytest.raises(StoreUnreachableError) as failed:
+            run.flush()
+        assert PASSWORD not in str(failed.value) and "\n" not in str(failed.value)
+    proxy.start()  # back: the next write connects again
+    for i in range(6, 9):
+        run.log(step=i, loss=float(i), acc=i / 10)
+    run.finish()
+    assert _run_store(run).reconnects == 1
+    assert _team_points(real_url, run.id) == {
+        "loss": [(i, float(i)) for i in range(9)],  # every point once, in order
+        "acc": [(i, i / 10) for i in range(6, 9)],
+    }
+    row = _team_row(real_url, run.id)
+    assert row["status"] == "finished" and row["metrics"] == {"loss": 8.0, "acc": 0.8}
+    assert row["warnings"] == []  # a blip the run recovered from is not a problem
+    assert not outbox.outbox_dir(url).exists()  # no continuation, no marker
+    err = capsys.readouterr().err
+    assert "kept locally" not in err and "outbox" not in err
+
+
+def test_a_batch_committed_without_its_acknowledgement_is_not_written_twice(team) -> None:
+    """A flush whose COPY the database committed while the connection dropped before the
+    acknowledgement arrived: the run saw a failure and still holds the batch. Catching
+    that moment on a real network is luck, so the test stands in for it: the proxy makes
+    the flush fail for real, then the same batch is written to the database directly (its
+    own connection, not through the proxy), which is exactly the state the lost
+    acknowledgement leaves. When the database is back the run counts what it has
+    (metric_counts) before sending, and drops from its buffer what is already there."""
+    import nbtrack
+
+    proxy, url, real_url = team
+    proxy.start()
+    run = nbtrack.run(name="unacknowledged", capture_env=False)
+    for i in range(4):
+        run.log(step=i, loss=float(i))
+    run.flush()
+    proxy.stop()
+    for i in range(4, 8):
+        run.log(step=i, loss=float(i), acc=i / 10)
+    with pytest.raises(StoreUnreachableError):
+        run.flush()  # the batch: loss 4-7, acc 4-7
+    committed = connect_store(real_url, create=False)
+    batch = [p for i in range(4, 8) for p in (("loss", i, float(i), 0.0), ("acc", i, i / 10, 0.0))]
+    committed.append_metrics(run.id, batch)
+    committed.close()
+    proxy.start()
+    run.log(step=8, loss=8.0, acc=0.8)
+    run.finish()
+    assert _team_points(real_url, run.id) == {
+        "loss": [(i, float(i)) for i in range(9)],
+        "acc": [(i, i / 10) for i in range(4, 9)],
+    }
+    row = _team_row(real_url, run.id)
+    assert row["status"] == "finished" and row["warnings"] == []
+    assert not outbox.outbox_dir(url).exists()
+
+    # A database holding points the run cannot account for (another writer): nothing is
+    # guessed; the buffer is sent whole and the run says so in one warning.
+    other = nbtrack.run(name="surprised", capture_env=False)
+    other.log(step=0, loss=0.0)
+    other.flush()
+    proxy.stop()
+    other.log(step=1, loss=1.0)
+    with pytest.raises(StoreUnreachableError):
+        other.flush()
+    stranger = connect_store(real_url, create=False)
+    stranger.append_metrics(other.id, [("loss", 7, 7.0, 0.0), ("loss", 8, 8.0, 0.0)])
+    stranger.close()
+    proxy.start()
+    other.finish()
+    assert [s for s, _ in _team_points(real_url, other.id)["loss"]] == [0, 7, 8, 1]
+    (warning,) = _team_row(real_url, other.id)["warnings"]
+    assert "'loss': 3 (sent 1)" in warning and "sent as they are" in warning
+
+
+def test_a_store_reconnects_for_a_read_and_not_inside_a_transaction(team) -> None:
+    proxy, url, real_url = team
+    proxy.start()
+    store = connect_store(url)
+    try:
+        assert store.list_runs(columns=("id",)) == []
+        proxy.stop()
+        for _ in range(2):  # the dropped connection, then the refused reconnect
+            with pytest.raises(StoreUnreachableError) as down:
+                store.list_runs(columns=("id",))
+            message = str(down.value)
+            assert "\n" not in message and PASSWORD not in message and "cannot reach" in message
+        proxy.start()
+        assert store.list_runs(columns=("id",)) == [] and store.reconnects == 1
+
+        # A connection that drops inside a transaction is not replaced there: a statement
+        # on a new connection would run outside the transaction. It fails whole; the
+        # next call starts afresh.
+        with pytest.raises(StoreUnreachableError), store.transaction() as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('probe', 1)")
+            proxy.stop()
+            proxy.start()
+            for _ in range(2):
+                with pytest.raises(StoreUnreachableError):
+                    store.list_runs(columns=("id",))
+            assert store.reconnects == 1
+        assert store._query("SELECT value FROM meta WHERE key = 'probe'") == []
+        assert store.reconnects == 2
+    finally:
+        store.close()

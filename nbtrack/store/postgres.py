@@ -533,6 +533,11 @@ class PostgresStore(Store):
     is the administrator's to create). Safe to share between threads (one connection, a
     lock) and between processes and machines (PostgreSQL's own concurrency, advisory locks
     where nbtrack checks then writes).
+
+    A connection that dropped (a network blip, a server restart) is replaced on the store's
+    next use (:attr:`_pg`): the call that met the drop fails with
+    :class:`~nbtrack.errors.StoreUnreachableError`, the next one connects again, so a run
+    writing through this store goes on once the database is back.
     """
 
     def __init__(self, url: str, *, create: bool = True) -> None:  # noqa: D107
@@ -546,17 +551,19 @@ class PostgresStore(Store):
         self._known_blobs: set[str] = set()
         self._text_hashes: dict[int, tuple[str, str]] = {}
         self._gc_generation = 0
+        #: Transactions open on the connection (this thread's: the lock is held through
+        #: each); a connection that drops inside one is not replaced until it ends.
+        self._depth = 0
+        #: How many times a lost connection was replaced (for diagnostics and tests).
+        self.reconnects = 0
         try:
-            import psycopg
+            import psycopg  # noqa: F401
         except ImportError:  # pragma: no cover - the extra is part of the test set-up
             raise StoreError(
                 "a postgresql:// store needs psycopg; install it with "
                 "`pip install 'nbtrack[postgres]'`"
             ) from None
-        with translate_pg_errors(self._url):
-            raw = psycopg.connect(
-                self._url, autocommit=True, connect_timeout=config.connect_timeout()
-            )
+        raw = self._connect()
         self._conn = PgConnection(raw)  # type: ignore[assignment]
         try:
             self._setup(create)
@@ -623,24 +630,69 @@ class PostgresStore(Store):
                     (target,),
                 )
 
+    def _connect(self) -> psycopg.Connection[Any]:
+        """A new connection with the store's options (autocommit: a statement is its own
+        transaction unless :meth:`transaction` opens one; libpq's connect timeout)."""
+        import psycopg
+
+        with translate_pg_errors(self._url):
+            return psycopg.connect(
+                self._url, autocommit=True, connect_timeout=config.connect_timeout()
+            )
+
     @property
     def _pg(self) -> PgConnection:
-        return self._conn  # type: ignore[return-value]
+        """The connection, replaced first when the last one was lost. Every statement
+        reaches the connection through here (``_conn`` is otherwise only read by
+        ``_reconnect``, ``close`` and ``__del__``). A healthy connection costs one local check, libpq's own status (no
+        round trip); psycopg marks a connection closed once a call found it dropped."""
+        conn: PgConnection = self._conn  # type: ignore[assignment]
+        if conn.raw.closed:
+            return self._reconnect()
+        return conn
+
+    def _reconnect(self) -> PgConnection:
+        """Open a new connection in place of the lost one (under the lock: one thread
+        reconnects, the others use its connection). Inside an open transaction the dead
+        one is kept, so that transaction fails whole and the next call starts afresh; a
+        connection that cannot be opened raises :class:`StoreUnreachableError`."""
+        with self._lock:
+            conn: PgConnection = self._conn  # type: ignore[assignment]
+            if not conn.raw.closed or self._depth:
+                return conn
+            with contextlib.suppress(Exception):  # frees libpq's side of the dead one
+                conn.raw.close()
+            self._conn = conn = PgConnection(self._connect())  # type: ignore[assignment]
+            self.reconnects += 1
+            return conn
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[PgConnection]:  # type: ignore[override]
         """One PostgreSQL transaction; what must be serialised takes its advisory lock."""
-        with self._lock, translate_pg_errors(self._url), self._pg.raw.transaction():
-            yield self._pg
+        with self._lock, translate_pg_errors(self._url):
+            conn = self._pg
+            self._depth += 1
+            try:
+                with conn.raw.transaction():
+                    yield conn
+            finally:
+                self._depth -= 1
+            if conn.raw.closed:
+                # psycopg ends a block whose connection was lost without a word (no COMMIT
+                # could be sent): say so, or the caller would take it for committed.
+                raise StoreUnreachableError(
+                    f"cannot reach the PostgreSQL store {self.url} (the connection dropped "
+                    "during a transaction, which was not committed); retry when it is back"
+                )
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock, translate_pg_errors(self._url):
             return self._pg.execute(sql, args).fetchall()
 
     def close(self) -> None:
-        """Close the connection; the store can be reopened any time."""
+        """Close the connection; the store's next use (if any) opens a new one."""
         with self._lock:
-            self._pg.raw.close()
+            self._conn.raw.close()  # type: ignore[attr-defined]
 
     def __del__(self) -> None:
         # A store dropped unclosed (a command that read and returned) closes its connection,
@@ -665,8 +717,9 @@ class PostgresStore(Store):
         return self.url
 
     def is_current(self) -> bool:
-        """Whether the connection is still usable (a database has no file to replace)."""
-        return not self._pg.raw.closed
+        """Always: a database has no file to replace, and a lost connection is replaced
+        on the next use (:attr:`_pg`), so one shared store serves the whole process."""
+        return True
 
     @property
     def schema_version(self) -> int:
@@ -1024,13 +1077,11 @@ _open_pg_lock = threading.Lock()
 
 
 def open_pg_store(url: str, *, create: bool = True) -> PostgresStore:
-    """A shared :class:`PostgresStore` per URL in this process (closed at exit)."""
+    """A shared :class:`PostgresStore` per URL in this process (closed at exit). Kept
+    when its connection drops: the store connects again on its next use, so a running run
+    and a later caller go on through the same object."""
     with _open_pg_lock:
         store = _open_pg.get(url)
-        if store is not None and not store.is_current():
-            with contextlib.suppress(Exception):  # a dead connection: nothing left to lose
-                store.close()
-            store = None
         if store is None:
             store = PostgresStore(url, create=create)
             _open_pg[url] = store
