@@ -6,7 +6,8 @@ server, and stopping it closes the port (connection refused) and drops the conne
 went through it, as a flaky network does. The store URL names the proxy's port, so the
 outbox (keyed by host, port and database) is the same one whether it is up or down.
 The tests at the end drop the connection after the store was reached: during a run's start
-(parked whole) and during the run (its end kept as a continuation that push completes).
+(parked whole), during the run (its end kept as a continuation that push completes), and
+for a moment only (the store reconnects in place: the run goes on, nothing in the outbox).
 """
 
 from __future__ import annotations
