@@ -769,3 +769,58 @@ def test_a_store_reconnects_for_a_read_and_not_inside_a_transaction(team) -> Non
         assert store.reconnects == 2
     finally:
         store.close()
+
+
+def test_a_reconnect_that_times_out_is_not_tried_again_at_once(team, monkeypatch) -> None:
+    """Behind a network that drops packets, each reconnect waits out the connect timeout:
+    after one such slow failure the store fails at once for a while (no new attempt, so a
+    run's end does not wait again), then tries again, and reconnects once the database is
+    back. A listener on the proxy's port that accepts and never answers is that network;
+    it counts the attempts."""
+    from nbtrack.store import postgres
+
+    proxy, url, real_url = team
+    monkeypatch.setenv(config.ENV_CONNECT_TIMEOUT, "1")
+    proxy.start()
+    store = connect_store(url)
+    silent = socket.socket()
+    accepted: list[socket.socket] = []
+    try:
+        assert store.list_runs(columns=("id",)) == []
+        proxy.stop()
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        silent.bind(("127.0.0.1", proxy.port))
+        silent.listen(16)
+
+        def accept() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    accepted.append(silent.accept()[0])
+
+        threading.Thread(target=accept, daemon=True).start()
+        with pytest.raises(StoreUnreachableError):
+            store.list_runs(columns=("id",))  # the dropped connection itself
+        with pytest.raises(StoreUnreachableError) as slow:
+            store.list_runs(columns=("id",))  # one reconnect, waiting out the timeout
+        assert len(accepted) == 1
+        for _ in range(3):  # within the back-off: the same error, no new attempt
+            with pytest.raises(StoreUnreachableError) as again:
+                store.list_runs(columns=("id",))
+            assert str(again.value) == str(slow.value) and PASSWORD not in str(again.value)
+        assert len(accepted) == 1
+        monkeypatch.setattr(postgres, "RECONNECT_BACKOFF_SECONDS", 0.0)
+        with pytest.raises(StoreUnreachableError):
+            store.list_runs(columns=("id",))  # past it: one new attempt
+        assert len(accepted) == 2
+        with contextlib.suppress(OSError):  # wakes the accept() so the port really closes
+            silent.shutdown(socket.SHUT_RDWR)
+        silent.close()
+        for sock in accepted:
+            sock.close()
+        proxy.start()
+        assert store.list_runs(columns=("id",)) == [] and store.reconnects == 1
+    finally:
+        silent.close()
+        for sock in accepted:
+            sock.close()
+        store.close()

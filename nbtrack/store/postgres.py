@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import math
 import os
 import re
 import struct
@@ -556,6 +557,10 @@ class PostgresStore(Store):
         self._depth = 0
         #: How many times a lost connection was replaced (for diagnostics and tests).
         self.reconnects = 0
+        #: When a reconnect last timed out (monotonic; none: -inf), and the error each call
+        #: raises until RECONNECT_BACKOFF_SECONDS have passed since.
+        self._slow_failure_at = -math.inf
+        self._down_reason = ""
         try:
             import psycopg  # noqa: F401
         except ImportError:  # pragma: no cover - the extra is part of the test set-up
@@ -660,9 +665,23 @@ class PostgresStore(Store):
             conn: PgConnection = self._conn  # type: ignore[assignment]
             if not conn.raw.closed or self._depth:
                 return conn
+            if time.monotonic() - self._slow_failure_at < RECONNECT_BACKOFF_SECONDS:
+                # A connect attempt timed out moments ago (a network that drops packets):
+                # fail at once rather than make every flush, and the run's end behind
+                # them, wait out another connect timeout under the store's lock.
+                raise StoreUnreachableError(self._down_reason)
             with contextlib.suppress(Exception):  # frees libpq's side of the dead one
                 conn.raw.close()
-            self._conn = conn = PgConnection(self._connect())  # type: ignore[assignment]
+            started = time.monotonic()
+            try:
+                raw = self._connect()
+            except StoreUnreachableError as exc:
+                if time.monotonic() - started >= SLOW_RECONNECT_SECONDS:
+                    self._slow_failure_at = time.monotonic()
+                    self._down_reason = str(exc)
+                raise
+            self._conn = conn = PgConnection(raw)  # type: ignore[assignment]
+            self._slow_failure_at = -math.inf
             self.reconnects += 1
             return conn
 
@@ -1071,6 +1090,12 @@ def _glob_regex(pattern: str) -> str:
         i += 1
     return "^" + "".join(out) + "$"
 
+
+#: A reconnect that fails slowly (at least ``SLOW_RECONNECT_SECONDS``: a connect timeout,
+#: not a refusal) is not tried again for ``RECONNECT_BACKOFF_SECONDS``; a refused one, which
+#: costs nothing, is tried on every call, so a run goes on the moment the database is back.
+SLOW_RECONNECT_SECONDS = 1.0
+RECONNECT_BACKOFF_SECONDS = 30.0
 
 _open_pg: dict[str, PostgresStore] = {}
 _open_pg_lock = threading.Lock()
