@@ -142,6 +142,25 @@ class RunSpec:
     project: str | None = None
 
 
+@dataclass
+class _KeptArtifact:
+    """An artifact saved while its run's database was unreachable: its content is in the
+    database's outbox, its record (redacted) waits here, and ``warning`` is the line on the
+    run that says so (removed once the record reaches the database during the run)."""
+
+    name: str
+    kind: str
+    digest: str
+    size: int
+    meta: dict[str, Any]
+    warning: str
+
+    @property
+    def record(self) -> tuple[str, str, str, int, dict[str, Any]]:
+        """``(name, kind, hash, size, meta)``, as ``add_artifact`` takes it."""
+        return (self.name, self.kind, self.digest, self.size, self.meta)
+
+
 class Captures:
     """Runs capture steps for one run: a step that fails becomes a warning on the run,
     never an exception in the user's code. :attr:`warnings` is what the run stores."""
@@ -243,6 +262,9 @@ class ActiveRun:
         self._beat = time.time()
         self._pending: dict[str, Any] = {}
         self._artifact_names: set[str] = set()
+        #: Artifacts saved while the database was unreachable, oldest first: sent before
+        #: anything else by the next write that reaches it, else kept in the continuation.
+        self._kept_artifacts: list[_KeptArtifact] = []
         self._listeners: list[Callable[[ActiveRun], None]] = []
         # Set by a sweep (nbtrack.sweeps) to report the objective to its pruner, or by
         # `stop_at` to stop where a recorded run stopped; None otherwise, so the plain
@@ -452,17 +474,100 @@ class ActiveRun:
                 name = f"{base}-{suffix}"
                 suffix += 1
         self._artifact_names.add(name)
+        given = name
         try:
             kind, digest, size, meta, warning = save_artifact(self.store, obj)
             # A file's path or a name may hold a credential (a token in a folder name).
             name, meta = self._redactor.text(name), self._redactor.value(meta)
-            self.store.add_artifact(self.id, name, kind, digest, size, meta)
+            with self._flush_lock:
+                # Artifacts held while the database was down are recorded first: the
+                # run's artifacts keep the order they were saved in.
+                self._send_kept_artifacts()
+                self.store.add_artifact(self.id, name, kind, digest, size, meta)
+        except StoreUnreachableError as exc:
+            # The team database is down: the outbox keeps the content, the run the record.
+            return self._keep_artifact(obj, given, exc)
         except NbtrackError as exc:
             self._warn(f"artifact {name!r} was not stored: {exc}")
             return None
         if warning:
             self._warn(warning)
         return ArtifactInfo(name=name, kind=kind, hash=digest, size=size, meta=meta)
+
+    def _keep_artifact(
+        self, obj: Any, name: str, exc: StoreUnreachableError
+    ) -> ArtifactInfo | None:
+        """``obj`` (to be named ``name``) could not reach the run's database (``exc``): save
+        its content in the database's outbox and hold its record until a write reaches the
+        database (:meth:`_send_kept_artifacts`), or, still down at the run's end, put it in
+        the run's continuation (:meth:`_keep_continuation`); one warning on the run says so.
+        """
+        url = _database_url(self.store)
+        if url is None:  # a folder store never goes unreachable; said as any failure
+            self._warn(f"artifact {name!r} was not stored: {exc}")
+            return None
+        from nbtrack.sync import outbox
+
+        folder = outbox.outbox_dir(url)
+        try:
+            kind, digest, size, meta, warning = save_artifact(outbox.open_outbox(url), obj)
+        except (NbtrackError, OSError) as error:
+            self._warn(
+                f"artifact {name!r} was not stored: {exc}; and its local outbox {folder} "
+                f"could not keep it either ({error})"
+            )
+            return None
+        name, meta = self._redactor.text(name), self._redactor.value(meta)
+        note = (
+            f"artifact {name!r} kept in the local outbox {folder} until the team store is "
+            "reachable: it was unreachable when the artifact was saved"
+        )
+        with self._flush_lock:
+            # Saved again under one name: the later content replaces the held one, as a
+            # second add_artifact would in the database.
+            for old in [k for k in self._kept_artifacts if k.name == name]:
+                self._kept_artifacts.remove(old)
+                if old.warning in self.warnings:
+                    self.warnings.remove(old.warning)
+            self._kept_artifacts.append(_KeptArtifact(name, kind, digest, size, meta, note))
+        self._warn(note)
+        if warning:
+            self._warn(warning)
+        return ArtifactInfo(name=name, kind=kind, hash=digest, size=size, meta=meta)
+
+    def _send_kept_artifacts(self) -> None:
+        """Send the artifacts held while the database was unreachable, oldest first: the
+        content from the outbox into the store's artifact storage (by hash, so content
+        already there is not copied again), then the record. Each one sent leaves the list
+        and its "kept locally" warning leaves the run (an outage the run recovered from is
+        no problem of the run's, as for metrics). Called with ``_flush_lock`` held. Raises
+        :class:`StoreUnreachableError` while the database is still down (those not sent
+        stay held); content the outbox cannot give back is "not stored", with a warning.
+        """
+        if not self._kept_artifacts:
+            return
+        url = _database_url(self.store)
+        if url is None:
+            return
+        from nbtrack.sync.outbox import open_outbox
+        from nbtrack.sync.stores import copy_artifact_content
+
+        source = open_outbox(url)
+        for item in list(self._kept_artifacts):
+            try:
+                copy_artifact_content(
+                    source, self.store, self.id, item.kind, item.digest, item.meta
+                )
+                self.store.add_artifact(self.id, *item.record)
+            except StoreUnreachableError:
+                raise
+            except NbtrackError as exc:
+                # Damaged or missing in the outbox: holding it on would block the run's
+                # end (and its continuation's push) for content that cannot come back.
+                self._warn(f"artifact {item.name!r} was not stored: {exc}")
+            self._kept_artifacts.remove(item)
+            if item.warning in self.warnings:
+                self.warnings.remove(item.warning)
 
     def tag(self, *tags: str) -> None:
         """Add tags to the run."""
@@ -625,6 +730,9 @@ class ActiveRun:
     def flush(self) -> None:
         """Write buffered metrics to the store now (the background thread does this too)."""
         with self._flush_lock:
+            # Artifacts held while the database was down go first (they were saved before
+            # the points still buffered were sent); still down, this raises like a send.
+            self._send_kept_artifacts()
             buffer = self._buffer
             count = len(buffer)
             if not count:
@@ -851,10 +959,12 @@ class ActiveRun:
                     tail,
                     dict(self._flushed),
                     str(exc),
+                    [item.record for item in self._kept_artifacts],
                 )
             except (StoreError, OSError):
                 return False
             del self._buffer[: len(tail)]  # kept: a later flush must not send them again
+            self._kept_artifacts.clear()  # their records are in the continuation now
         return True
 
     def _store_environment(self) -> str:

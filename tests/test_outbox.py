@@ -824,3 +824,138 @@ def test_a_reconnect_that_times_out_is_not_tried_again_at_once(team, monkeypatch
         for sock in accepted:
             sock.close()
         store.close()
+
+
+# -- artifacts saved while the database is down (docs/team.md) -----------------------------
+_ARTIFACTS = """\
+import sys
+from pathlib import Path
+import nbtrack
+
+run = nbtrack.run(name="artifacts", capture_env=False)
+run.log(step=0, loss=1.0)
+run.artifact(b"saved before the drop", name="early")
+run.flush()
+print(run.id, flush=True)
+sys.stdin.readline()  # the test stops the proxy: the run's connection drops
+late = run.artifact(b"saved during the outage", name="late")
+folder = Path("checkpoint")
+(folder / "sub").mkdir(parents=True)
+(folder / "a.txt").write_bytes(b"first file")
+(folder / "sub" / "b.bin").write_bytes(bytes(range(256)))
+kept = run.artifact(folder, name="checkpoint")
+print(late.hash, kept.hash, *sorted(kept.meta["files"].values()), flush=True)
+run.log(step=1, loss=0.5)
+run.finish()
+print("done", flush=True)
+"""
+
+
+def test_artifacts_saved_while_the_store_is_down_at_the_end_are_pushed(team, tmp_path) -> None:
+    import shutil
+
+    import nbtrack
+
+    proxy, url, real_url = team
+    folder = outbox.outbox_dir(url)
+    script = tmp_path / "save.py"
+    script.write_text(_ARTIFACTS)
+    proxy.start()
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        env=_env(tmp_path, url),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    run_id = proc.stdout.readline().strip()
+    proxy.stop()
+    out, err = proc.communicate("go\n", timeout=120)
+    assert proc.returncode == 0 and out.splitlines()[-1] == "done", err
+    late_hashes = out.splitlines()[0].split()
+    assert "was not stored" not in err and PASSWORD not in err
+    assert len([w for w in err.splitlines() if "kept in the local outbox" in w]) == 2, err
+    (line,) = [w for w in err.splitlines() if "nbtrack: the team store became" in w]
+    assert "2 artifact(s)" in line and str(folder) in line
+    (row,) = _outbox_rows(folder)  # the continuation holds the two records
+    kept = Store(folder, create=False)
+    assert row["id"] == run_id and [a[0] for a in kept.artifacts(run_id)] == [
+        "late",
+        "checkpoint",
+    ]
+    kept.close()
+    saved = tmp_path / "outbox-before-push"
+    shutil.copytree(folder, saved)
+
+    proxy.start()
+    # The database's own artifact storage lacks the content saved during the outage (as
+    # when object storage was down too): the push must bring it from the outbox.
+    team_store = connect_store(url, create=False)
+    for digest in late_hashes:
+        team_store.artifact_file(digest).unlink()
+    assert [a[0] for a in team_store.artifacts(run_id)] == ["early"]
+    code, (report,), _ = _push_outbox(tmp_path, url)
+    assert code == 0 and report["updated"] == [run_id] and report["failed"] == []
+    record = nbtrack.get_run(run_id, store=team_store)
+    assert sorted(a.name for a in record.artifacts) == ["checkpoint", "early", "late"]
+    assert record.load_artifact("early") == b"saved before the drop"
+    assert record.load_artifact("late") == b"saved during the outage"
+    restored = record.load_artifact("checkpoint")
+    assert (restored / "a.txt").read_bytes() == b"first file"
+    assert (restored / "sub" / "b.bin").read_bytes() == bytes(range(256))
+    assert record.status == "finished" and _team_points(real_url, run_id)["loss"] == [
+        (0, 1.0),
+        (1, 0.5),
+    ]
+    assert _outbox_rows(folder) == [] and outbox.waiting_count(url) == 0
+
+    # Pushing again changes nothing; a push cut off after the records were added and
+    # before the continuation was deleted (put back as it was) adds none twice.
+    code, reports, _ = _push_outbox(tmp_path, url)
+    assert code == 0 and all(not r["copied"] and not r["updated"] for r in reports)
+    shutil.rmtree(folder)
+    shutil.copytree(saved, folder)
+    code, (report,), _ = _push_outbox(tmp_path, url)
+    assert code == 0 and report["updated"] == [run_id] and report["failed"] == []
+    assert sorted(a[0] for a in team_store.artifacts(run_id)) == ["checkpoint", "early", "late"]
+    assert _team_points(real_url, run_id)["loss"] == [(0, 1.0), (1, 0.5)]
+    team_store.close()
+
+
+def test_an_artifact_saved_during_a_blip_reaches_the_store_when_it_is_back(team) -> None:
+    import nbtrack
+    from nbtrack.tracker import TrackingWarning
+
+    proxy, url, real_url = team
+    folder = outbox.outbox_dir(url)
+    proxy.start()
+    run = nbtrack.run(name="blip-artifact", capture_env=False)
+    run.log(step=0, loss=1.0)
+    run.artifact(b"before", name="before")
+    run.flush()
+    proxy.stop()
+    with pytest.warns(TrackingWarning, match="kept in the local outbox"):
+        info = run.artifact(b"saved during the blip", name="weights")
+    assert info is not None and info.name == "weights"
+    assert not any("not stored" in w for w in run.warnings)
+    # The database's artifact storage never got it (as with object storage down too).
+    _run_store(run).artifact_file(info.hash).unlink()
+    with pytest.raises(StoreUnreachableError):
+        run.flush()  # still down: the record stays held
+    assert _outbox_rows(folder) == []  # content only: no run, no continuation
+    proxy.start()
+    run.log(step=1, loss=0.5)
+    run.flush()  # the first write that reaches the database sends it first
+    team_store = connect_store(url, create=False)
+    assert [a[0] for a in team_store.artifacts(run.id)] == ["before", "weights"]
+    run.artifact(b"after", name="after")
+    run.finish()
+    record = nbtrack.get_run(run.id, store=team_store)
+    assert [a.name for a in record.artifacts] == ["before", "weights", "after"]
+    assert record.load_artifact("weights") == b"saved during the blip"
+    assert record.status == "finished" and record.warnings == []  # recovered: no problem
+    assert _outbox_rows(folder) == [] and outbox.waiting_count(url) == 0
+    team_store.close()

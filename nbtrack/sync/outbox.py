@@ -35,8 +35,13 @@ Decisions (docs/team.md, "When the team store is unreachable"):
   the database lacks, marked :data:`~nbtrack.sync.stores.CONTINUATION` with how many
   points of each metric the database had been sent. A push completes the database's run
   from it (:func:`~nbtrack.sync.stores.complete_run`) and only then deletes it; it is
-  never copied as a run of its own. Artifacts saved while the database is down are not
-  kept (their records fail with a warning on the run).
+  never copied as a run of its own.
+* An artifact saved while the run's database is down (``track.artifact``) has its content
+  saved here at once and its record held by the run; the run's next write that reaches
+  the database sends both, or, the database still down at the run's end, the records go
+  into the continuation and the push adds them (by name and hash, never twice). Content
+  sent on is left here unreferenced (with local artifact storage, ``nbtrack gc --store``
+  on the outbox folder frees it; with ``NBTRACK_ARTIFACTS`` both stores share it).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,6 +250,7 @@ def keep_continuation(
     tail: list[tuple[str, int, float, float]],
     flushed: dict[str, int],
     reason: str,
+    artifacts: Sequence[tuple[str, str, str, int, dict[str, Any]]] = (),
 ) -> Path:
     """Keep in ``url``'s outbox the end of the database run ``run_id`` (#``number``),
     whose last write failed because the database became unreachable; returns the folder.
@@ -253,7 +259,9 @@ def keep_continuation(
     outbox; never applied); ``final``: the columns a push applies to the database's run
     (status, end time, error, metrics…; a blob they name must be in the outbox already);
     ``tail``: the metric points not written to the database, in logging order;
-    ``flushed``: per metric, how many points the database was sent before. Prints the
+    ``flushed``: per metric, how many points the database was sent before;
+    ``artifacts``: ``(name, kind, hash, size, meta)`` of the artifacts saved while the
+    database was down, their content already in the outbox (:func:`open_outbox`). Prints the
     one line that tells the user where the rest of the run is. Raises
     :class:`~nbtrack.errors.StoreError` or :class:`OSError` when the outbox cannot be
     written either.
@@ -272,11 +280,16 @@ def keep_continuation(
     # tail; a process that dies in between leaves it to be marked crashed, as the run was.
     kept.create_run(run_id, {**row, **final, "status": "running", "extra": extra})
     kept.append_metrics(run_id, tail)
+    for name, kind, digest, size, meta in artifacts:
+        kept.add_artifact(run_id, name, kind, digest, size, meta)
     kept.update_run(run_id, {"status": final.get("status", "finished")})
     (folder / WAITING).touch()
+    what = f"its end and its last {len(tail)} metric point(s)"
+    if artifacts:
+        what = f"its end, its last {len(tail)} metric point(s) and {len(artifacts)} artifact(s)"
     print(
         f"nbtrack: the team store became unreachable before run #{number} ({run_id[:8]}) "
-        f"was fully written: its end and its last {len(tail)} metric point(s) are kept "
+        f"was fully written: {what} are kept "
         f"locally in {folder} and will be added to the run when the store is reachable (at "
         f"the next run that reaches it, or `nbtrack push --outbox`). Why: {_why(reason)}",
         file=sys.stderr,

@@ -14,8 +14,9 @@ that partial copy and copies the run again, so the target ends with exactly one 
 A source row marked :data:`CONTINUATION` is not a run of its own but the end of one the
 target already holds: a database run whose connection dropped before its last points and
 its outcome were written, kept in the outbox (:mod:`nbtrack.sync.outbox`). It is never
-copied as a new run; :func:`complete_run` appends the points the target lacks and applies
-the outcome, in an order a rerun can repeat without writing any point twice.
+copied as a new run; :func:`complete_run` adds the artifacts saved while the target was
+down, appends the points the target lacks and applies the outcome, in an order a rerun can
+repeat without writing any point or artifact record twice.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "INCOMPLETE",
     "SyncReport",
     "complete_run",
+    "copy_artifact_content",
     "copy_runs",
     "copy_sweeps",
     "needs_copy",
@@ -132,18 +134,37 @@ def _copy_blobs(source: TrackingStore, target: TrackingStore, row: dict[str, Any
     return problems
 
 
+def copy_artifact_content(
+    source: TrackingStore,
+    target: TrackingStore,
+    run_id: str,
+    kind: str,
+    digest: str,
+    meta: dict[str, Any],
+) -> None:
+    """Copy one artifact's content of run ``run_id`` from ``source`` into ``target``'s
+    artifact storage: the content ``digest`` and, for a folder (``kind == "dir"``), each of
+    its files, which the target's record requires too. Idempotent by hash (present content
+    is not copied again). Raises :class:`~nbtrack.errors.ArtifactError` when the source's
+    content is missing or damaged."""
+    digests = [digest]
+    if kind == "dir":
+        digests += [str(d) for d in (meta.get("files") or {}).values()]
+    for wanted in dict.fromkeys(digests):
+        stored, _ = target.put_artifact_file(source.artifact_file(wanted))
+        if stored != wanted:
+            raise ArtifactError(
+                f"artifact {wanted} of run {run_id[:8]} reads back as {stored}: the source "
+                "file is damaged; run `nbtrack gc --verify` on the source store"
+            )
+
+
 def _copy_artifact_content(
     source: TrackingStore, target: TrackingStore, run_id: str
 ) -> list[tuple[str, str, str, int, dict[str, Any]]]:
     records = source.artifacts(run_id)
-    for _name, _kind, digest, _size, _meta in records:
-        # put_artifact_file is idempotent by content: present content is not copied again.
-        stored, _ = target.put_artifact_file(source.artifact_file(digest))
-        if stored != digest:
-            raise ArtifactError(
-                f"artifact {digest} of run {run_id[:8]} reads back as {stored}: the source "
-                "file is damaged; run `nbtrack gc --verify` on the source store"
-            )
+    for _name, kind, digest, _size, meta in records:
+        copy_artifact_content(source, target, run_id, kind, digest, meta)
     return records
 
 
@@ -181,8 +202,10 @@ def complete_run(source: TrackingStore, target: TrackingStore, row: dict[str, An
     for each metric, with ``flushed`` points sent before the connection dropped and ``n``
     in the target, the continuation's ``tail`` goes on from ``tail[n - flushed:]``. That
     also absorbs a batch the target committed but never acknowledged, and a push cut off
-    after appending (its rerun appends nothing). The points go in one append, then the
-    final columns in one update: rerun at any point, each point ends up there once.
+    after appending (its rerun appends nothing). Artifacts the continuation holds go first
+    (content, then the records the target lacks by name and hash), the points in one
+    append, then the final columns in one update: rerun at any point, each point and
+    artifact record ends up there once.
     """
     run_id = str(row["id"])
     marker = (row.get("extra") or {})[CONTINUATION]
@@ -214,6 +237,10 @@ def complete_run(source: TrackingStore, target: TrackingStore, row: dict[str, An
     problems = _copy_blobs(source, target, {"id": run_id, **{c: row[c] for c in apply}})
     if problems:
         return f"{problems[0]}; not completed, its continuation stays"
+    try:
+        _complete_artifacts(source, target, run_id)
+    except ArtifactError as exc:
+        return f"{label}: {exc}; not completed, its continuation stays"
     if points:
         target.append_metrics(run_id, points)
     fields = {column: row[column] for column in apply}
@@ -221,6 +248,23 @@ def complete_run(source: TrackingStore, target: TrackingStore, row: dict[str, An
         fields["extra"] = {k: v for k, v in fields["extra"].items() if k != CONTINUATION}
     target.update_run(run_id, fields)
     return None
+
+
+def _complete_artifacts(source: TrackingStore, target: TrackingStore, run_id: str) -> None:
+    """Add to the target's run the artifacts its continuation holds (saved while the
+    database was down): content first, then each record the target lacks, judged by name
+    and hash, so a push cut off after some records and run again adds none twice (a name
+    the target holds with other content, saved before the outage, is replaced: the later
+    save wins, as it would have in the database)."""
+    records = source.artifacts(run_id)
+    if not records:
+        return
+    present = {(name, digest) for name, _kind, digest, _size, _meta in target.artifacts(run_id)}
+    for name, kind, digest, size, meta in records:
+        if (name, digest) in present:
+            continue
+        copy_artifact_content(source, target, run_id, kind, digest, meta)
+        target.add_artifact(run_id, name, kind, digest, size, meta)
 
 
 def copy_runs(
