@@ -7,7 +7,9 @@ went through it, as a flaky network does. The store URL names the proxy's port, 
 outbox (keyed by host, port and database) is the same one whether it is up or down.
 The tests at the end drop the connection after the store was reached: during a run's start
 (parked whole), during the run (its end kept as a continuation that push completes), and
-for a moment only (the store reconnects in place: the run goes on, nothing in the outbox).
+for a moment only (the store reconnects in place: the run goes on, nothing in the outbox);
+the last two tests save artifacts while the database is down (kept in the outbox, then
+sent by the run when it is back, or by the push of its continuation).
 """
 
 from __future__ import annotations
