@@ -961,3 +961,25 @@ def test_an_artifact_saved_during_a_blip_reaches_the_store_when_it_is_back(team)
     assert record.status == "finished" and record.warnings == []  # recovered: no problem
     assert _outbox_rows(folder) == [] and outbox.waiting_count(url) == 0
     team_store.close()
+
+
+def test_a_parked_run_with_a_folder_artifact_is_pushed_with_its_files(team, tmp_path) -> None:
+    # A folder's record requires each of its files in the target's storage, not only its
+    # manifest: the push copies them (it used to report the run "not copied").
+    import nbtrack
+
+    proxy, url, real_url = team
+    folder = outbox.outbox_dir(url)
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "rows.csv").write_text("a,b\n1,2\n")
+    run = nbtrack.run(name="parked-folder", capture_env=False)  # the proxy is down
+    assert run.artifact(data, name="data") is not None
+    run.finish()
+    proxy.start()
+    report = outbox.drain(folder, url)
+    assert report.copied == [run.id] and report.failed == []
+    team_store = connect_store(url, create=False)
+    restored = nbtrack.get_run(run.id, store=team_store).load_artifact("data")
+    assert (restored / "sub" / "rows.csv").read_text() == "a,b\n1,2\n"
+    team_store.close()
