@@ -189,7 +189,8 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 def cmd_gc(args: argparse.Namespace) -> int:
     """Delete artifact files and stored blobs no run refers to."""
-    result = _open(args).gc(grace=args.grace, verify=args.verify)
+    store = _open(args)
+    result = store.gc(grace=args.grace, verify=args.verify, shared=args.shared)
     if args.json:
         _print_json(result)
     else:
@@ -198,6 +199,13 @@ def cmd_gc(args: argparse.Namespace) -> int:
             f"{result['blobs']} unreferenced blob(s)"
             + (f"; removed {result['damaged']} damaged file(s)" if args.verify else "")
         )
+        if result["shared_kept"]:
+            print(
+                f"kept {result['shared_kept']} artifact file(s) no run of this store uses in "
+                f"{store.artifact_location.description}: other stores (the team database, "
+                "laptops, outboxes) may use that location; `nbtrack gc --shared` deletes "
+                "them when this store is its only user"
+            )
     return 0
 
 
@@ -335,7 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
         "gc",
         parents=[common],
         help="free unreferenced artifacts",
-        description="Delete artifact files and stored blobs that no run uses.",
+        description="Delete artifact files and stored blobs that no run uses. Content in "
+        "a configured artifact location (a bucket or share other stores may use too) is "
+        "kept unless --shared says this store is its only user.",
     )
     p.add_argument(
         "--grace",
@@ -344,6 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="keep content younger than this, which a run being started elsewhere "
         "may be about to use (default 60)",
+    )
+    p.add_argument(
+        "--shared",
+        action="store_true",
+        help="also delete unused content in a configured artifact location "
+        "(NBTRACK_ARTIFACTS, [store] artifacts), which is kept by default because other "
+        "stores may use it: only when this store is that location's only user",
     )
     p.add_argument(
         "--verify",

@@ -162,8 +162,8 @@ def test_gc_on_s3_frees_what_no_run_refers_to(
     fs.pipe_file(f"{BUCKET}/unrelated.txt", b"not nbtrack's")
     store = Store(store_dir)
     store.delete_runs([dropped.id])
-    assert store.gc(grace=3600)["files"] == 0  # everything is younger than the grace
-    result = store.gc(grace=0)
+    assert store.gc(grace=3600, shared=True)["files"] == 0  # all younger than the grace
+    result = store.gc(grace=0, shared=True)
     assert result["files"] == 2  # the dropped content and the temporary leftover
     assert result["bytes"] == len(b"dropped" * 100) + len(b"half an upload")
     objects = _content_keys(fs, s3_prefix)
@@ -223,12 +223,49 @@ def test_sigkill_mid_upload_leaves_no_object_under_a_content_name(
             break
     assert cut_short >= 1, "every kill came after the save had finished"
     store = Store(store_dir)
-    store.gc(grace=0)
+    store.gc(grace=0, shared=True)
     recorded = len(store.artifact_rows())
     remaining = _keys(fs, s3_prefix)
     assert not any(".tmp-" in key for key in remaining)
     # Whole content stays only while a run (one that finished saving) refers to it.
     assert remaining == ([final] if recorded else [])
+
+
+def test_gc_on_one_store_keeps_what_another_store_saved_in_the_same_bucket(
+    s3_prefix: str, s3_endpoint: str, store_dir: Path, tmp_path: Path
+) -> None:
+    """A laptop's store and the team's share a bucket: each sees only its own runs, so a
+    plain gc on one deletes none of the other's content (it used to delete all of it), only
+    leftovers of interrupted uploads, and the CLI says what it kept and why."""
+    theirs = tmp_path / "theirs"
+    with nbtrack.run(name="theirs", store=str(theirs)) as track:
+        track.artifact(b"their weights" * 50, name="weights")
+    their_run = nbtrack.get_run("last", store=str(theirs))
+    with nbtrack.run(name="mine") as track:
+        track.artifact(b"mine" * 50, name="mine")
+    fs = _s3fs(s3_endpoint)
+    fs.pipe_file(f"{s3_prefix}/ab/.tmp-{uuid.uuid4().hex}", b"half an upload")
+    assert len(_content_keys(fs, s3_prefix)) == 3
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbtrack", "gc", "--grace", "0", "--store", str(store_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("removed 1 artifact file(s)")  # the leftover only
+    assert lines[1].startswith("kept 1 artifact file(s) no run of this store uses in s3://")
+    assert "--shared" in lines[1] and len(lines) == 2
+    assert their_run.load_artifact("weights") == b"their weights" * 50
+    assert len(_content_keys(fs, s3_prefix)) == 2
+    # --shared: this store declares itself the bucket's only user, and it is believed.
+    result = Store(store_dir).gc(grace=0, shared=True)
+    assert result["files"] == 1 and result["shared_kept"] == 0
+    assert list(_content_keys(fs, s3_prefix)) == [
+        f"{a.hash[:2]}/{a.hash[2:]}" for a in nbtrack.get_run("last").artifacts
+    ]
 
 
 def _keys(fs: Any, prefix: str) -> list[str]:
@@ -249,9 +286,10 @@ def test_a_postgresql_store_keeps_its_artifacts_in_s3(
     assert list(_content_keys(_s3fs(s3_endpoint), s3_prefix)) == [f"{digest[:2]}/{digest[2:]}"]
     store = connect_store(pg_url)
     try:
-        assert store.gc(grace=0)["files"] == 0  # referenced content stays
+        assert store.gc(grace=0, shared=True)["files"] == 0  # referenced content stays
         store.delete_runs([record.id])
-        assert store.gc(grace=0)["files"] == 1
+        assert store.gc(grace=0)["files"] == 0  # a bucket other stores may use: kept
+        assert store.gc(grace=0, shared=True)["files"] == 1
     finally:
         store.close()
     assert _keys(_s3fs(s3_endpoint), s3_prefix) == []

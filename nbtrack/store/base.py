@@ -161,8 +161,11 @@ class TrackingStore(RegistryStore, Protocol):
         """``(name, kind, hash, size, meta)`` of each artifact of a run."""
         ...
 
-    def gc(self, grace: float = 60.0) -> dict[str, int]:
-        """Delete content no run refers to; returns what was freed."""
+    def gc(
+        self, grace: float = 60.0, *, verify: bool = False, shared: bool = False
+    ) -> dict[str, int]:
+        """Delete content no run refers to; returns what was freed (``shared``: also in a
+        configured artifact location other stores may use; see :meth:`Store.gc`)."""
         ...
 
     # -- sweeps -----------------------------------------------------------------------------

@@ -770,7 +770,9 @@ class Store(RegistryTables):
         referenced.update(self.registry_artifact_hashes())
         return referenced
 
-    def gc(self, grace: float = 60.0, *, verify: bool = False) -> dict[str, int]:
+    def gc(
+        self, grace: float = 60.0, *, verify: bool = False, shared: bool = False
+    ) -> dict[str, int]:
         """Delete artifact files and blobs that no run refers to any more.
 
         Content younger than ``grace`` seconds is kept: another process may have just
@@ -779,16 +781,26 @@ class Store(RegistryTables):
         is also checked against its hash and a damaged one is deleted (counted in
         ``"damaged"``): loading it would fail anyway, and saving the same content again
         then writes a good copy. A ``gc`` killed part-way leaves a consistent store.
+
+        Content in a configured artifact location (``NBTRACK_ARTIFACTS`` or ``[store]
+        artifacts``: a bucket, a share) is shared by every store pointed at it (the team
+        database, each laptop's store, outboxes), and this store sees only its own runs:
+        its unreferenced content is kept and counted in ``"shared_kept"``, unless
+        ``shared`` says this store is the location's only user.
         """
         cutoff = time.time() - grace
-        removed_files = freed = damaged = 0
+        removed_files = freed = damaged = shared_kept = 0
         location = self.artifact_location
+        keep_content = not shared and not isinstance(location, LocalArtifacts)
         candidates: list[ArtifactEntry] = []  # unreferenced content and temp leftovers
         entries = list(location.entries())
         if entries:
             referenced = self._referenced_artifacts()
             for entry in entries:
                 if entry.digest is None or entry.digest not in referenced:
+                    if keep_content and entry.digest is not None:
+                        shared_kept += 1  # perhaps another store's: never ours to judge
+                        continue
                     candidates.append(entry)
                 elif verify and location.stored_hash(entry.digest) != entry.digest:
                     damaged += location.delete(entry)
@@ -831,6 +843,7 @@ class Store(RegistryTables):
             "bytes": freed,
             "blobs": removed_blobs,
             "damaged": damaged,
+            "shared_kept": shared_kept,
         }
 
     # -- secrets: `nbtrack scan --redact` (what is secret is nbtrack.secrets' rule) ---------
