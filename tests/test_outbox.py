@@ -117,6 +117,34 @@ def _env(tmp_path: Path, url: str) -> dict[str, str]:
     }
 
 
+def _python(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python *args`` in tmp_path with the team store's URL (and no other state)."""
+    return subprocess.run(
+        [sys.executable, *args],
+        env=_env(tmp_path, url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+
+
+def _start(tmp_path: Path, url: str, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start ``python *args`` like :func:`_python`, with pipes; return it and the first line
+    it prints (the scripts print their run's id, then wait for a line on stdin)."""
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        env=_env(tmp_path, url),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    return proc, proc.stdout.readline().strip()
+
+
 def _no_password_under(folder: Path) -> None:
     for path in folder.rglob("*"):
         if path.is_file():
@@ -217,25 +245,11 @@ def test_a_running_run_waits_and_a_script_run_is_pushed_by_hand(team, tmp_path, 
         "    track.log(acc=0.9)\n"
         "print('done')\n"
     )
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        env=_env(tmp_path, url),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+    proc = _python(tmp_path, url, str(script))
     assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr
     assert "kept locally" in proc.stderr and PASSWORD not in proc.stderr
     # Pushed by hand while the database is still down: nothing lost, exit status 1.
-    down = subprocess.run(
-        [sys.executable, "-m", "nbtrack", "push", "--outbox", "--json"],
-        env=_env(tmp_path, url),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+    down = _python(tmp_path, url, "-m", "nbtrack", "push", "--outbox", "--json")
     (waiting,) = json.loads(down.stdout)
     assert down.returncode == 1 and len(waiting["failed"]) == 1 and waiting["copied"] == []
     assert outbox.waiting_count(url) == 1 and PASSWORD not in down.stdout + down.stderr
@@ -254,14 +268,7 @@ def test_a_running_run_waits_and_a_script_run_is_pushed_by_hand(team, tmp_path, 
     assert (folder / outbox.WAITING).exists()  # the running run is not pushed yet
     running.finish()
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "nbtrack", "push", "--outbox", "--json"],
-        env=_env(tmp_path, url),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+    proc = _python(tmp_path, url, "-m", "nbtrack", "push", "--outbox", "--json")
     assert proc.returncode == 0, proc.stderr
     (pushed,) = json.loads(proc.stdout)
     assert len(pushed["copied"]) == 1 and pushed["copied"][0] == running.id
@@ -441,14 +448,7 @@ print("done", flush=True)
 
 
 def _push_outbox(tmp_path: Path, url: str) -> tuple[int, list[dict], str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "nbtrack", "push", "--outbox", "--json"],
-        env=_env(tmp_path, url),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+    proc = _python(tmp_path, url, "-m", "nbtrack", "push", "--outbox", "--json")
     assert PASSWORD not in proc.stdout + proc.stderr
     return proc.returncode, json.loads(proc.stdout or "[]"), proc.stderr
 
@@ -460,17 +460,7 @@ def test_a_run_whose_store_drops_mid_run_is_completed_by_push(team, tmp_path, en
     script = tmp_path / "train.py"
     script.write_text(_MIDRUN)
     proxy.start()
-    proc = subprocess.Popen(
-        [sys.executable, str(script), ending],
-        env=_env(tmp_path, url),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    run_id = proc.stdout.readline().strip()
+    proc, run_id = _start(tmp_path, url, str(script), ending)
     assert len(_team_points(real_url, run_id)["loss"]) == 5  # flushed before the drop
     proxy.stop()
     out, err = proc.communicate("go\n", timeout=120)
@@ -630,14 +620,7 @@ def test_a_run_left_open_at_exit_is_ended_in_a_reachable_store(team, tmp_path) -
         "run.log(loss=0.5)\n"
         "print(run.id)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        env=_env(tmp_path, url),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+    proc = _python(tmp_path, url, str(script))
     assert proc.returncode == 0 and "nbtrack:" not in proc.stderr, proc.stderr
     run_id = proc.stdout.strip()
     assert _team_points(real_url, run_id) == {"loss": [(0, 1.0), (1, 0.5)]}
@@ -863,17 +846,7 @@ def test_artifacts_saved_while_the_store_is_down_at_the_end_are_pushed(team, tmp
     script = tmp_path / "save.py"
     script.write_text(_ARTIFACTS)
     proxy.start()
-    proc = subprocess.Popen(
-        [sys.executable, str(script)],
-        env=_env(tmp_path, url),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    run_id = proc.stdout.readline().strip()
+    proc, run_id = _start(tmp_path, url, str(script))
     proxy.stop()
     out, err = proc.communicate("go\n", timeout=120)
     assert proc.returncode == 0 and out.splitlines()[-1] == "done", err
