@@ -28,7 +28,13 @@ from typing import Any
 
 from nbtrack import config
 from nbtrack.artifacts import default_name, save_artifact
-from nbtrack.errors import NbtrackError, StoreError, StoreUnreachableError, UsageError
+from nbtrack.errors import (
+    NbtrackError,
+    StoreError,
+    StoreLockedError,
+    StoreUnreachableError,
+    UsageError,
+)
 from nbtrack.metrics import Direction, configured_goals, goal_entry, parse_goals, resolve_goals
 from nbtrack.model import ArtifactInfo, HistoryEntry, RunStatus
 from nbtrack.secrets import DEFAULT_RULES, Redactor, project_rules
@@ -258,6 +264,11 @@ class ActiveRun:
         self._git_thread: threading.Thread | None = None
         self._git: dict[str, Any] | None = None
         self._env_hash: str | None = facts.env_hash
+        #: The run's input fingerprints (``track.input`` replaces one by name).
+        self._inputs: list[dict[str, Any]] = list(facts.inputs)
+        #: Columns an update could not write (store unreachable or busy): sent with the
+        #: next update, or the final write, whichever comes first.
+        self._held: dict[str, Any] = {}
         self._closed = False
         self._beat = time.time()
         self._pending: dict[str, Any] = {}
@@ -613,9 +624,9 @@ class ActiveRun:
             if fp is None:
                 self._warn(f"input {name!r}: cannot fingerprint a {type(obj).__name__}")
                 return
-            row = self.store.run_row(self.id)
-            inputs = [i for i in row["inputs"] if i.get("name") != name] + [fp.to_dict()]
-            self._safe_update({"inputs": inputs})
+            self._inputs = [i for i in self._inputs if i.get("name") != name]
+            self._inputs.append(fp.to_dict())
+            self._safe_update({"inputs": self._inputs})
         except Exception as exc:
             self._warn(f"input {name!r} was not fingerprinted: {exc}")
 
@@ -717,10 +728,19 @@ class ActiveRun:
         return self._redactor.fields(fields)
 
     def _safe_update(self, fields: dict[str, Any]) -> None:
+        """Write ``fields`` (a note, tags, inputs, goals, params) to the run now. When the
+        store is unreachable or busy they are held, with any held before, and go with the
+        next update or the run's final write (or its outbox continuation): a note written
+        during a network blip is not lost. Another failure is a warning on the run."""
+        fields = {**self._held, **fields}
         try:
             self.store.update_run(self.id, self._clean(fields))
+        except (StoreUnreachableError, StoreLockedError):
+            self._held = fields
         except NbtrackError as exc:
             self.warnings.append(f"could not update the run: {exc}")
+        else:
+            self._held = {}
 
     def _capture(
         self, what: str, fn: Callable[[], Any], default: Any = None, *, store_errors: bool = True
@@ -889,6 +909,9 @@ class ActiveRun:
             self._git_thread.join(timeout=5.0 if self.spec.kind == "script" else 0.0)
             if self._git is not None:
                 fields["git"] = self._git
+        for column, value in self._held.items():
+            fields.setdefault(column, value)  # a note or an input written while unreachable
+        self._held = {}
         try:
             self._write_final(fields)
         except Exception as exc:

@@ -956,3 +956,55 @@ def test_a_parked_run_with_a_folder_artifact_is_pushed_with_its_files(team, tmp_
     restored = nbtrack.get_run(run.id, store=team_store).load_artifact("data")
     assert (restored / "sub" / "rows.csv").read_text() == "a,b\n1,2\n"
     team_store.close()
+
+
+def test_a_note_tags_and_inputs_written_while_the_store_is_down_are_kept(team, tmp_path) -> None:
+    """Columns a run writes as it goes (``track.note``, ``track.tag``, ``track.input``,
+    ``track.log_params``) meet the dropped connection: they are held and go with the next
+    update that reaches the database (a blip), or with the run's end, or, still down at the
+    end, with its continuation that push completes."""
+    import numpy as np
+
+    import nbtrack
+
+    proxy, url, real_url = team
+    proxy.start()
+    run = nbtrack.run(name="blip", capture_env=False)
+    run.log(step=0, loss=1.0)
+    run.flush()
+    proxy.stop()
+    run.note("written while the database was down")
+    run.input(np.arange(10), "train_x")
+    proxy.start()
+    run.tag("after-the-blip")  # reaches the database, and the held note and input with it
+    row = _team_row(real_url, run.id)
+    assert row["note"] == "written while the database was down"
+    assert [i["name"] for i in row["inputs"]] == ["train_x"]
+    assert row["tags"] == ["after-the-blip"]
+    run.finish()
+    assert _team_row(real_url, run.id)["warnings"] == []
+
+    down = nbtrack.run(name="outage", capture_env=False)
+    down.log(step=0, loss=1.0)
+    down.flush()
+    proxy.stop()
+    down.note("first")
+    down.input(np.arange(5), "x")
+    down.input(np.arange(6), "x")  # replaces the one of the same name, as when reachable
+    down.input(np.ones(3), "y")
+    down.log_params(lr=0.25)
+    down.note("second")  # the later note wins
+    down.log(step=1, loss=0.5)
+    down.finish()
+    folder = outbox.outbox_dir(url)
+    (kept,) = _outbox_rows(folder)
+    assert kept["id"] == down.id and kept["note"] == "second"
+    proxy.start()
+    code, reports, err = _push_outbox(tmp_path, url)
+    assert code == 0, err
+    row = _team_row(real_url, down.id)
+    assert row["status"] == "finished" and row["note"] == "second"
+    assert row["params"] == {"lr": 0.25}
+    inputs = {i["name"]: i for i in row["inputs"]}
+    assert sorted(inputs) == ["x", "y"] and inputs["x"]["meta"]["shape"] == [6]
+    assert _team_points(real_url, down.id) == {"loss": [(0, 1.0), (1, 0.5)]}
