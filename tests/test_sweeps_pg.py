@@ -273,3 +273,58 @@ def test_a_role_that_cannot_create_optuna_schema_is_told_what_to_ask_for(
         admin.execute(f"CREATE SCHEMA {RDB_SCHEMA} AUTHORIZATION {role}")
     sweep = _open(limited, tmp_path, 1, "x = 0.5\ntrack.log(acc=x)\n", "y = 1")
     assert sweep.load_study().study_name == f"nbtrack-{sweep.id}"
+
+
+def test_a_pushed_sweep_brings_its_study_and_resumes_in_the_team_store(
+    shell, store_dir: Path, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep run on a laptop's SQLite store (its study a journal file beside it) is pushed
+    to PostgreSQL with its Optuna study (into Optuna's tables there): the team store reads
+    its study and progress, resumes it for more trials, and a pull brings the longer study
+    back into another SQLite store. Pushing again adds no trial twice."""
+    from nbtrack.sync import pull, push
+
+    line = (
+        "%%track --name t/moved --objective acc --space x=uniform(0,100) --seed 5 --no-env "
+        "--quiet --sampler random"
+    )
+    body = "\nx = 1\ntrack.log(acc=x)\n"
+    assert shell.run_cell(f"{line} --sweep 3{body}", store_history=True).success
+    local = nbtrack.get_sweep("last")
+    local_values = local.trials["value"].tolist()
+    report = push(pg_url)
+    assert report.sweeps == [local.id] and report.problems == [], report.problems
+    again = push(pg_url)
+    assert again.sweeps == [] and again.problems == []
+
+    team = open_pg_store(pg_url)
+    copy = nbtrack.get_sweep(local.id, store=team)
+    assert copy.study.study_name == local.study.study_name
+    assert [t.value for t in copy.study.get_trials()] == local_values  # once, in order
+    assert copy.study.best_value == local.best_value == copy.best_value
+    assert copy.progress().count("complete") == 3 and copy.best_params == local.best_params
+    assert _optuna_rows(
+        pg_url,
+        f"SELECT count(*) FROM {RDB_SCHEMA}.trials t JOIN {RDB_SCHEMA}.studies s "
+        f"USING (study_id) WHERE s.study_name = 'nbtrack-{local.id}'",
+    ) == [(3,)]
+
+    # Resumed in the team store: the same study goes on there.
+    monkeypatch.setenv(config.ENV_STORE, pg_url)
+    config.set_store_dir(None)
+    assert shell.run_cell(f"{line} --sweep 5 --resume{body}", store_history=True).success
+    resumed = nbtrack.get_sweep("last")
+    assert resumed.id == local.id and resumed.trials["trial"].tolist() == [0, 1, 2, 3, 4]
+    assert resumed.trials["value"].tolist()[:3] == local_values
+
+    # Pulled into another SQLite store: the five trials, in a journal beside that store.
+    elsewhere = tmp_path / "elsewhere"
+    pulled = pull(pg_url, store=elsewhere)
+    assert pulled.sweeps == [local.id] and pulled.problems == [], pulled.problems
+    back = nbtrack.get_sweep(local.id, store=elsewhere)
+    assert len(back.study.get_trials()) == 5 and back.progress().count("complete") == 5
+    assert (elsewhere / "sweeps" / f"{local.id}.journal").is_file()
+    # The laptop's store pulls the team's two new trials into its journal, after its three.
+    assert pull(pg_url, store=store_dir).problems == []
+    laptop = nbtrack.get_sweep(local.id, store=store_dir)
+    assert [t.value for t in laptop.study.get_trials()] == resumed.trials["value"].tolist()

@@ -309,3 +309,15 @@ def test_push_and_pull_carry_each_runs_project(pg_url: str, tmp_path: Path) -> N
     frame = nbtrack.runs(store=tmp_path / "laptop")
     assert list(frame["project"].fillna("-")) == ["vision", "-"]
     assert list(nbtrack.runs(store=tmp_path / "laptop", project="vision")["number"]) == [1]
+
+
+def test_a_sweep_whose_study_is_missing_is_copied_with_one_problem_line(tmp_path: Path) -> None:
+    src = Store(tmp_path / "local")
+    src.create_sweep("ef" * 16, {**_sweep_fields(), "storage": "sweeps/gone.journal"})
+    report = push(tmp_path / "team", store=src)
+    assert report.sweeps == ["ef" * 16]  # the record and its trial links still go
+    (line,) = report.problems
+    assert line.startswith("sweep #1 (efefefef): its Optuna study was not copied: its Optuna")
+    assert "gone.journal is missing" in line
+    assert not (tmp_path / "local" / "sweeps" / "gone.journal").exists()  # not created
+    assert push(tmp_path / "team", store=src).problems == report.problems  # tried again

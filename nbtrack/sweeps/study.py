@@ -49,6 +49,7 @@ __all__ = [
     "is_rdb",
     "open_journal",
     "open_storage",
+    "copy_study",
     "make_sampler",
     "make_pruner",
     "trial_seed",
@@ -152,6 +153,52 @@ def open_storage(store: Store, storage: str) -> optuna.storages.BaseStorage:
             f"({config.ENV_STORE}=postgresql://…)"
         )
     return _rdb_storage(store, url)
+
+
+def copy_study(
+    source: Store, source_storage: str, target: Store, target_storage: str, study_name: str
+) -> int:
+    """Bring the copy of a sweep's Optuna study in ``target`` up to date with ``source``
+    (``nbtrack push``/``pull``): create it when missing (same name, direction and user
+    attributes), then add the source's finished trials it lacks, in order, so trial
+    numbers match in both. Returns how many trials were added.
+
+    Only the leading run of finished trials (complete, pruned, failed) is copied: a trial
+    still running in the source is copied by a later push once it has ended, and so is
+    every trial after it. A study that went on in the target (workers there) is not merged:
+    trials are added only while the target has fewer. Raises :class:`SweepError` when the
+    source's study cannot be read.
+    """
+    import optuna
+
+    quiet_optuna()
+    if not is_rdb(source_storage) and not (source.path / source_storage).is_file():
+        # Checked first: opening a journal that is not there would create an empty one.
+        raise SweepError(f"its Optuna journal {source.path / source_storage} is missing")
+    try:
+        origin = optuna.load_study(
+            study_name=study_name, storage=open_storage(source, source_storage)
+        )
+    except (KeyError, ValueError) as exc:  # no such study (a journal that is not there)
+        raise SweepError(f"its Optuna study {study_name!r} is not in {source.shown}") from exc
+    finished = []
+    for trial in origin.get_trials(deepcopy=False):
+        if not trial.state.is_finished():
+            break
+        finished.append(trial)
+    copy = optuna.create_study(
+        study_name=study_name,
+        storage=open_storage(target, target_storage),
+        directions=origin.directions,
+        load_if_exists=True,
+    )
+    have = len(copy.get_trials(deepcopy=False))
+    if have == 0:
+        for key, value in origin.user_attrs.items():
+            copy.set_user_attr(key, value)
+    missing = finished[have:]
+    copy.add_trials(missing)  # deep-copied by Optuna, numbered in order after `have`
+    return len(missing)
 
 
 _rdb_storages: dict[tuple[int, str], optuna.storages.RDBStorage] = {}

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbtrack.errors import ArtifactError, SyncError, UnknownRunError
+from nbtrack.errors import ArtifactError, NbtrackError, SyncError, UnknownRunError
 from nbtrack.store.base import TrackingStore
 
 __all__ = [
@@ -317,29 +317,38 @@ def copy_runs(
         if progress is not None:
             progress(action, run_id)
     if not refs:
-        report.sweeps = copy_sweeps(source, target)
+        report.sweeps, problems = copy_sweeps(source, target)
+        report.problems.extend(problems)
     return report
 
 
-def copy_sweeps(source: TrackingStore, target: TrackingStore) -> list[str]:
-    """Copy the sweeps the target lacks, with their trials' links to runs; returns their ids.
+def copy_sweeps(source: TrackingStore, target: TrackingStore) -> tuple[list[str], list[str]]:
+    """Copy the sweeps the target lacks, with their trials' links to runs and their Optuna
+    studies; returns their ids and one line per problem.
 
-    A sweep is copied once (by id); its trial links are written again on every call, so a
-    sweep that went on after an earlier push gets its new trials.
+    A sweep is copied once (by id); its trial links are written again on every call, and
+    the finished trials its study lacks in the target are added, so a sweep that went on
+    after an earlier push gets its new trials. The target's study lives where the target
+    keeps its sweeps' studies (a journal file beside a SQLite store, Optuna's tables in a
+    PostgreSQL store's database), so ``nbtrack sweep`` commands, ``get_sweep(...).study``
+    and ``--resume`` work on the copy.
     """
     from nbtrack.errors import UnknownSweepError
 
-    copied = []
+    copied: list[str] = []
+    problems: list[str] = []
     for sweep in source.list_sweeps():
         sweep_id = str(sweep["id"])
         try:
-            target.sweep_row(sweep_id)
-            present = True
+            storage = str(target.sweep_row(sweep_id)["storage"])
         except UnknownSweepError:
-            present = False
-        if not present:
+            storage = None
+        if storage is None:
+            from nbtrack.sweeps.study import storage_for
+
+            storage = storage_for(target, sweep_id)  # type: ignore[arg-type]
             fields = {k: v for k, v in sweep.items() if k not in ("id", "number")}
-            target.create_sweep(sweep_id, fields)
+            target.create_sweep(sweep_id, {**fields, "storage": storage})
             copied.append(sweep_id)
         else:
             target.update_sweep(
@@ -349,4 +358,22 @@ def copy_sweeps(source: TrackingStore, target: TrackingStore) -> list[str]:
             target.set_sweep_trial(
                 sweep_id, int(trial["trial"]), trial["run_id"], trial["state"], trial["value"]
             )
-    return copied
+        label = f"sweep #{sweep['number']} ({sweep_id[:8]})"
+        from nbtrack.sweeps.study import copy_study
+
+        try:
+            copy_study(
+                source,  # type: ignore[arg-type]
+                str(sweep["storage"]),
+                target,  # type: ignore[arg-type]
+                storage,
+                str(sweep["study_name"]),
+            )
+        except ImportError:
+            problems.append(
+                f"{label}: its Optuna study was not copied: optuna is not installed "
+                "(pip install 'nbtrack[sweeps]'), the next push copies it"
+            )
+        except (NbtrackError, OSError) as exc:
+            problems.append(f"{label}: its Optuna study was not copied: {exc}")
+    return copied, problems
