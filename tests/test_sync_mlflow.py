@@ -347,3 +347,34 @@ def test_projects_become_experiments_and_come_back_from_them(
     assert nbtrack.get_run(native.info.run_id, store=laptop).project == project  # experiment
     pull(url, store=laptop, experiment="nbtrack")
     assert nbtrack.get_run(ids[1], store=laptop).project is None  # pushed with none
+
+
+def test_an_outbox_continuation_is_not_pushed_to_mlflow_as_a_run(
+    tmp_path: Path, client: Any, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outbox holds the ends of runs that live in a team database (kept by the tracker
+    when the database went down mid-run): not whole runs, so pushing the outbox folder to
+    MLflow refuses them, one line each, instead of creating a partial MLflow run."""
+    from nbtrack.sync import outbox
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    url = "postgresql://ana@127.0.0.1:1/team"  # only names the outbox; never reached
+    run_id = uuid.uuid4().hex
+    folder = outbox.keep_continuation(
+        url,
+        run_id,
+        7,
+        {"name": "cut", "kind": "script", "start_time": 1.0},
+        {"status": "finished", "end_time": 2.0},
+        [("loss", 3, 0.5, 2.0)],
+        {"loss": 3},
+        "the database went away",
+    )
+    experiment = _experiment()
+    report = push(f"mlflow+{mlflow_uri}", store=folder, experiment=experiment)
+    assert report.failed == [run_id] and report.copied == []
+    (line,) = report.problems
+    assert line.startswith(f"run {run_id[:8]} not pushed: this is the end of a run of a team")
+    assert "nbtrack push --outbox" in line
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is None or _runs_tagged(client, experiment, run_id) == []

@@ -30,7 +30,7 @@ from typing import Any
 from nbtrack.errors import NbtrackError, SyncError
 from nbtrack.secrets import redact_text
 from nbtrack.store.base import TrackingStore
-from nbtrack.sync.stores import INCOMPLETE, SyncReport, needs_copy
+from nbtrack.sync.stores import CONTINUATION, INCOMPLETE, SyncReport, needs_copy
 
 __all__ = [
     "COMPLETE_TAG",
@@ -321,6 +321,15 @@ def _push_all(
         row = store.run_row(run_id)
         if INCOMPLETE in (row.get("extra") or {}) or row["kind"] == "mlflow":
             continue  # half-copied here, or a run that came from MLflow: not ours to push
+        if CONTINUATION in (row.get("extra") or {}):
+            # An outbox's end of a run that lives in a team database (not a whole run):
+            # `nbtrack push --outbox` completes it there; push that database to MLflow.
+            report.failed.append(run_id)
+            report.problems.append(
+                f"run {run_id[:8]} not pushed: this is the end of a run of a team database, "
+                "kept in its outbox; run `nbtrack push --outbox`, then push from the database"
+            )
+            continue
         with _refused(f"pushing run #{row['number']}", uri):
             target = experiments.id(experiment_for(row, experiment))
             action = _push_if_needed(client, [target], store, row)
