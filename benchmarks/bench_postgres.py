@@ -411,7 +411,13 @@ def start_mlflow(backend: str, root: Path) -> tuple[subprocess.Popen[bytes], str
         if proc.poll() is not None:
             break
     proc.kill()
-    raise RuntimeError(f"mlflow server did not start; see {root / 'mlflow.log'}")
+    log.close()
+    # The log's folder is deleted on the way out: say what it said.
+    tail = (root / "mlflow.log").read_text(errors="replace").strip().splitlines()[-5:]
+    raise RuntimeError(
+        "mlflow server did not start (is the bench extra installed? "
+        "pip install -e '.[bench]'); its log ends:\n" + "\n".join(tail)
+    )
 
 
 def main() -> None:
