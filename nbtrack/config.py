@@ -108,6 +108,11 @@ StoreLocation = Path | StoreURL
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+def is_url(text: str) -> bool:
+    """Whether ``text`` is written as a URL (``scheme://…``), not a folder."""
+    return _URL_SCHEME.match(text) is not None
+
+
 def store_location(location: str | os.PathLike[str]) -> StoreLocation:
     """``location`` as the config carries it: a :class:`StoreURL` for ``scheme://…`` text,
     else the folder with ``~`` expanded (not made absolute: callers decide)."""
@@ -171,14 +176,24 @@ def project_store(start: str | os.PathLike[str] | None = None) -> StoreLocation 
         raise UsageError(f"{path}: [store] location must be a folder or a postgresql:// URL")
     location = store_location(value)
     if isinstance(location, StoreURL):
-        if shown_location(location) != location:  # nbtrack.secrets found a password in it
-            raise UsageError(
-                f"{path}: [store] location {shown_location(location)} carries a password; "
-                "remove it from the file (it is shared) and put it in ~/.pgpass or $PGPASSWORD"
-            )
+        refuse_password_in_file(path, "[store] location", location, "~/.pgpass or $PGPASSWORD")
         return location
     folder = location if location.is_absolute() else path.parent / location
     return _store_in(folder)
+
+
+def refuse_password_in_file(path: Path, key: str, url: str, instead: str) -> None:
+    """Refuse, in one :class:`~nbtrack.errors.UsageError` line, a URL with a password
+    (``user:…@``, ``?password=``) read from ``nbtrack.toml`` at ``path``: the file is shared
+    with the project, so the password belongs in ``instead`` (where the client looks)."""
+    shown = shown_location(url)
+    if shown != url:  # nbtrack.secrets found a password in it
+        from nbtrack.errors import UsageError
+
+        raise UsageError(
+            f"{path}: {key} {shown} carries a password; remove it from the file (it is "
+            f"shared) and put it in {instead}"
+        )
 
 
 def _store_in(folder: Path) -> Path:

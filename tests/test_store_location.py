@@ -300,3 +300,67 @@ def test_registry_messages_name_a_database_by_its_redacted_url(pg_url: str) -> N
         assert "hunter2-pw" not in repr(Registry(store))
     finally:
         store.close()
+
+
+def test_unknown_runs_and_sweeps_are_named_in_the_database_not_its_local_folder(
+    pg_url: str, tmp_path: Path
+) -> None:
+    url = pg_url.replace("@", ":hunter2-pw@", 1)
+    connect_store(url).close()  # nbtrack's tables, no runs
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbtrack", "show", "999", "--store", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode != 0
+    (line,) = proc.stderr.strip().splitlines()
+    shown = url.replace(":hunter2-pw@", ":<redacted>@")
+    assert f"no run matches '999' in the store at {shown};" in line
+    store = connect_store(url)
+    try:
+        with pytest.raises(nbtrack.errors.UnknownSweepError) as caught:
+            store.resolve_sweep("7")
+        assert f"in the store at {shown};" in str(caught.value)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("location", "hint"),
+    [
+        ("postgresql+psycopg://ana:s3cret-pw@127.0.0.1:5432/nbtrack", "(write postgresql://…)"),
+        ("POSTGRESQL://ana:s3cret-pw@127.0.0.1/nbtrack", "(write postgresql://…)"),
+        ("mysql://ana:s3cret-pw@127.0.0.1/nbtrack", ""),
+        ("https://ana:s3cret-pw@example.com/store", ""),
+    ],
+)
+def test_a_url_that_is_not_postgresql_is_refused_not_made_a_folder(
+    location: str, hint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Taken as a folder, such a URL used to become nested directories holding the
+    password in their names, and runs went there silently. Every way a store is chosen
+    refuses it in one line, password redacted; a cell and a script still run."""
+    monkeypatch.chdir(tmp_path)
+    scheme = location.split("://", 1)[0]
+    shown = location.replace(":s3cret-pw@", ":<redacted>@")
+    expected = f"{shown}: unknown store URL scheme {scheme!r}"
+    for opener in (connect_store, open_store):
+        with pytest.raises(nbtrack.errors.StoreError) as caught:
+            opener(location)
+        assert str(caught.value).startswith(expected) and hint in str(caught.value)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbtrack", "runs", "--store", location],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode != 0 and expected in proc.stderr and "s3cret" not in proc.stderr
+    monkeypatch.setenv(config.ENV_STORE, location)
+    config.set_store_dir(None)
+    with pytest.raises(nbtrack.errors.StoreError):
+        nbtrack.runs()
+    config.set_store_dir(None)
+    assert [p.name for p in tmp_path.iterdir()] == []  # no folder made of the URL

@@ -26,7 +26,25 @@ def connect_store(location: str | os.PathLike[str], *, create: bool = True) -> S
     from nbtrack.store.postgres import PostgresStore, postgres_url
 
     url = postgres_url(location)
-    return PostgresStore(url, create=create) if url is not None else Store(location, create=create)
+    if url is not None:
+        return PostgresStore(url, create=create)
+    _refuse_other_urls(location)
+    return Store(location, create=create)
+
+
+def _refuse_other_urls(location: object) -> None:
+    """A ``scheme://…`` location that is not PostgreSQL's is a mistake (a typo, another
+    database, SQLAlchemy's ``postgresql+psycopg://``), not a folder to create: as a folder
+    it would hold the URL, password included, in its path. One line, password redacted."""
+    if isinstance(location, str) and config.is_url(location):
+        from nbtrack.errors import StoreError
+
+        scheme = location.split("://", 1)[0]
+        hint = " (write postgresql://…)" if scheme.lower().startswith("postgres") else ""
+        raise StoreError(
+            f"{config.shown_location(location)}: unknown store URL scheme {scheme!r}{hint}; "
+            "a store is a folder or a postgresql:// URL"
+        )
 
 
 def open_store(path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Store:
@@ -38,6 +56,7 @@ def open_store(path: str | os.PathLike[str] | None = None, *, create: bool = Tru
     url = postgres_url(location)
     if url is not None:
         return open_pg_store(url, create=create)
+    _refuse_other_urls(location)
     folder = Path(location).expanduser().absolute()
     with _open_lock:
         store = _open_stores.get(folder)

@@ -308,7 +308,7 @@ class Store(RegistryTables):
         """One run as a dict of its columns, JSON columns decoded."""
         rows = self._query(f"SELECT {','.join(RUN_COLUMNS)} FROM runs WHERE id=?", (run_id,))
         if not rows:
-            raise UnknownRunError(run_id, self.path)
+            raise UnknownRunError(run_id, self.shown)
         return decode_row(rows[0])
 
     def resolve(self, ref: object) -> str:
@@ -317,7 +317,7 @@ class Store(RegistryTables):
         if text in ("last", "latest", "-1"):
             rows = self._query("SELECT id FROM runs ORDER BY number DESC LIMIT 1")
             if not rows:
-                raise UnknownRunError(ref, self.path)
+                raise UnknownRunError(ref, self.shown)
             return str(rows[0][0])
         digits = text[1:] if text.startswith("#") else text
         # isascii: str.isdigit() is also true of '¹' and '٣', which int() refuses.
@@ -331,7 +331,7 @@ class Store(RegistryTables):
                 return str(rows[0][0])
             if len(rows) > 1:
                 raise AmbiguousRunError(text, len(rows))
-        raise UnknownRunError(ref, self.path)
+        raise UnknownRunError(ref, self.shown)
 
     def list_runs(
         self,
@@ -581,7 +581,7 @@ class Store(RegistryTables):
 
         rows = self._query(f"SELECT {','.join(SWEEP_COLUMNS)} FROM sweeps WHERE id=?", (sweep_id,))
         if not rows:
-            raise UnknownSweepError(sweep_id, self.path)
+            raise UnknownSweepError(sweep_id, self.shown)
         return _decode_sweep(rows[0])
 
     def resolve_sweep(self, ref: object) -> str:
@@ -603,7 +603,7 @@ class Store(RegistryTables):
                 if len(rows) > 1:
                     raise AmbiguousRunError(text, len(rows))
         if not rows:
-            raise UnknownSweepError(ref, self.path)
+            raise UnknownSweepError(ref, self.shown)
         return str(rows[0][0])
 
     def list_sweeps(self, *, name: str | None = None) -> list[dict[str, Any]]:
