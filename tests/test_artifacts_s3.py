@@ -351,3 +351,32 @@ def test_nbtrack_toml_names_the_bucket_and_its_options(
     assert _keys(_s3fs(s3_endpoint), f"{BUCKET}/from-toml") == [
         f"{BUCKET}/from-toml/{digest[:2]}/{digest[2:]}"
     ]
+
+
+def test_a_short_password_in_the_bucket_url_is_hidden_and_the_toml_refuses_one(
+    store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore repeats ``user:password@bucket`` as the "bucket name" in its error; the
+    value rule skips values as short as ``pw`` (too like ordinary words), so the URL's
+    own ``:password@`` form is hidden whatever its length. In nbtrack.toml (shared with
+    the project) a password in ``[store] artifacts`` is refused: one warning, no upload."""
+    monkeypatch.delenv(config.ENV_ARTIFACTS_OPTIONS, raising=False)
+    monkeypatch.setenv(config.ENV_ARTIFACTS, f"s3://ana:pw@{BUCKET}/x")
+    with pytest.warns(TrackingWarning):
+        with nbtrack.run(name="s3/short") as track:
+            track.artifact(b"payload", name="raw")
+    (warning,) = nbtrack.get_run("last").warnings
+    assert "artifact 'raw' was not stored" in warning
+    assert ":pw@" not in warning and f"ana:<redacted>@{BUCKET}" in warning
+
+    monkeypatch.delenv(config.ENV_ARTIFACTS)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nbtrack.toml").write_text(f'[store]\nartifacts = "s3://ana:pw@{BUCKET}/x"\n')
+    with pytest.warns(TrackingWarning):
+        with nbtrack.run(name="s3/toml-password") as track:
+            track.artifact(b"payload", name="raw")
+            ran = True
+    assert ran
+    (warning,) = nbtrack.get_run("last").warnings
+    assert f"[store] artifacts s3://ana:<redacted>@{BUCKET}/x carries a password" in warning
+    assert ":pw@" not in warning and "~/.aws/credentials" in warning

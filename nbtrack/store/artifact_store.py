@@ -41,7 +41,7 @@ import xxhash
 
 from nbtrack import config
 from nbtrack.errors import ArtifactError, UsageError
-from nbtrack.secrets import redact_text
+from nbtrack.secrets import REDACTED, redact_text
 
 #: Prefix of content being written (a name ``gc`` may remove once it is old enough).
 TEMP_PREFIX = ".tmp-"
@@ -263,7 +263,7 @@ class FsspecArtifacts(ArtifactLocation):
         except (ValueError, TypeError) as exc:
             raise ArtifactError(
                 f"cannot use {self.description} for artifacts "
-                f"({redact_text(str(exc), self._hidden)}); "
+                f"({self._redact(str(exc))}); "
                 f"check {config.ENV_ARTIFACTS} and its options"
             ) from None
         self.root = str(root).rstrip("/")
@@ -271,6 +271,14 @@ class FsspecArtifacts(ArtifactLocation):
     def key(self, digest: str) -> str:
         """The object key of content ``digest``."""
         return f"{self.root}/{digest[:2]}/{digest[2:]}"
+
+    def _redact(self, text: str) -> str:
+        """``text`` without the URL's password: its ``:password@`` form whatever its
+        length (the value rule skips values too short to tell from ordinary words), then
+        every other credential format."""
+        for password in self._hidden:
+            text = text.replace(f":{password}@", f":{REDACTED}@")
+        return redact_text(text, self._hidden)
 
     @contextlib.contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
@@ -281,7 +289,7 @@ class FsspecArtifacts(ArtifactLocation):
             raise
         except Exception as exc:
             # One line however many the library wrote (botocore's span several).
-            text = redact_text(" ".join(str(exc).split())[:300], self._hidden)
+            text = self._redact(" ".join(str(exc).split())[:300])
             raise ArtifactError(
                 f"cannot {doing} artifact content at {self.description} "
                 f"({type(exc).__name__}: {text}); check that it is reachable and the "
@@ -439,7 +447,16 @@ def configured_artifacts() -> tuple[str, dict[str, Any]] | None:
     section: dict[str, Any] = {}
     if found is not None and isinstance(found[1].get("store"), dict):
         section = found[1]["store"]
-    url = os.environ.get(config.ENV_ARTIFACTS) or str(section.get("artifacts") or "")
+    url = os.environ.get(config.ENV_ARTIFACTS) or ""
+    if not url and found is not None and section.get("artifacts"):
+        url = str(section["artifacts"])
+        config.refuse_password_in_file(
+            found[0],
+            "[store] artifacts",
+            url,
+            "the file system's own credentials (for S3: ~/.aws/credentials or "
+            "$AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY)",
+        )
     if "://" not in url:
         return None
     raw = os.environ.get(config.ENV_ARTIFACTS_OPTIONS)

@@ -36,7 +36,16 @@ def default_remote() -> str | None:
     found = config.project_config()
     section = found[1].get("sync") if found else None
     remote = section.get("remote") if isinstance(section, dict) else None
-    return str(remote) if remote else None
+    if not remote or found is None:
+        return None
+    config.refuse_password_in_file(
+        found[0],
+        "[sync] remote",
+        str(remote),
+        "~/.pgpass or $PGPASSWORD (MLflow: $MLFLOW_TRACKING_USERNAME and "
+        "$MLFLOW_TRACKING_PASSWORD)",
+    )
+    return str(remote)
 
 
 def parse_target(spec: str | os.PathLike[str] | None) -> Target:
