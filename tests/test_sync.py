@@ -321,3 +321,66 @@ def test_a_sweep_whose_study_is_missing_is_copied_with_one_problem_line(tmp_path
     assert "gone.journal is missing" in line
     assert not (tmp_path / "local" / "sweeps" / "gone.journal").exists()  # not created
     assert push(tmp_path / "team", store=src).problems == report.problems  # tried again
+
+
+def test_a_run_pushed_while_its_process_runs_is_replaced_after_the_process_ended(
+    tmp_path: Path,
+) -> None:
+    """The copy of a running run names the source's process; once that process has ended,
+    the target marks the copy crashed (its process is gone) before the next push compares
+    them. The push replaces it with the finished run, all points, not skip it as done."""
+    local = tmp_path / "local"
+    script = tmp_path / "long.py"
+    script.write_text(
+        "import sys\n"
+        "import nbtrack\n"
+        "with nbtrack.run(name='long', store=sys.argv[1], capture_env=False) as track:\n"
+        "    for i in range(5):\n"
+        "        track.log(step=i, loss=float(i))\n"
+        "    track.flush()\n"
+        "    print(track.id, flush=True)\n"
+        "    sys.stdin.readline()\n"
+        "    for i in range(5, 10):\n"
+        "        track.log(step=i, loss=float(i))\n"
+    )
+    root = str(Path(__file__).resolve().parent.parent)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(local)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    assert proc.stdout is not None
+    run_id = proc.stdout.readline().strip()
+    assert push(tmp_path / "team", store=local).copied == [run_id]
+    proc.communicate("go\n", timeout=120)
+    assert proc.returncode == 0
+    team = Store(tmp_path / "team")
+    team.mark_crashed()  # what any process opening the team store does first
+    assert team.run_row(run_id)["status"] == "crashed"
+    team.close()
+    report = push(tmp_path / "team", store=local)
+    assert report.updated == [run_id], report
+    team = Store(tmp_path / "team")
+    assert team.run_row(run_id)["status"] == "finished"
+    assert team.metric_points(run_id, "loss") == [(i, float(i)) for i in range(10)]
+    team.close()
+    assert push(tmp_path / "team", store=local).skipped == [run_id]
+
+
+def test_a_password_in_sync_remote_in_nbtrack_toml_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """nbtrack.toml is shared with the project: as for [store] location, a password in
+    [sync] remote is one line saying where it goes instead, and nothing is pushed."""
+    _make_runs(tmp_path / ".nbtrack")
+    (tmp_path / "nbtrack.toml").write_text(
+        '[sync]\nremote = "postgresql://ana:s3cret-pw@127.0.0.1:1/team"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NBTRACK_STORE", raising=False)
+    assert cli.main(["push"]) != 0
+    err = capsys.readouterr().err
+    assert "[sync] remote postgresql://ana:<redacted>@127.0.0.1:1/team carries a password" in err
+    assert "~/.pgpass" in err and "s3cret" not in err

@@ -102,14 +102,18 @@ def needs_copy(source_row: dict[str, Any], target_row: dict[str, Any] | None) ->
     """``"copy"``, ``"update"`` or ``None`` (nothing to do) for one run.
 
     A target copy is replaced when it is half-written (a push killed midway) or when it
-    was copied while still running and the source has moved on since.
+    was copied while still running and the source has moved on since. Such a copy may
+    read "crashed" by then: the target marks a running copy crashed once the process it
+    names has ended (the source's process, which finished the run), so a crashed copy
+    whose source says otherwise, or holds other metrics, is replaced too.
     """
     if target_row is None:
         return "copy"
     if INCOMPLETE in (target_row.get("extra") or {}):
         return "update"
-    if target_row["status"] == "running" and (
-        source_row["status"] != "running" or source_row.get("metrics") != target_row["metrics"]
+    if target_row["status"] in ("running", "crashed") and (
+        source_row["status"] != target_row["status"]
+        or source_row.get("metrics") != target_row["metrics"]
     ):
         return "update"
     return None
