@@ -19,7 +19,7 @@ import pytest
 
 import nbtrack
 from nbtrack import cli
-from nbtrack.errors import StoreError, SyncError
+from nbtrack.errors import SyncError
 from nbtrack.store.sqlite import Store
 from nbtrack.sync import pull, push
 from nbtrack.sync.stores import INCOMPLETE
@@ -238,7 +238,7 @@ def test_bad_targets_are_one_line_with_the_password_redacted(tmp_path: Path) -> 
     with pytest.raises(SyncError) as info:
         push("s3://user:hunter2@bucket/x", store=tmp_path / "local")
     assert "hunter2" not in str(info.value) and "unknown store URL scheme" in str(info.value)
-    with pytest.raises(StoreError) as info:
+    with pytest.raises(SyncError) as info:
         pull(tmp_path / "nowhere", store=tmp_path / "local")
     assert "no nbtrack store" in str(info.value)
 
@@ -384,3 +384,26 @@ def test_a_password_in_sync_remote_in_nbtrack_toml_is_refused(
     err = capsys.readouterr().err
     assert "[sync] remote postgresql://ana:<redacted>@127.0.0.1:1/team carries a password" in err
     assert "~/.pgpass" in err and "s3cret" not in err
+
+
+def test_a_wrong_from_folder_and_an_experiment_for_a_store_are_one_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = tmp_path / "local"
+    _make_runs(local)
+    assert cli.main(["pull", "--from", str(tmp_path / "typo"), "--store", str(local)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"nbtrack: error: no nbtrack store at {tmp_path / 'typo'}; check --from (a store "
+        "folder, a postgresql:// URL or mlflow+http://host:port)"
+    )
+    assert not (tmp_path / "typo").exists()
+    team = str(tmp_path / "team")
+    for argv in (
+        ["push", "--to", team, "--experiment", "digits"],
+        ["pull", "--from", team, "--experiment", "digits"],
+    ):
+        assert cli.main([*argv, "--store", str(local)]) != 0
+        err = capsys.readouterr().err
+        assert "--experiment names an MLflow experiment (mlflow+http://…)" in err
+    assert not (tmp_path / "team").exists()  # nothing was pushed

@@ -57,6 +57,7 @@ def push(
     and aliases to MLflow's model registry.
     """
     target = parse_target(to)
+    _experiment_is_mlflows(target, experiment)
     local = _local(store, create=False)
     if model is not None:
         if target.kind != "mlflow":
@@ -92,6 +93,7 @@ def pull(
     ``"mlflow"`` that ``runs()`` and compare show with the others.
     """
     target = parse_target(source)
+    _experiment_is_mlflows(target, experiment)
     local = _local(store, create=True)
     if target.kind == "mlflow":
         from nbtrack.sync.mlflow import pull_mlflow
@@ -102,3 +104,12 @@ def pull(
         return copy_runs(remote, local, refs, source_name=target.shown, progress=progress)
     finally:
         remote.close()
+
+
+def _experiment_is_mlflows(target: Target, experiment: str | None) -> None:
+    """``--experiment`` names an MLflow experiment: given for a store it would do nothing."""
+    if experiment is not None and target.kind != "mlflow":
+        raise SyncError(
+            "--experiment names an MLflow experiment (mlflow+http://…); between nbtrack "
+            "stores runs keep their projects (--project when they are tracked)"
+        )

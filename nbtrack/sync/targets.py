@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nbtrack import config
@@ -81,4 +82,11 @@ def open_store_target(target: Target, *, create: bool) -> Any:
             f"{target.shown}: unknown store URL scheme {location.split('://', 1)[0]!r}; "
             "give a store folder, a postgresql:// URL or mlflow+http://host:port"
         )
-    return connect_store(config.command_store_dir(location, search_upwards=False), create=create)
+    folder = config.command_store_dir(location, search_upwards=False)
+    if not create and not (Path(folder) / config.DB_FILENAME).exists():
+        # The store's own message names --store; here the folder came from --from.
+        raise SyncError(
+            f"no nbtrack store at {folder}; check --from (a store folder, a postgresql:// URL "
+            "or mlflow+http://host:port)"
+        )
+    return connect_store(folder, create=create)
