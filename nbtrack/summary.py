@@ -70,6 +70,10 @@ def run_text(record: RunRecord, deltas: Deltas = None) -> str:
         lines.append(f"  user:    {record.user}")
     if record.project:
         lines.append(f"  project: {record.project}")
+    if record.tags:
+        lines.append("  tags:    " + ", ".join(record.tags))
+    if record.note:
+        lines.append(f"  note:    {_one_line(record.note)}")
     if record.params:
         lines.append(
             "  params:  " + ", ".join(f"{k}={fmt_value(v, 24)}" for k, v in record.params.items())
@@ -102,6 +106,12 @@ def run_text(record: RunRecord, deltas: Deltas = None) -> str:
     return "\n".join(lines)
 
 
+def _one_line(text: str, width: int = 200) -> str:
+    """``text`` on one line (whitespace runs folded), cut at ``width`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
 def _shape(fp: Any) -> str:
     shape = fp.meta.get("shape")
     return f"{tuple(shape)} " if shape else ""
@@ -131,7 +141,13 @@ def run_html(record: RunRecord, deltas: Deltas = None) -> str:
         f"{fmt_duration(record.duration)} <span style='color:#57606a'>id {record.id[:12]}"
         + (f" · by {html.escape(record.user)}" if record.user else "")
         + (f" · project {html.escape(record.project)}" if record.project else "")
+        + (f" · tags {html.escape(', '.join(record.tags))}" if record.tags else "")
         + "</span></div>",
+        *(
+            [f"<div style='color:#57606a'>{html.escape(_one_line(record.note, 500))}</div>"]
+            if record.note
+            else []
+        ),
         "<div style='display:flex;flex-wrap:wrap'>",
     ]
     if record.params:

@@ -89,3 +89,14 @@ def test_summary_depends_on_records_not_query_and_records_on_the_model() -> None
     import nbtrack.query as query
 
     assert query.RunRecord is RunRecord and query.RunDiff is RunDiff  # re-exported
+
+
+def test_a_runs_tags_and_note_are_in_its_summaries(store_dir: Path) -> None:
+    with nbtrack.run(name="t/noted", store=store_dir, capture_env=False, tags=["a", "b"]) as track:
+        track.note("tried a smaller lr\n  <because> the loss diverged")
+    record = nbtrack.get_run("last")
+    text = run_text(record)
+    assert "  tags:    a, b" in text
+    assert "  note:    tried a smaller lr <because> the loss diverged" in text
+    html = run_html(record)
+    assert "tags a, b" in html and "&lt;because&gt; the loss diverged" in html
