@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from nbtrack import config
 from nbtrack.artifacts import default_name, save_artifact
@@ -1140,6 +1140,12 @@ class DetachedRun:
     def __repr__(self) -> str:
         return f"<nbtrack run not recorded: {self.reason}>"
 
+    def __enter__(self) -> DetachedRun:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        return None  # the block's own exception goes on, as without nbtrack
+
     def log(self, step: int | None = None, **metrics: Any) -> None:
         """Does nothing: this run is not recorded."""
 
@@ -1303,6 +1309,9 @@ def start_script_run(
 ) -> ActiveRun:
     """Start a run for script code; the code recorded is the ``__main__`` file's source.
 
+    A store that cannot be used gives, with one ``nbtrack: this run is not recorded: …``
+    line on stderr, a :class:`DetachedRun` (``with`` works, every call does nothing).
+
     ``stop_at``: end the run once that metric is logged at that step (:func:`stop_point`).
     """
     main = sys.modules.get("__main__")
@@ -1326,7 +1335,14 @@ def start_script_run(
         stop_at=stop_at,
         project=project,
     )
-    return ActiveRun.start(spec, store)
+    try:
+        return ActiveRun.start(spec, store)
+    except StoreError as exc:
+        # The store cannot be used (refused, locked, corrupt, read-only…): the script's
+        # block still runs, as a notebook cell does (the %%track magic's rule), with a
+        # stand-in that accepts every `track` call; a bad argument (UsageError) still raises.
+        print(f"nbtrack: this run is not recorded: {exc}", file=sys.stderr)
+        return cast(ActiveRun, DetachedRun(str(exc)))  # nbtrack.run's annotation is ActiveRun
 
 
 def _script_source(path: str) -> str:

@@ -317,9 +317,13 @@ def test_a_password_is_never_shown_and_a_dead_server_is_one_line(pg_server: Any)
         connect_store(url)
     message = str(info.value)
     assert "hunter2-secret" not in message and "<redacted>" in message
-    assert "\n" not in message and "check that the server runs" in message
-    with pytest.raises(StoreError, match="Connection refused|connection failed"):
+    # The server answered: a refusal, which says so (tests/test_pg_refusals.py has them all).
+    assert "\n" not in message and 'refused the connection: database "no_such_db"' in message
+    assert "check that the server runs" not in message
+    with pytest.raises(StoreError, match="Connection refused|connection failed") as down:
         connect_store("postgresql://u:hunter2-secret@127.0.0.1:1/db")
+    assert "hunter2-secret" not in str(down.value)
+    assert str(down.value).endswith("check that the server runs and the store URL is right")
 
 
 def test_the_url_reaches_the_store_from_the_environment(

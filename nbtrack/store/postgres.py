@@ -478,7 +478,44 @@ def _artifacts_folder(url: str) -> Path:
 #: A connection failure where the server answered and refused (bad password, no such
 #: database or role, pg_hba.conf): libpq spells those ``FATAL:``; the transient ones here
 #: (a server starting, stopping, recovering or full) are still "come back later".
-_REFUSED = re.compile(r"FATAL:(?!.*(starting up|shutting down|recovery|too many))", re.DOTALL)
+_REFUSED = re.compile(
+    r"FATAL:(?!.*(starting up|shutting down|recovery|not yet accepting connections"
+    r"|too many|remaining connection slots))",
+    re.DOTALL,
+)
+#: Refusals libpq itself reports, without ``FATAL:``: the server asked for a password there
+#: was none for, or the connection's settings cannot be met (SSL, channel binding,
+#: ``require_auth``, certificates, a bad parameter value). Waiting never fixes those.
+_CLIENT_REFUSALS = re.compile(
+    r"no password supplied|SSL was required|channel binding|authentication method "
+    r"requirement|certificate|private key|invalid \w+ value|invalid connection option"
+    r"|invalid URI|invalid integer value",
+    re.IGNORECASE,
+)
+#: What a refusal's message tells the user to check, by what was refused (first match).
+_REFUSAL_ADVICE = (
+    (
+        re.compile(r"SSL|channel binding|certificate|private key", re.IGNORECASE),
+        "check the store URL's SSL settings (sslmode, sslrootcert, channel_binding) against "
+        "what the server offers",
+    ),
+    (
+        re.compile(r"invalid|authentication method requirement", re.IGNORECASE),
+        "check the parameters in the store URL",
+    ),
+    (
+        re.compile(r"pg_hba\.conf|permission denied|not permitted", re.IGNORECASE),
+        "check the role and the database name; the server's administrator decides who may "
+        "connect (pg_hba.conf, CONNECT, LOGIN)",
+    ),
+)
+_DEFAULT_ADVICE = "check the role, its password (~/.pgpass or PGPASSWORD) and the database name"
+#: libpq's framing of a connection error: ``connection failed: connection to server at
+#: "host", port N failed: FATAL:  …`` — the reason is what follows.
+_FRAMING = re.compile(
+    r"^(connection failed: |connection is bad: )?(connection to server (at|on) .*? failed: )?"
+    r"(FATAL:\s+|fe_sendauth:\s+)?"
+)
 
 
 def is_unreachable(exc: BaseException) -> bool:
@@ -488,14 +525,35 @@ def is_unreachable(exc: BaseException) -> bool:
     code = str(getattr(exc, "sqlstate", None) or "")
     if code:  # 08 connection exception, 53 insufficient resources, 57 operator intervention
         return code[:2] in ("08", "53", "57")
-    # libpq's own connection errors carry no SQLSTATE; only those the server sent say FATAL.
-    return _REFUSED.search(str(exc)) is None
+    # libpq's own connection errors carry no SQLSTATE: the server's refusals say FATAL, and
+    # libpq's own refusals (no password to send, SSL it cannot have) are known texts.
+    text = str(exc)
+    return _REFUSED.search(text) is None and _CLIENT_REFUSALS.search(text) is None
+
+
+def refusal_reason(text: str) -> str:
+    """The reason in a refused connection's first line, without libpq's framing:
+    ``password authentication failed for user "ana"``."""
+    return _FRAMING.sub("", text, count=1).strip() or text
+
+
+def refusal_advice(reason: str) -> str:
+    """What to check for the refusal ``reason`` (:data:`_REFUSAL_ADVICE`)."""
+    for pattern, advice in _REFUSAL_ADVICE:
+        if pattern.search(reason):
+            return advice
+    return _DEFAULT_ADVICE
 
 
 @contextlib.contextmanager
 def translate_pg_errors(url: str) -> Iterator[None]:
     """Turn psycopg's errors into nbtrack's, each one line that says what to do (and
-    never the URL's password)."""
+    never the URL's password).
+
+    A connection the server could not be reached for is :class:`StoreUnreachableError`
+    ("cannot reach …; check that the server runs"); one it refused (or that libpq refused
+    to make: no password, SSL) a :class:`StoreError` saying so and what to check.
+    """
     import psycopg
 
     try:
@@ -512,14 +570,20 @@ def translate_pg_errors(url: str) -> Iterator[None]:
                 f"the PostgreSQL store {redact_url(url)} is busy ({text}); retry"
             ) from None
         # Unreachable is its own class: a run start then keeps the run in the outbox.
-        raise (StoreUnreachableError if is_unreachable(exc) else StoreError)(
-            f"cannot reach the PostgreSQL store {redact_url(url)} ({text}); check that the "
-            f"server runs and the URL in {config.ENV_STORE} is right"
+        if is_unreachable(exc):
+            raise StoreUnreachableError(
+                f"cannot reach the PostgreSQL store {redact_url(url)} ({text}); check that "
+                "the server runs and the store URL is right"
+            ) from None
+        reason = refusal_reason(text)
+        raise StoreError(
+            f"the PostgreSQL store {redact_url(url)} refused the connection: {reason}; "
+            f"{refusal_advice(reason)}"
         ) from None
     except psycopg.errors.UndefinedTable as exc:
         raise StoreCorruptError(
             f"the PostgreSQL store {redact_url(url)} is missing part of its schema "
-            f"({redact_text(str(exc).splitlines()[0])}); point {config.ENV_STORE} at a "
+            f"({redact_text(str(exc).splitlines()[0])}); point the store URL at a "
             "database nbtrack created"
         ) from None
     except psycopg.Error as exc:
