@@ -1,8 +1,9 @@
 """Who is acting (on runs and on the registry), from which host, and for which project.
 
 The user is ``$NBTRACK_USER`` when set (CI jobs, shared accounts), else git's
-``user.email``, else git's ``user.name``, else the login name. Git is asked once per
-process and folder: the answer does not change while a kernel runs.
+``user.email``, else git's ``user.name``, else the login name (on a PostgreSQL store, the
+database role: :func:`database_role` when the database cannot be asked). Git is asked once
+per process and folder: the answer does not change while a kernel runs.
 
 A run's project (a short name that scopes a team's runs, docs/team.md) is the one the run
 names (``%%track --project``, ``nbtrack.run(project=...)``), else ``$NBTRACK_PROJECT``,
@@ -11,6 +12,7 @@ else ``[project] name`` of the nearest ``nbtrack.toml``, else none: :func:`curre
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import getpass
 import os
@@ -56,6 +58,33 @@ def current_user(cwd: str | os.PathLike[str] | None = None) -> str:
     found = _git_identity(str(cwd or os.getcwd()))
     if found:
         return found
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def database_role(url: str) -> str:
+    """The role libpq connects to the database ``url`` as, found without connecting: the
+    user the URL names (``postgresql://ana@…`` or ``?user=ana``), else ``$PGUSER``, else the
+    login name (libpq's own default). A run kept in a database's outbox records it as its
+    user when nobody declared one, as the database would have (its ``current_user``)."""
+    named = None
+    try:
+        import psycopg.conninfo
+
+        named = psycopg.conninfo.conninfo_to_dict(url).get("user")
+    except Exception:  # noqa: BLE001 - no psycopg, or a URL libpq would refuse anyway
+        from urllib.parse import unquote, urlsplit
+
+        with contextlib.suppress(ValueError):
+            username = urlsplit(url).username
+            named = unquote(username) if username else None
+    if named:
+        return str(named)
+    from_env = os.environ.get("PGUSER", "").strip()
+    if from_env:
+        return from_env
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -129,5 +158,6 @@ __all__ = [
     "current_host",
     "current_project",
     "current_user",
+    "database_role",
     "declared_user",
 ]

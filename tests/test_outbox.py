@@ -1008,3 +1008,42 @@ def test_a_note_tags_and_inputs_written_while_the_store_is_down_are_kept(team, t
     inputs = {i["name"]: i for i in row["inputs"]}
     assert sorted(inputs) == ["x", "y"] and inputs["x"]["meta"]["shape"] == [6]
     assert _team_points(real_url, down.id) == {"loss": [(0, 1.0), (1, 0.5)]}
+
+
+def test_a_parked_run_records_the_database_role_as_its_user(team, tmp_path, monkeypatch) -> None:
+    """Nobody named (no $NBTRACK_USER, no git identity), a run on PostgreSQL records the
+    database role; parked, the database cannot be asked, so it records the role the URL
+    names (else $PGUSER), not this machine's login name, and the push keeps it."""
+    proxy, url, real_url = team
+    monkeypatch.delenv(config.ENV_USER, raising=False)
+    monkeypatch.delenv("PGUSER", raising=False)
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    role = url.split("://", 1)[1].split(":", 1)[0]
+    assert role == "nbtrack" and role != __import__("getpass").getuser()
+    script = "import nbtrack\nwith nbtrack.run(name={!r}, capture_env=False): pass\n"
+    assert _python(tmp_path, url, "-c", script.format("from-url")).returncode == 0
+    # No user in the URL: libpq's $PGUSER names the role.
+    no_user = url.replace(f"{role}:{PASSWORD}@", "")
+    monkeypatch.setenv("PGUSER", "pguser-role")
+    done = _python(tmp_path, no_user, "-c", script.format("from-pguser"))
+    assert done.returncode == 0 and "kept locally" in done.stderr, done.stderr
+    monkeypatch.delenv("PGUSER")
+    monkeypatch.setenv(config.ENV_USER, "declared")  # a declared user still wins
+    assert _python(tmp_path, url, "-c", script.format("declared")).returncode == 0
+    monkeypatch.delenv(config.ENV_USER)
+
+    kept = Store(outbox.outbox_dir(url), create=False)
+    users = {name: user for name, user in kept.list_runs(columns=("name", "user_name"))}
+    kept.close()
+    assert users == {"from-url": role, "from-pguser": "pguser-role", "declared": "declared"}
+
+    proxy.start()
+    pushed = _python(tmp_path, url, "-m", "nbtrack", "push", "--outbox")
+    assert pushed.returncode == 0, pushed.stderr
+    team_store = connect_store(real_url, create=False)
+    try:
+        pushed_users = dict(team_store.list_runs(columns=("name", "user_name")))
+    finally:
+        team_store.close()
+    assert pushed_users == users

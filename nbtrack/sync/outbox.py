@@ -8,10 +8,14 @@ in a background thread at the next run start that reaches the database, or by ha
 
 Decisions (docs/team.md, "When the team store is unreachable"):
 
-* Only "unreachable" parks a run (:class:`~nbtrack.errors.StoreUnreachableError`: refused,
-  timed out or dropped connections, a server starting or stopping). A refusal (wrong
-  password, no such database, a schema too new) is the user's to fix, so it still reads
-  "this run is not recorded" rather than filling an outbox nobody will be able to push.
+* Only "unreachable" parks a run (:class:`~nbtrack.errors.StoreUnreachableError`: nothing
+  listening, timed out or dropped connections, a server starting or stopping). A refusal
+  (no password to send, a wrong one, no such database or role, pg_hba.conf, SSL, a schema
+  too new: :func:`nbtrack.store.postgres.is_unreachable`) is the user's to fix, so it
+  still reads "this run is not recorded" rather than filling an outbox nobody will be
+  able to push.
+* A parked run that names no user records the database role its URL connects as
+  (:class:`OutboxStore`), as the database would have, not the login name.
 * The outbox is named by the database (``host_port_dbname``, as the artifact cache is), so
   every URL spelling of one database shares it; it knows its database by the URL with
   the user's password removed (``database.json``). The password comes, when pushing, from
@@ -66,6 +70,7 @@ from nbtrack.sync.stores import CONTINUATION, SyncReport, copy_runs
 __all__ = [
     "DATABASE",
     "WAITING",
+    "OutboxStore",
     "Parked",
     "drain",
     "drain_soon",
@@ -169,11 +174,43 @@ def open_outbox(url: str) -> Store:
     return _open_outbox(url)
 
 
+class OutboxStore(Store):
+    """An outbox's store. A run in it that names no user (no ``$NBTRACK_USER``, no git
+    identity) records :attr:`role`, the role its database would have recorded (the
+    column's default there, ``current_user``): :func:`~nbtrack.identity.database_role` of
+    the URL the run was for, not this machine's login name, which the push would carry
+    into the team store."""
+
+    #: The database role of the URL last parked here (set by :func:`open_outbox`).
+    role: str | None = None
+
+    def create_run(self, run_id: str, fields: dict[str, Any]) -> int:
+        """Insert a new run (its user the database role when none is named)."""
+        if fields.get("user_name") is None and self.role:
+            fields = {**fields, "user_name": self.role}
+        return super().create_run(run_id, fields)
+
+
+#: The outbox store of each folder, shared in this process (its later runs, held
+#: artifacts and continuations write through it).
+_outbox_stores: dict[Path, OutboxStore] = {}
+_outbox_lock = threading.Lock()
+
+
 def _open_outbox(url: str) -> Store:
-    from nbtrack.store.routing import open_store
+    from nbtrack.identity import database_role
 
     folder = outbox_dir(url)
-    store = open_store(folder)  # shared, so this process's later runs write through it too
+    with _outbox_lock:
+        store = _outbox_stores.get(folder)
+        if store is not None and not store.is_current():
+            # The folder was deleted or replaced under us (open_store's rule): start over.
+            store.close()
+            store = None
+        if store is None:
+            store = OutboxStore(folder)
+            _outbox_stores[folder] = store
+    store.role = database_role(url)
     database = folder / DATABASE
     if not database.exists():
         tmp = database.with_suffix(".tmp")
