@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from nbtrack.query import RunDiff, RunRecord
     from nbtrack.registry import ModelVersion
     from nbtrack.sweeps.records import SweepRecord
-    from nbtrack.tracker import ActiveRun
+    from nbtrack.tracker import ActiveRun, DetachedRun
     from nbtrack.widgets.compare import CompareWidget
     from nbtrack.widgets.models import ModelsWidget
 
@@ -74,7 +74,7 @@ def run(
     goals: dict[str, str] | None = None,
     stop_at: dict[str, Any] | None = None,
     project: str | None = None,
-) -> ActiveRun:
+) -> ActiveRun | DetachedRun:
     """Start a tracked run for script code; use it as ``with nbtrack.run(...) as track:``.
 
     ``seed`` seeds ``random``, NumPy and (when imported) PyTorch; ``deterministic`` turns on
@@ -86,6 +86,8 @@ def run(
     ``project`` scopes the run to a team's project (default: ``$NBTRACK_PROJECT``, then
     ``[project] name`` in nbtrack.toml, else none; docs/team.md).
     The same tracker backs the ``%%track`` magic. See :class:`nbtrack.tracker.ActiveRun`.
+    On a store that cannot be used (refused, locked, corrupt) it prints one line and
+    returns a :class:`~nbtrack.tracker.DetachedRun`, whose calls do nothing: the code runs.
     """
     from nbtrack.tracker import start_script_run
 

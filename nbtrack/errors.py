@@ -58,9 +58,10 @@ class StoreLockedError(StoreError):
 
 
 class StoreUnreachableError(StoreError):
-    """A database store cannot be reached (no answer, refused or dropped connection, a server
-    starting or shutting down): worth retrying later, unlike a refusal (wrong password, no
-    such database or role), which needs the user to fix the configuration."""
+    """A database store cannot be reached (no answer, nothing listening on its port, a
+    dropped connection, a server starting or shutting down): worth retrying later, unlike
+    a refusal by the server (wrong or missing password, no such database or role, SSL
+    required), which needs the user to fix the configuration."""
 
 
 class StoreSchemaError(StoreError):

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from nbtrack import config
 from nbtrack.artifacts import default_name, save_artifact
@@ -1306,7 +1306,7 @@ def start_script_run(
     goals: Mapping[str, str] | None = None,
     stop_at: Mapping[str, Any] | None = None,
     project: str | None = None,
-) -> ActiveRun:
+) -> ActiveRun | DetachedRun:
     """Start a run for script code; the code recorded is the ``__main__`` file's source.
 
     A store that cannot be used gives, with one ``nbtrack: this run is not recorded: …``
@@ -1342,7 +1342,7 @@ def start_script_run(
         # block still runs, as a notebook cell does (the %%track magic's rule), with a
         # stand-in that accepts every `track` call; a bad argument (UsageError) still raises.
         print(f"nbtrack: this run is not recorded: {exc}", file=sys.stderr)
-        return cast(ActiveRun, DetachedRun(str(exc)))  # nbtrack.run's annotation is ActiveRun
+        return DetachedRun(str(exc))
 
 
 def _script_source(path: str) -> str:
