@@ -5,9 +5,13 @@ optional dependency (``pip install 'nbtrack[mlflow]'``), imported here only when
 
 Idempotent both ways through tags: a pushed MLflow run carries ``nbtrack.run_id`` (the
 global id), and :data:`COMPLETE_TAG` set last, so a push killed midway leaves a run without
-it that the next push deletes and writes again. A pulled run keeps the MLflow run id as its
-nbtrack id (both are 32 hex digits), so pulling again finds it; a run that MLflow got from
-nbtrack comes back under its original nbtrack id.
+it that the next push deletes and writes again; a run is looked for in every active
+experiment, so one pushed once is not pushed again to another. A run's artifacts are read
+(and checked against their hashes) before anything of it is written, so a run whose content
+cannot be read is reported as not copied and the others still go. A pulled run keeps the
+MLflow run id as its nbtrack id (both are 32 hex digits), so pulling again finds it; a run
+that MLflow got from nbtrack comes back under its original nbtrack id, and one an nbtrack
+push left half-written is not pulled. Pull imports oldest first, so numbers follow time.
 
 Projects (docs/team.md#projects) map to experiments: without ``--experiment`` a run is pushed
 to the experiment named after its project (``nbtrack`` for a run with none), and a pulled
@@ -27,8 +31,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from nbtrack.errors import NbtrackError, SyncError
+from nbtrack.errors import AmbiguousRunError, ArtifactError, NbtrackError, SyncError
 from nbtrack.secrets import redact_text
+from nbtrack.store.artifact_store import file_hash
 from nbtrack.store.base import TrackingStore
 from nbtrack.sync.stores import CONTINUATION, INCOMPLETE, SyncReport, needs_copy
 
@@ -97,14 +102,17 @@ _QUIET = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 _NO_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
 
 
-def _connect(uri: str, experiment: str | None, *, create: bool) -> tuple[Any, list[str]]:
-    """The client and the experiment ids to use; one clear line when the server is not there."""
+def _connect(
+    uri: str, experiment: str | None, *, create: bool, again: str = "push"
+) -> tuple[Any, list[str]]:
+    """The client and the experiment ids to use (every active one for no ``experiment``
+    and not ``create``); one clear line, ending "then ``again`` again", when the server is
+    not there."""
     client = _client(uri)
     try:
         with _environ(**_NO_RETRIES):
             if experiment is None and not create:
-                found = client.search_experiments()
-                return client, [e.experiment_id for e in found]
+                return client, _active_experiment_ids(client)
             name = experiment or DEFAULT_EXPERIMENT
             got = client.get_experiment_by_name(name)
     except NbtrackError:
@@ -113,13 +121,25 @@ def _connect(uri: str, experiment: str | None, *, create: bool) -> tuple[Any, li
         raise SyncError(
             f"cannot reach the MLflow server at {redact_text(uri)} "
             f"({redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:200]})"
-            "; check that it is running and the URL is right, then push again"
+            f"; check that it is running and the URL is right, then {again} again"
         ) from None
     if got is None:
         if not create:
             raise SyncError(f"no MLflow experiment named {name!r} at {redact_text(uri)}")
         return client, [client.create_experiment(name)]
     return client, [got.experiment_id]
+
+
+def _active_experiment_ids(client: Any) -> list[str]:
+    """The ids of every active experiment at the server, all pages."""
+    ids: list[str] = []
+    page_token = None
+    while True:
+        page = client.search_experiments(max_results=1000, page_token=page_token)
+        ids += [str(e.experiment_id) for e in page]
+        page_token = page.token
+        if not page_token:
+            return ids
 
 
 def experiment_for(row: dict[str, Any], experiment: str | None) -> str:
@@ -185,11 +205,33 @@ def _param_value(text: str) -> Any:
     return value if isinstance(value, (int, float, bool, list, dict)) else text
 
 
-def _find(client: Any, experiment_ids: list[str], run_id: str) -> Any:
-    found = client.search_runs(
-        experiment_ids, filter_string=f"tags.`{RUN_ID_TAG}` = '{run_id}'", max_results=5
+def _tagged(client: Any, experiment_ids: Sequence[str], run_id: str) -> list[Any]:
+    """The MLflow runs in ``experiment_ids`` that carry nbtrack run ``run_id``'s id tag."""
+    if not experiment_ids:
+        return []
+    return list(
+        client.search_runs(
+            list(experiment_ids),
+            filter_string=f"tags.`{RUN_ID_TAG}` = '{run_id}'",
+            max_results=50,
+        )
     )
-    return found[0] if found else None
+
+
+def _complete(run: Any) -> bool:
+    return bool(run.data.tags.get(COMPLETE_TAG) == "true")
+
+
+def _find(client: Any, experiment_ids: list[str], run_id: str) -> Any:
+    """The MLflow run of nbtrack run ``run_id`` (a complete one first): looked for in
+    ``experiment_ids``, then in every other active experiment (a run pushed once is not
+    pushed again to another experiment, so it may be in any)."""
+    found = _tagged(client, experiment_ids, run_id)
+    if not found:
+        others = [e for e in _active_experiment_ids(client) if e not in experiment_ids]
+        found = _tagged(client, others, run_id)
+    complete = [run for run in found if _complete(run)]
+    return (complete or found or [None])[0]
 
 
 def _export_script(store: TrackingStore, run_id: str) -> str | None:
@@ -202,7 +244,62 @@ def _export_script(store: TrackingStore, run_id: str) -> str | None:
         return None  # a run with no history, or one that cannot be exported: no script
 
 
-def _push_one(client: Any, experiment_id: str, store: TrackingStore, row: dict[str, Any]) -> None:
+def _copy_checked(store: TrackingStore, name: str, digest: str, local: Path) -> Path:
+    """Artifact ``name``'s content ``digest`` copied to ``local`` and checked against its
+    hash; :class:`~nbtrack.errors.ArtifactError` (one line) when it cannot be read."""
+    local.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copyfile(store.artifact_file(digest), local)
+        actual, _ = file_hash(local)
+    except ArtifactError as exc:
+        raise ArtifactError(f"artifact {name!r}: {exc}") from None
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        raise ArtifactError(
+            f"artifact {name!r} cannot be read (content {digest[:12]}, "
+            f"{exc.strerror or type(exc).__name__}{where}); restore it, or point this shell "
+            "at the store's artifact storage (NBTRACK_ARTIFACTS), then push again"
+        ) from None
+    if actual != digest:
+        raise ArtifactError(
+            f"artifact {name!r} is damaged: its content no longer matches its hash "
+            f"{digest[:12]}; run `nbtrack gc --verify` on the store"
+        )
+    return local
+
+
+def _read_artifacts(store: TrackingStore, run_id: str, tmp: Path) -> list[tuple[Path, str]]:
+    """Every artifact of run ``run_id`` as a checked local copy in ``tmp`` and the MLflow
+    folder it goes to (a folder artifact's files keep their paths under its name). Read
+    before anything of the run is written to MLflow, so a run whose content is unreadable
+    leaves nothing there."""
+    staged = []
+    for name, kind, digest, _size, meta in store.artifacts(run_id):
+        folder = str(Path(name).parent).strip("./")
+        base = "nbtrack" + (f"/{folder}" if folder else "")
+        leaf = Path(name).name or digest
+        if kind == "dir":
+            for rel, file_digest in sorted((meta.get("files") or {}).items()):
+                # The content file is named by its hash; MLflow shows the file's own name.
+                local = Path(tmp, str(file_digest), Path(rel).name)
+                inner = str(Path(leaf, rel).parent)
+                staged.append(
+                    (_copy_checked(store, name, str(file_digest), local), f"{base}/{inner}")
+                )
+        else:
+            local = Path(tmp, digest, leaf)
+            staged.append((_copy_checked(store, name, digest, local), base))
+    return staged
+
+
+def _push_one(
+    client: Any,
+    experiment_id: str,
+    store: TrackingStore,
+    row: dict[str, Any],
+    artifacts: list[tuple[Path, str]],
+    tmp: Path,
+) -> None:
     from mlflow.entities import Metric, Param, RunTag
 
     run_id = str(row["id"])
@@ -241,19 +338,13 @@ def _push_one(client: Any, experiment_id: str, store: TrackingStore, row: dict[s
     ]
     for start in range(0, len(metrics), _BATCH_METRICS):
         client.log_batch(mlflow_id, metrics=metrics[start : start + _BATCH_METRICS])
-    with tempfile.TemporaryDirectory(prefix="nbtrack-push-") as tmp:
-        for name, _kind, digest, _size, _meta in store.artifacts(run_id):
-            # The content file is named by its hash; MLflow shows the artifact's own name.
-            local = Path(tmp, digest, Path(name).name or digest)
-            local.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(store.artifact_file(digest), local)
-            folder = str(Path(name).parent).strip("./")
-            client.log_artifact(mlflow_id, str(local), "nbtrack" + (f"/{folder}" if folder else ""))
-        script = _export_script(store, run_id)
-        if script is not None:
-            path = Path(tmp, f"run_{row['number']}.py")
-            path.write_text(script, encoding="utf-8")
-            client.log_artifact(mlflow_id, str(path), "nbtrack/script")
+    for local, folder in artifacts:
+        client.log_artifact(mlflow_id, str(local), folder)
+    script = _export_script(store, run_id)
+    if script is not None:
+        path = Path(tmp, f"run_{row['number']}.py")
+        path.write_text(script, encoding="utf-8")
+        client.log_artifact(mlflow_id, str(path), "nbtrack/script")
     status = _STATUS_TO_MLFLOW.get(str(row["status"]), "FINISHED")
     if status != "RUNNING":
         end = row.get("end_time") or row.get("heartbeat") or row["start_time"]
@@ -262,23 +353,17 @@ def _push_one(client: Any, experiment_id: str, store: TrackingStore, row: dict[s
     client.log_batch(mlflow_id, tags=[RunTag(COMPLETE_TAG, "true")])
 
 
-def _push_if_needed(
-    client: Any, experiments: list[str], store: TrackingStore, row: dict[str, Any]
-) -> str | None:
-    """Push one run unless MLflow has it complete: ``"copy"``, ``"update"`` or ``None``."""
-    existing = _find(client, experiments, str(row["id"]))
-    action = "copy"
-    if existing is not None:
-        tags = existing.data.tags
-        complete = tags.get(COMPLETE_TAG) == "true"
-        if complete and not (
+def _stale(client: Any, experiments: list[str], row: dict[str, Any]) -> list[Any] | None:
+    """The MLflow runs of ``row`` to replace (``[]``: none there yet), or ``None`` when
+    MLflow has it complete in any of ``experiments``."""
+    found = _tagged(client, experiments, str(row["id"]))
+    for run in found:
+        tags = run.data.tags
+        if _complete(run) and not (
             tags.get("nbtrack.status") == "running" and row["status"] != "running"
         ):
             return None
-        client.delete_run(existing.info.run_id)  # half-written, or pushed while running
-        action = "update"
-    _push_one(client, experiments[0], store, row)
-    return action
+    return found  # half-written, or pushed while running
 
 
 def push_mlflow(
@@ -311,6 +396,9 @@ def _push_all(
     # created when first needed (so only reachability is checked here).
     client, _ = _connect(uri, experiment, create=experiment is not None)
     experiments = _Experiments(client)
+    # A run is pushed once, whichever experiment it went to: it is looked for in all.
+    with _refused("listing the MLflow experiments", uri):
+        everywhere = _active_experiment_ids(client)
     report = SyncReport(store.shown, "mlflow+" + redact_text(uri))
     ids = (
         [store.resolve(ref) for ref in refs]
@@ -332,10 +420,23 @@ def _push_all(
             continue
         with _refused(f"pushing run #{row['number']}", uri):
             target = experiments.id(experiment_for(row, experiment))
-            action = _push_if_needed(client, [target], store, row)
-        if action is None:
+            stale = _stale(client, list(dict.fromkeys([target, *everywhere])), row)
+        if stale is None:
             report.skipped.append(run_id)
             continue
+        action = "update" if stale else "copy"
+        with tempfile.TemporaryDirectory(prefix="nbtrack-push-") as tmp:
+            try:
+                # Read first: a run whose content cannot be read writes nothing to MLflow.
+                artifacts = _read_artifacts(store, run_id, Path(tmp))
+            except ArtifactError as exc:
+                report.failed.append(run_id)
+                report.problems.append(f"run #{row['number']} not copied: {exc}")
+                continue
+            with _refused(f"pushing run #{row['number']}", uri):
+                for run in stale:
+                    client.delete_run(run.info.run_id)
+                _push_one(client, target, store, row, artifacts, Path(tmp))
         (report.copied if action == "copy" else report.updated).append(run_id)
         if progress is not None:
             progress(action, run_id)
@@ -410,55 +511,102 @@ def _pulled_project(names: _Experiments, run: Any) -> str | None:
 def pull_mlflow(
     store: TrackingStore,
     uri: str,
+    refs: Sequence[object] = (),
     *,
     experiment: str | None = None,
     progress: Callable[[str, str], None] | None = None,
 ) -> SyncReport:
-    """Import the runs of an MLflow server (every experiment, or ``experiment``) into ``store``
-    as runs of kind ``"mlflow"``, so ``runs()`` and compare show them. Idempotent: a run
-    pulled before is skipped unless it was still running then."""
+    """Import the runs of an MLflow server (every experiment, or ``experiment``; all, or
+    those ``refs`` name: an MLflow run id or an unambiguous prefix of it, or ``last``) into
+    ``store`` as runs of kind ``"mlflow"``, oldest first, so ``runs()`` and compare show
+    them. Idempotent: a run pulled before is skipped unless it was still running then. A
+    run an nbtrack push left half-written is not pulled."""
     with _environ(**_QUIET):
-        return _pull_all(store, uri, experiment, progress)
+        return _pull_all(store, uri, refs, experiment, progress)
+
+
+def _pullable(client: Any, experiments: list[str]) -> list[Any]:
+    """The runs of ``experiments``, oldest first, without those an nbtrack push left
+    half-written (its id tag and no completion tag: nbtrack's own unfinished writes)."""
+    runs: list[Any] = []
+    page_token = None
+    while experiments:
+        page = client.search_runs(experiments, max_results=1000, page_token=page_token)
+        runs += [run for run in page if RUN_ID_TAG not in run.data.tags or _complete(run)]
+        page_token = page.token
+        if not page_token:
+            break
+    return sorted(runs, key=lambda run: (run.info.start_time or 0, str(run.info.run_id)))
+
+
+def _select(runs: list[Any], refs: Sequence[object], where: str) -> list[Any]:
+    """The runs ``refs`` name (in ``runs``' order): each an MLflow run id or an unambiguous
+    prefix of it (4+ characters; a run that came from nbtrack also by its nbtrack id), or
+    ``last`` (the newest). All or nothing: an unknown ref raises before anything is pulled."""
+    chosen: set[str] = set()
+    for ref in refs:
+        text = str(ref).strip().lower()
+        if text in ("last", "latest", "-1"):
+            hits = runs[-1:]
+        elif len(text) >= 4 and all(c in "0123456789abcdef" for c in text):
+            hits = [
+                run
+                for run in runs
+                if str(run.info.run_id).startswith(text)
+                or str(run.data.tags.get(RUN_ID_TAG, "")).startswith(text)
+            ]
+        else:
+            hits = []
+        if len(hits) > 1:
+            raise AmbiguousRunError(str(ref), len(hits))
+        if not hits:
+            raise SyncError(
+                f"no MLflow run matches {str(ref)!r} at {where}; a ref here is an MLflow run "
+                "id or an unambiguous prefix of it (4+ characters), or 'last'"
+            )
+        chosen.add(str(hits[0].info.run_id))
+    return [run for run in runs if str(run.info.run_id) in chosen]
 
 
 def _pull_all(
     store: TrackingStore,
     uri: str,
+    refs: Sequence[object],
     experiment: str | None,
     progress: Callable[[str, str], None] | None,
 ) -> SyncReport:
-    client, experiments = _connect(uri, experiment, create=False)
+    client, experiments = _connect(uri, experiment, create=False, again="pull")
     names = _Experiments(client)
     report = SyncReport("mlflow+" + redact_text(uri), store.shown)
-    page_token = None
-    while experiments:
-        page = client.search_runs(experiments, max_results=1000, page_token=page_token)
-        for run in page:
-            nbtrack_id = run.data.tags.get(RUN_ID_TAG)
-            run_id = nbtrack_id or run.info.run_id
-            try:
-                target_row: dict[str, Any] | None = store.run_row(run_id)
-            except NbtrackError:
-                target_row = None
-            source = {
-                "status": _STATUS_FROM_MLFLOW.get(str(run.info.status), "finished"),
-                "metrics": dict(run.data.metrics),
-            }
-            if target_row is not None and nbtrack_id and target_row["kind"] != "mlflow":
-                report.skipped.append(run_id)  # pushed from nbtrack: the original is here
-                continue
-            action = needs_copy(source, target_row)
-            if action is None:
-                report.skipped.append(run_id)
-                continue
-            if action == "update":
-                store.delete_runs([run_id])
-            with _refused(f"pulling MLflow run {run.info.run_id}", uri):
-                _pull_one(client, store, run, run_id, uri, _pulled_project(names, run))
-            (report.copied if action == "copy" else report.updated).append(run_id)
-            if progress is not None:
-                progress(action, run_id)
-        page_token = page.token
-        if not page_token:
-            break
+    with _refused("listing the MLflow runs", uri):
+        runs = _pullable(client, experiments)
+    if refs:
+        where = redact_text(uri) + (f" in experiment {experiment!r}" if experiment else "")
+        runs = _select(runs, refs, where)
+    # Oldest first, so the local numbers follow time (`last` is the newest).
+    for run in runs:
+        nbtrack_id = run.data.tags.get(RUN_ID_TAG)
+        run_id = nbtrack_id or run.info.run_id
+        try:
+            target_row: dict[str, Any] | None = store.run_row(run_id)
+        except NbtrackError:
+            target_row = None
+        source = {
+            "status": _STATUS_FROM_MLFLOW.get(str(run.info.status), "finished"),
+            "metrics": dict(run.data.metrics),
+        }
+        if target_row is not None and nbtrack_id and target_row["kind"] != "mlflow":
+            report.skipped.append(run_id)  # pushed from nbtrack: the original is here
+            continue
+        action = needs_copy(source, target_row)
+        if action is None:
+            report.skipped.append(run_id)
+            continue
+        if action == "update":
+            store.delete_runs([run_id])
+        with _refused(f"pulling MLflow run {run.info.run_id}", uri):
+            _pull_one(client, store, run, run_id, uri, _pulled_project(names, run))
+        (report.copied if action == "copy" else report.updated).append(run_id)
+        if progress is not None:
+            progress(action, run_id)
     return report
