@@ -456,11 +456,6 @@ def test_pull_from_mlflow_skips_half_pushed_runs_numbers_by_time_and_takes_refs(
     assert [r[0] for r in store.list_runs(columns=("id",))] == [middle, late]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nbtrack.sync.pull does not pass its refs to pull_mlflow yet "
-    "(nbtrack/sync/__init__.py); drop this mark when it does",
-)
 def test_pull_ref_unknown_is_one_line_and_exit_1(
     tmp_path: Path, client: Any, mlflow_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

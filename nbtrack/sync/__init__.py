@@ -98,7 +98,7 @@ def pull(
     if target.kind == "mlflow":
         from nbtrack.sync.mlflow import pull_mlflow
 
-        return pull_mlflow(local, target.location, experiment=experiment, progress=progress)
+        return pull_mlflow(local, target.location, refs, experiment=experiment, progress=progress)
     remote = open_store_target(target, create=False)
     try:
         return copy_runs(remote, local, refs, source_name=target.shown, progress=progress)
