@@ -167,6 +167,21 @@ class _KeptArtifact:
         return (self.name, self.kind, self.digest, self.size, self.meta)
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning raised in our caller at the first frame
+    outside nbtrack: the user's line (``track.artifact(...)``), however deep inside
+    nbtrack the warning was decided."""
+    frame = sys._getframe(2)  # the caller of warn()
+    level = 2
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
 class Captures:
     """Runs capture steps for one run: a step that fails becomes a warning on the run,
     never an exception in the user's code. :attr:`warnings` is what the run stores."""
@@ -177,7 +192,7 @@ class Captures:
     def warn(self, message: str) -> None:
         """Record ``message`` on the run and show it as a :class:`TrackingWarning`."""
         self.warnings.append(message)
-        warnings.warn(f"nbtrack: {message}", TrackingWarning, stacklevel=4)
+        warnings.warn(f"nbtrack: {message}", TrackingWarning, stacklevel=_user_stacklevel())
 
     def __call__(
         self, what: str, fn: Callable[[], Any], default: Any = None, *, store_errors: bool = True

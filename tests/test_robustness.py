@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -185,3 +186,23 @@ def test_missing_widget_packages_name_the_extra(monkeypatch) -> None:
     )
     with pytest.raises(nbtrack.errors.NbtrackError, match=r"nbtrack\[widgets\]"):
         nbtrack.plot("loss")
+
+
+def test_a_tracking_warning_points_at_the_users_line(tmp_path) -> None:
+    """However deep inside nbtrack a warning is decided (a capture, a held artifact), it
+    names the user's own call, not a line of nbtrack."""
+    import warnings as _warnings
+
+    import nbtrack
+    from nbtrack.tracker import TrackingWarning
+
+    with _warnings.catch_warnings(record=True) as caught:
+        _warnings.simplefilter("always")
+        with nbtrack.run(name="w", store=tmp_path / "s", capture_env=False) as track:
+            track.input(object(), "thing")  # cannot be fingerprinted: a warning
+            lines = [sys._getframe().f_lineno - 1]
+            track.log(step=2**63, loss=1.0)  # decided one call deeper: out of range
+            lines.append(sys._getframe().f_lineno - 1)
+    found = [w for w in caught if issubclass(w.category, TrackingWarning)]
+    assert "input 'thing'" in str(found[0].message) and "out of range" in str(found[1].message)
+    assert [(w.filename, w.lineno) for w in found] == [(__file__, n) for n in lines]
