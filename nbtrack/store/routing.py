@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import TypeVar, cast
 
 from nbtrack import config
 from nbtrack.store.sqlite import Store
 
-__all__ = ["connect_store", "open_store"]
+__all__ = ["connect_store", "open_store", "shared_store"]
 
-_open_stores: dict[Path, Store] = {}
+S = TypeVar("S", bound=Store)
+
+_open_stores: dict[tuple[type[Store], Path], Store] = {}
 _open_lock = threading.Lock()
 
 
@@ -57,15 +60,18 @@ def open_store(path: str | os.PathLike[str] | None = None, *, create: bool = Tru
     if url is not None:
         return open_pg_store(url, create=create)
     _refuse_other_urls(location)
-    folder = Path(location).expanduser().absolute()
+    return shared_store(Path(location).expanduser().absolute(), Store, create=create)
+
+
+def shared_store(folder: Path, kind: type[S], *, create: bool = True) -> S:
+    """The one open store of class ``kind`` on ``folder`` in this process, opened on first
+    use, and opened again when the folder was deleted or replaced under it (writing on
+    would go to an unlinked file and vanish)."""
     with _open_lock:
-        store = _open_stores.get(folder)
+        store = _open_stores.get((kind, folder))
         if store is not None and not store.is_current():
-            # The folder was deleted or replaced under us: writing on would go to an
-            # unlinked file and vanish. Start over with what is on disk now.
             store.close()
             store = None
         if store is None:
-            store = Store(folder, create=create)
-            _open_stores[folder] = store
-        return store
+            store = _open_stores[(kind, folder)] = kind(folder, create=create)
+        return cast(S, store)

@@ -191,25 +191,14 @@ class OutboxStore(Store):
         return super().create_run(run_id, fields)
 
 
-#: The outbox store of each folder, shared in this process (its later runs, held
-#: artifacts and continuations write through it).
-_outbox_stores: dict[Path, OutboxStore] = {}
-_outbox_lock = threading.Lock()
-
-
 def _open_outbox(url: str) -> Store:
+    """The outbox store of ``url``, shared in this process (its later runs, held
+    artifacts and continuations write through it)."""
     from nbtrack.identity import database_role
+    from nbtrack.store.routing import shared_store
 
     folder = outbox_dir(url)
-    with _outbox_lock:
-        store = _outbox_stores.get(folder)
-        if store is not None and not store.is_current():
-            # The folder was deleted or replaced under us (open_store's rule): start over.
-            store.close()
-            store = None
-        if store is None:
-            store = OutboxStore(folder)
-            _outbox_stores[folder] = store
+    store = shared_store(folder, OutboxStore)
     store.role = database_role(url)
     database = folder / DATABASE
     if not database.exists():

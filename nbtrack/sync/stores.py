@@ -338,6 +338,7 @@ def copy_sweeps(source: TrackingStore, target: TrackingStore) -> tuple[list[str]
     and ``--resume`` work on the copy.
     """
     from nbtrack.errors import UnknownSweepError
+    from nbtrack.sweeps.study import copy_study, storage_for
 
     copied: list[str] = []
     problems: list[str] = []
@@ -348,8 +349,6 @@ def copy_sweeps(source: TrackingStore, target: TrackingStore) -> tuple[list[str]
         except UnknownSweepError:
             storage = None
         if storage is None:
-            from nbtrack.sweeps.study import storage_for
-
             storage = storage_for(target, sweep_id)  # type: ignore[arg-type]
             fields = {k: v for k, v in sweep.items() if k not in ("id", "number")}
             target.create_sweep(sweep_id, {**fields, "storage": storage})
@@ -363,8 +362,6 @@ def copy_sweeps(source: TrackingStore, target: TrackingStore) -> tuple[list[str]
                 sweep_id, int(trial["trial"]), trial["run_id"], trial["state"], trial["value"]
             )
         label = f"sweep #{sweep['number']} ({sweep_id[:8]})"
-        from nbtrack.sweeps.study import copy_study
-
         try:
             copy_study(
                 source,  # type: ignore[arg-type]
