@@ -713,8 +713,9 @@ class PostgresStore(Store):
     def _pg(self) -> PgConnection:
         """The connection, replaced first when the last one was lost. Every statement
         reaches the connection through here (``_conn`` is otherwise only read by
-        ``_reconnect``, ``close`` and ``__del__``). A healthy connection costs one local check, libpq's own status (no
-        round trip); psycopg marks a connection closed once a call found it dropped."""
+        ``_reconnect``, ``close`` and ``__del__``). A healthy connection costs one local
+        check, libpq's own status (no round trip); psycopg marks a connection closed once
+        a call found it dropped."""
         conn: PgConnection = self._conn  # type: ignore[assignment]
         if conn.raw.closed:
             return self._reconnect()
